@@ -1,0 +1,151 @@
+/* model.c: the rest of the public API: preparing a loaded model for the fast kernels,
+ * threads, and cg_stylize, which wraps the generator with the pixel conversions
+ * (RGB8 <-> BGR in [-1, 1]) and the pad-to-a-multiple-of-4-and-crop rule. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "status.h"
+
+const char *const cg_style_names[CG_NUM_STYLES] = {"shinkai", "hayao", "hosoda", "paprika"};
+
+static int tensor_index(const char *name) {
+    for (int i = 0; i < GEN_NUM_TENSORS; i++)
+        if (strcmp(gen_tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+static const float *param(const cg_model *m, const char *layer, const char *what) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", layer, what);
+    return m->tensor[tensor_index(name)];
+}
+
+/* Conv layer names in the order of the C_* indices in model.h. */
+static void conv_name(char *buf, size_t n, int c) {
+    static const char *const head[] = {"conv01_1", "conv02_1", "conv02_2", "conv03_1", "conv03_2"};
+    static const char *const tail[] = {"deconv01_2", "deconv02_2", "deconv03_1"};
+    if (c < C_RES) snprintf(buf, n, "%s", head[c]);
+    else if (c < C_DE01_2) snprintf(buf, n, "conv%02d_%d", 4 + (c - C_RES) / 2, 1 + (c - C_RES) % 2);
+    else snprintf(buf, n, "%s", tail[c - C_DE01_2]);
+}
+
+/* Norm layer names in the order of the N_* indices. */
+static void norm_name(char *buf, size_t n, int i) {
+    if (i < N_RES) snprintf(buf, n, "in%02d_1", i + 1);
+    else if (i < N12_1) snprintf(buf, n, "in%02d_%d", 4 + (i - N_RES) / 2, 1 + (i - N_RES) % 2);
+    else snprintf(buf, n, "in%02d_1", 12 + (i - N12_1));
+}
+
+cg_status model_prepare(cg_model *m) {
+    const float *p = m->params;
+    for (int i = 0; i < GEN_NUM_TENSORS; i++) {
+        m->tensor[i] = p;
+        size_t n = 1;
+        for (int d = 0; d < gen_tensors[i].ndim; d++) n *= (size_t)gen_tensors[i].shape[d];
+        p += n;
+    }
+    size_t total = 0;
+    char name[32];
+    for (int c = 0; c < NUM_CONVS; c++) {
+        conv_name(name, sizeof name, c);
+        const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
+        total += packed_weights_floats(t->shape[0], t->shape[1] * t->shape[2] * t->shape[3]);
+    }
+    total += packed_deconv_floats(256, 128) + packed_deconv_floats(128, 64);
+    m->packed = malloc(total * sizeof(float));
+    if (!m->packed) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
+    float *dst = m->packed;
+    for (int c = 0; c < NUM_CONVS; c++) {
+        conv_name(name, sizeof name, c);
+        const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
+        int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
+        conv_name(name, sizeof name, c);
+        pack_weights(&m->conv[c], dst, param(m, name, ".weight"), rows, k);
+        m->conv_bias[c] = param(m, name, ".bias");
+        dst += packed_weights_floats(rows, k);
+    }
+    static const char *const dname[NUM_DECONVS] = {"deconv01_1", "deconv02_1"};
+    static const int dcin[NUM_DECONVS] = {256, 128}, dcout[NUM_DECONVS] = {128, 64};
+    for (int d = 0; d < NUM_DECONVS; d++) {
+        if (pack_deconv_weights(&m->deconv[d], dst, param(m, dname[d], ".weight"), dcin[d], dcout[d]) != 0)
+            return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
+        m->deconv_bias[d] = param(m, dname[d], ".bias");
+        dst += packed_deconv_floats(dcin[d], dcout[d]);
+    }
+    for (int n = 0; n < NUM_NORMS; n++) {
+        norm_name(name, sizeof name, n);
+        m->norm_scale[n] = param(m, name, ".scale");
+        m->norm_shift[n] = param(m, name, ".shift");
+    }
+    return CG_OK;
+}
+
+cg_status cg_model_set_threads(cg_model *m, int threads) {
+    if (!m || threads < 0) return cg_fail(CG_ERR_ARG, "cg_model_set_threads: invalid argument");
+    if (threads == 0) threads = cg_cpu_count();
+    if (m->pool && cg_pool_threads(m->pool) == threads) return CG_OK;
+    cg_pool_free(m->pool);
+    m->pool = NULL;
+    m->threads = threads;
+    return CG_OK;
+}
+
+static int net_threads(const cg_model *m) { return m->threads ? m->threads : cg_cpu_count(); }
+
+size_t cg_stylize_memory(const cg_model *m, int width, int height) {
+    if (width < 1 || height < 1 || (size_t)width * height > CG_MAX_NETWORK_PIXELS) return 0;
+    int hp = gen_padded_side(height), wp = gen_padded_side(width);
+    size_t io = (3 * (size_t)hp * wp + 3 * (size_t)gen_out_side(hp) * gen_out_side(wp)) * sizeof(float);
+    return generator_arena_bytes(hp, wp, m ? net_threads(m) : cg_cpu_count()) + io;
+}
+
+cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, int height,
+                     const cg_stylize_opts *opts) {
+    if (!m || !out || !in) return cg_fail(CG_ERR_ARG, "cg_stylize: null argument");
+    if (width < 1 || height < 1) return cg_fail(CG_ERR_ARG, "cg_stylize: empty image %dx%d", width, height);
+    if ((size_t)width * height > CG_MAX_NETWORK_PIXELS)
+        return cg_fail(CG_ERR_LIMIT, "image is %dx%d (%.1f megapixels), over the network's limit of %d megapixels",
+                       width, height, (double)width * height / 1e6, CG_MAX_NETWORK_PIXELS / 1000000);
+    if (!m->pool) {
+        m->pool = cg_pool_create(net_threads(m));
+        if (!m->pool) return cg_fail(CG_ERR_NOMEM, "cannot start worker threads");
+    }
+    int hp = gen_padded_side(height), wp = gen_padded_side(width);
+    size_t need = cg_stylize_memory(m, width, height);
+    if (need > m->arena_bytes) {
+        free(m->arena);
+        m->arena = malloc(need);
+        m->arena_bytes = m->arena ? need : 0;
+        if (!m->arena)
+            return cg_fail(CG_ERR_NOMEM, "out of memory: a %dx%d image needs %.1f GB of working memory",
+                           width, height, need / 1e9);
+    }
+    float *x = m->arena, *y = x + 3 * (size_t)hp * wp, *work = y + 3 * (size_t)hp * wp;
+    /* RGB8 -> BGR planes in [-1, 1]; rows and columns past the image reflect it. */
+    const size_t plane = (size_t)hp * wp;
+    for (int yy = 0; yy < hp; yy++) {
+        const uint8_t *row = in + (size_t)reflect_index(yy, height) * width * 3;
+        for (int xx = 0; xx < wp; xx++) {
+            const uint8_t *px = row + (size_t)reflect_index(xx, width) * 3;
+            size_t i = (size_t)yy * wp + xx;
+            for (int c = 0; c < 3; c++) x[(2 - c) * plane + i] = px[c] / 127.5f - 1.f;
+        }
+    }
+    cg_status st = generator_forward(y, x, hp, wp, m, work, m->pool,
+                                     opts ? opts->progress : NULL, opts ? opts->user : NULL);
+    if (st != CG_OK) return st == CG_ERR_CANCELLED ? cg_fail(st, "cancelled") : st;
+    /* BGR in [-1, 1] -> RGB8, cropped back to the input's size. */
+    for (int yy = 0; yy < height; yy++)
+        for (int xx = 0; xx < width; xx++) {
+            size_t i = (size_t)yy * wp + xx;
+            uint8_t *px = out + ((size_t)yy * width + xx) * 3;
+            for (int c = 0; c < 3; c++) {
+                float v = roundf(255.f * (y[(2 - c) * plane + i] * 0.5f + 0.5f));
+                px[c] = (uint8_t)(v < 0.f ? 0.f : v > 255.f ? 255.f : v);
+            }
+        }
+    return CG_OK;
+}

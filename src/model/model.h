@@ -1,0 +1,37 @@
+/* model.h: what a loaded cg_model holds. Parameters live in one allocation in the order of
+ * gen_tensors; the GEMM-packed copies of the convolution weights in a second one. */
+#ifndef CG_MODEL_MODEL_H
+#define CG_MODEL_MODEL_H
+
+#include "generator.h"
+
+/* The convolutions the generator runs, by index into cg_model.conv. */
+enum {
+    C01_1, C02_1, C02_2, C03_1, C03_2,
+    C_RES, /* conv04_1, conv04_2, ..., conv11_2: 16 convolutions */
+    C_DE01_2 = C_RES + 16, C_DE02_2, C_DE03_1,
+    NUM_CONVS
+};
+enum { D01_1, D02_1, NUM_DECONVS };
+enum { N01_1, N02_1, N03_1, N_RES, N12_1 = N_RES + 16, N13_1, NUM_NORMS };
+
+struct cg_model {
+    float *params;                     /* GEN_NUM_PARAMS floats */
+    const float *tensor[GEN_NUM_TENSORS];
+    float *packed;                     /* packed weights of every conv and deconv */
+    packed_weights conv[NUM_CONVS];
+    const float *conv_bias[NUM_CONVS];
+    packed_deconv deconv[NUM_DECONVS];
+    const float *deconv_bias[NUM_DECONVS];
+    /* in01_1, in02_1, in03_1, in04_1, in04_2, ..., in11_2, in12_1, in13_1 */
+    const float *norm_scale[NUM_NORMS], *norm_shift[NUM_NORMS];
+    int threads;
+    cg_pool *pool;
+    void *arena;                       /* grown to fit the largest image seen */
+    size_t arena_bytes;
+};
+
+/* Fills the packed weights and layer pointers from params; CG_ERR_NOMEM on failure. */
+cg_status model_prepare(struct cg_model *m);
+
+#endif

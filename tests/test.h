@@ -1,0 +1,37 @@
+/* test.h: the tiny test harness shared by the C test programs. A test is a function; it
+ * passes when none of its CHECKs fails. Each program ends with "NAME: P passed, F failed",
+ * which tests/run.sh adds up. */
+#ifndef CG_TEST_H
+#define CG_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failed_checks; /* in the running test */
+static int tests_passed, tests_failed;
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            test_failed_checks++;                                                \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+        }                                                                        \
+    } while (0)
+
+#define RUN(fn)                                                                  \
+    do {                                                                         \
+        test_failed_checks = 0;                                                  \
+        fn();                                                                    \
+        if (test_failed_checks) { tests_failed++; printf("FAIL %s\n", #fn); }    \
+        else { tests_passed++; printf("ok   %s\n", #fn); }                       \
+        fflush(stdout);                                                          \
+    } while (0)
+
+#define TEST_SUMMARY(name)                                                       \
+    (printf("%s: %d passed, %d failed\n", name, tests_passed, tests_failed),    \
+     tests_failed ? 1 : 0)
+
+#endif

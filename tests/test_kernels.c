@@ -1,0 +1,159 @@
+/* test_kernels.c: every fast kernel against its naive reference (ops_ref.c), at odd sizes,
+ * at borders, with channel counts that leave partial GEMM tiles, on 1 and 3 threads.
+ *
+ * Tolerance: the kernels accumulate in float in a different order from the double
+ * reference, so each output may differ by a few float ulps of the sum of |terms|; we allow
+ * 1e-5 relative to that sum's scale (about 100 ulps), far below any real indexing bug,
+ * which produces errors of the order of the values themselves. */
+#include <math.h>
+
+#include "nn/ops.h"
+#include "nn/pool.h"
+#include "test.h"
+
+static unsigned rng = 12345;
+static float frand(void) {
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) / 16777216.0 * 2.0 - 1.0);
+}
+static float *rand_buf(size_t n) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+static double max_rel_err(const float *a, const float *b, size_t n, double scale) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / scale;
+        if (e > worst || e != e) worst = e != e ? INFINITY : e;
+    }
+    return worst;
+}
+
+static void check_conv(int cin, int h, int w, int cout, int k, int stride, int pad, cg_pool *pool) {
+    conv_dims d = {cin, h, w, cout, k, k, stride, pad};
+    int oh = conv_out_h(&d), ow = conv_out_w(&d);
+    size_t nout = (size_t)cout * oh * ow;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cout * cin * k * k),
+          *b = rand_buf(cout), *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float));
+    float *panels = malloc(packed_weights_floats(cout, cin * k * k) * sizeof(float));
+    float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
+    packed_weights pw;
+    pack_weights(&pw, panels, wt, cout, cin * k * k);
+    conv2d_forward_ref(ref, in, wt, b, &d);
+    conv2d_forward(out, in, &pw, b, &d, scratch, pool);
+    double err = max_rel_err(out, ref, nout, sqrt((double)cin * k * k));
+    CHECK(err < 1e-5, "conv cin=%d %dx%d cout=%d k=%d s=%d p=%d threads=%d: max error %g", cin, h, w,
+          cout, k, stride, pad, cg_pool_threads(pool), err);
+    free(in), free(wt), free(b), free(ref), free(out), free(panels), free(scratch);
+}
+
+static void test_conv_shapes(void) {
+    cg_pool *pool3 = cg_pool_create(3);
+    cg_pool *pools[2] = {NULL, pool3};
+    for (int t = 0; t < 2; t++) {
+        check_conv(3, 13, 11, 5, 7, 1, 0, pools[t]);   /* the 7x7 on a reflect-padded input */
+        check_conv(6, 9, 10, 7, 3, 1, 1, pools[t]);    /* 3x3 with zero padding at borders */
+        check_conv(4, 11, 9, 6, 3, 2, 1, pools[t]);    /* strided, odd sides */
+        check_conv(5, 1, 1, 3, 3, 1, 1, pools[t]);     /* a single pixel */
+        check_conv(17, 23, 31, 13, 3, 1, 1, pools[t]); /* partial MR and NR tiles */
+        check_conv(300, 7, 5, 8, 3, 1, 1, pools[t]);   /* depth 2700: several KC blocks */
+        check_conv(2, 40, 50, 3, 3, 2, 1, pools[t]);   /* more pixels than one NC block */
+        check_conv(64, 3, 130, 3, 7, 1, 3, pools[t]);  /* the output layer's shape, wide */
+    }
+    cg_pool_free(pool3);
+}
+
+static void check_deconv(int cin, int h, int w, int cout, cg_pool *pool) {
+    deconv_dims d = {cin, h, w, cout, 3, 3, 2, 1, 1};
+    int oh = deconv_out_h(&d), ow = deconv_out_w(&d);
+    size_t nout = (size_t)cout * oh * ow;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cin * cout * 9),
+          *b = rand_buf(cout), *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float)),
+          *tmp = malloc((size_t)cout * h * w * sizeof(float));
+    float *panels = malloc(packed_deconv_floats(cin, cout) * sizeof(float));
+    float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
+    packed_deconv pd;
+    CHECK(pack_deconv_weights(&pd, panels, wt, cin, cout) == 0, "pack failed");
+    conv_transpose2d_forward_ref(ref, in, wt, b, &d);
+    deconv_s2_forward(out, tmp, in, &pd, b, &d, scratch, pool);
+    CHECK(oh == 2 * h && ow == 2 * w, "output %dx%d", oh, ow);
+    double err = max_rel_err(out, ref, nout, sqrt((double)cin * 4));
+    CHECK(err < 1e-5, "deconv cin=%d %dx%d cout=%d: max error %g", cin, h, w, cout, err);
+    free(in), free(wt), free(b), free(ref), free(out), free(tmp), free(panels), free(scratch);
+}
+
+static void test_deconv_shapes(void) {
+    cg_pool *pool = cg_pool_create(2);
+    check_deconv(5, 6, 7, 4, NULL);
+    check_deconv(5, 6, 7, 4, pool);
+    check_deconv(3, 1, 1, 2, pool);
+    check_deconv(19, 9, 5, 7, pool);
+    check_deconv(8, 20, 33, 6, pool);
+    cg_pool_free(pool);
+}
+
+static void test_instance_norm_fused(void) {
+    cg_pool *pool = cg_pool_create(2);
+    int c = 5, hw = 37;
+    float *x = rand_buf((size_t)c * hw), *res = rand_buf((size_t)c * hw), *sc = rand_buf(c),
+          *sh = rand_buf(c), *ref = malloc((size_t)c * hw * sizeof(float)),
+          *out = malloc((size_t)c * hw * sizeof(float));
+    for (int i = 0; i < hw; i++) x[i] = 100.f + 1e-3f * x[i]; /* large mean, tiny spread */
+    for (int i = 0; i < hw; i++) x[2 * hw + i] = 0.25f;      /* a constant channel */
+    for (int mode = 0; mode < 3; mode++) {
+        instance_norm_forward_ref(ref, x, sc, sh, c, hw, 1e-9f);
+        if (mode == 1) relu_forward(ref, ref, (size_t)c * hw);
+        if (mode == 2) add_forward(ref, ref, res, (size_t)c * hw);
+        instance_norm_forward(out, x, sc, sh, mode == 2 ? res : NULL, mode == 1, c, hw, 1e-9f, pool);
+        /* 1e-3: the first channel's normalised values carry the float rounding of inputs
+         * near 100 (ulp 7.6e-6) amplified by 1/std (about 1/6e-4): about 1e-2 at worst;
+         * for the other channels 1e-5 holds, so check them separately. */
+        double e0 = max_rel_err(out, ref, hw, 1.0), e = max_rel_err(out + hw, ref + hw, (size_t)(c - 1) * hw, 1.0);
+        CHECK(e0 < 2e-2 && e < 1e-5, "mode %d: error %g (first channel %g)", mode, e, e0);
+    }
+    /* In place, as the generator calls it. */
+    instance_norm_forward_ref(ref, x, sc, sh, c, hw, 1e-9f);
+    relu_forward(ref, ref, (size_t)c * hw);
+    instance_norm_forward(x, x, sc, sh, NULL, 1, c, hw, 1e-9f, pool);
+    CHECK(max_rel_err(x + hw, ref + hw, (size_t)(c - 1) * hw, 1.0) < 1e-5, "in place");
+    free(x), free(res), free(sc), free(sh), free(ref), free(out);
+    cg_pool_free(pool);
+}
+
+static void test_reflect_folds(void) {
+    /* Pads larger than the side fold again; a 1-pixel side repeats its pixel. */
+    float in[3] = {1, 2, 3}, out[7 * 9];
+    pad_reflect_forward(out, in, 1, 1, 3, 3);
+    const float row[9] = {2, 3, 2, 1, 2, 3, 2, 1, 2};
+    for (int y = 0; y < 7; y++)
+        for (int x = 0; x < 9; x++) CHECK(out[y * 9 + x] == row[x], "(%d,%d)=%g", y, x, out[y * 9 + x]);
+    CHECK(reflect_index(-1, 1) == 0 && reflect_index(5, 1) == 0, "n=1");
+    CHECK(reflect_index(-1, 4) == 1 && reflect_index(4, 4) == 2 && reflect_index(7, 4) == 1, "n=4");
+}
+
+static _Atomic int hits[1000];
+static void count_task(void *ctx, int i, int n) {
+    (void)ctx, (void)n;
+    hits[i]++;
+}
+
+static void test_pool_runs_every_task_once(void) {
+    cg_pool *pool = cg_pool_create(4);
+    CHECK(cg_pool_threads(pool) == 4, "threads %d", cg_pool_threads(pool));
+    for (int rep = 0; rep < 50; rep++) cg_pool_run(pool, count_task, NULL, 1000);
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) bad += hits[i] != 50;
+    CHECK(bad == 0, "%d tasks not run exactly 50 times", bad);
+    cg_pool_free(pool);
+}
+
+int main(void) {
+    RUN(test_conv_shapes);
+    RUN(test_deconv_shapes);
+    RUN(test_instance_norm_fused);
+    RUN(test_reflect_folds);
+    RUN(test_pool_runs_every_task_once);
+    return TEST_SUMMARY("test_kernels");
+}
