@@ -78,6 +78,9 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
  * count (m may be NULL: one thread per CPU); 0 if too large. */
 size_t cg_stylize_memory(const cg_model *m, int width, int height);
 
+/* Multiply-adds the network performs for a width x height image (for rates and ETAs). */
+double cg_stylize_macs(int width, int height);
+
 /* Write a model's weights as a single `.safetensors` file (atomically: a temporary file
  * is renamed into place). */
 cg_status cg_model_save(const cg_model *m, const char *path);

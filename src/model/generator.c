@@ -183,6 +183,13 @@ static double stage_macs(const plan *p, double s[NUM_STAGES]) {
     return total;
 }
 
+double cg_stylize_macs(int width, int height) {
+    if (width < 1 || height < 1) return 0;
+    plan p = make_plan(gen_padded_side(height), gen_padded_side(width), 1);
+    double s[NUM_STAGES];
+    return stage_macs(&p, s);
+}
+
 /* ---- the network ---- */
 
 cg_status generator_forward(float *out, const float *in, int h, int w, const struct cg_model *m,

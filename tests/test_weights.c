@@ -1,0 +1,172 @@
+/* test_weights.c: the weights loaders. Both formats (.npy directory, .safetensors) must
+ * give identical parameters, and every kind of damage must be refused with a message that
+ * names the file and the tensor, never a crash. The style's weights come from
+ * $CARTOONGAN_WEIGHTS (set by `make test`); the damaged copies are made in a temp folder. */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cartoongan.h"
+#include "model/generator.h"
+#include "model/npy.h"
+#include "test.h"
+
+static char src_path[4096], tmpdir[256];
+
+static size_t count(const gen_tensor_info *t) {
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* Writes every tensor of m as .npy into dir, replacing `odd` (if any) by `odd_data` with
+ * shape odd_shape. */
+static void write_npy_dir(const cg_model *m, const char *dir, const char *odd, const long *odd_shape, int odd_ndim) {
+    mkdir(dir, 0755);
+    for (int i = 0; i < GEN_NUM_TENSORS; i++) {
+        const gen_tensor_info *t = &gen_tensors[i];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, t->name);
+        long shape[4];
+        for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
+        if (odd && strcmp(odd, t->name) == 0)
+            npy_save(path, cg_model_tensor(m, t->name), odd_shape, odd_ndim);
+        else
+            npy_save(path, cg_model_tensor(m, t->name), shape, t->ndim);
+    }
+}
+
+static int same_params(const cg_model *a, const cg_model *b) {
+    for (int i = 0; i < GEN_NUM_TENSORS; i++)
+        if (memcmp(cg_model_tensor(a, gen_tensors[i].name), cg_model_tensor(b, gen_tensors[i].name),
+                   count(&gen_tensors[i]) * sizeof(float)) != 0)
+            return 0;
+    return 1;
+}
+
+static cg_model *base;
+
+static void test_formats_agree(void) {
+    char dir[512], st[512];
+    snprintf(dir, sizeof dir, "%s/npy", tmpdir);
+    snprintf(st, sizeof st, "%s/copy.safetensors", tmpdir);
+    write_npy_dir(base, dir, NULL, NULL, 0);
+    cg_model *a = NULL, *b = NULL;
+    CHECK(cg_model_load(&a, dir) == CG_OK, "%s", cg_last_error());
+    CHECK(cg_model_save(base, st) == CG_OK, "%s", cg_last_error());
+    CHECK(cg_model_load(&b, st) == CG_OK, "%s", cg_last_error());
+    if (a && b) CHECK(same_params(a, base) && same_params(b, base), "parameters differ after a round trip");
+    cg_model_free(a);
+    cg_model_free(b);
+}
+
+static void expect_fail(const char *path, cg_status want, const char *needle1, const char *needle2) {
+    cg_model *m = (cg_model *)1;
+    cg_status s = cg_model_load(&m, path);
+    CHECK(s == want, "%s: status %d (%s), want %d", path, s, cg_last_error(), want);
+    CHECK(m == NULL, "handle not cleared");
+    CHECK(strstr(cg_last_error(), needle1) && strstr(cg_last_error(), needle2),
+          "message '%s' lacks '%s' / '%s'", cg_last_error(), needle1, needle2);
+}
+
+static void test_npy_dir_damage(void) {
+    char dir[512], path[1024];
+    long wrong[4] = {256, 256, 3, 1};
+    snprintf(dir, sizeof dir, "%s/wrongshape", tmpdir);
+    write_npy_dir(base, dir, "conv04_1.weight", wrong, 4);
+    expect_fail(dir, CG_ERR_WEIGHTS, "conv04_1.weight", "[256,256,3,1]");
+
+    snprintf(dir, sizeof dir, "%s/missing", tmpdir);
+    write_npy_dir(base, dir, NULL, NULL, 0);
+    snprintf(path, sizeof path, "%s/in07_2.shift.npy", dir);
+    unlink(path);
+    expect_fail(dir, CG_ERR_WEIGHTS, "in07_2.shift", "missing");
+
+    snprintf(dir, sizeof dir, "%s/truncated", tmpdir);
+    write_npy_dir(base, dir, NULL, NULL, 0);
+    snprintf(path, sizeof path, "%s/deconv01_1.weight.npy", dir);
+    CHECK(truncate(path, 5000) == 0, "truncate");
+    expect_fail(dir, CG_ERR_WEIGHTS, "deconv01_1.weight.npy", "truncated");
+
+    snprintf(dir, sizeof dir, "%s/garbage", tmpdir);
+    write_npy_dir(base, dir, NULL, NULL, 0);
+    snprintf(path, sizeof path, "%s/conv01_1.bias.npy", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("hello, not numpy", f);
+    fclose(f);
+    expect_fail(dir, CG_ERR_WEIGHTS, "conv01_1.bias.npy", "not a .npy");
+}
+
+static void test_safetensors_damage(void) {
+    char st[512], bad[512];
+    snprintf(st, sizeof st, "%s/good.safetensors", tmpdir);
+    CHECK(cg_model_save(base, st) == CG_OK, "%s", cg_last_error());
+    struct stat sb;
+    stat(st, &sb);
+
+    /* Truncated: the header promises data the file no longer has. */
+    snprintf(bad, sizeof bad, "%s/trunc.safetensors", tmpdir);
+    FILE *in = fopen(st, "rb"), *out = fopen(bad, "wb");
+    char buf[65536];
+    size_t left = (size_t)sb.st_size / 2, n;
+    while (left && (n = fread(buf, 1, left < sizeof buf ? left : sizeof buf, in)) > 0) fwrite(buf, 1, n, out), left -= n;
+    fclose(in), fclose(out);
+    expect_fail(bad, CG_ERR_WEIGHTS, "trunc.safetensors", "truncated");
+
+    /* Only the 8-byte length, claiming a huge header. */
+    snprintf(bad, sizeof bad, "%s/hdr.safetensors", tmpdir);
+    out = fopen(bad, "wb");
+    fwrite("\xff\xff\xff\xff\x00\x00\x00\x00", 1, 8, out);
+    fclose(out);
+    expect_fail(bad, CG_ERR_FORMAT, "hdr.safetensors", "not a safetensors");
+
+    /* Empty file, and a JPEG under a weights name. */
+    snprintf(bad, sizeof bad, "%s/empty.safetensors", tmpdir);
+    fclose(fopen(bad, "wb"));
+    expect_fail(bad, CG_ERR_FORMAT, "empty.safetensors", "too short");
+
+    /* A valid header with a tensor whose shape is wrong. */
+    snprintf(bad, sizeof bad, "%s/shape.safetensors", tmpdir);
+    in = fopen(st, "rb");
+    out = fopen(bad, "wb");
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in), fclose(out);
+    FILE *rw = fopen(bad, "r+b");
+    char hdr[16384];
+    fseek(rw, 8, SEEK_SET);
+    size_t hn = fread(hdr, 1, sizeof hdr - 1, rw);
+    hdr[hn] = 0;
+    char *p = strstr(hdr, "\"conv02_1.weight\":{\"dtype\":\"F32\",\"shape\":[128,64,3,3]");
+    CHECK(p != NULL, "header layout");
+    if (p) {
+        p = strstr(p, "[128,64,3,3]");
+        p[1] = '6', p[2] = '4', p[3] = ',', p[4] = '2'; /* [64,2864,... keeps the length */
+        fseek(rw, 8 + (p - hdr), SEEK_SET);
+        fwrite(p, 1, 12, rw);
+    }
+    fclose(rw);
+    expect_fail(bad, CG_ERR_WEIGHTS, "conv02_1.weight", "expected [128,64,3,3]");
+
+    expect_fail("/nonexistent/weights.safetensors", CG_ERR_IO, "/nonexistent/weights.safetensors", "No such file");
+}
+
+int main(void) {
+    const char *dir = getenv("CARTOONGAN_WEIGHTS");
+    snprintf(src_path, sizeof src_path, "%s/hayao.safetensors", dir ? dir : "weights");
+    if (cg_model_load(&base, src_path) != CG_OK) {
+        fprintf(stderr, "test_weights: cannot load %s: %s (run `make weights`)\n", src_path, cg_last_error());
+        printf("test_weights: 0 passed, 1 failed\n");
+        return 1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cg_test_weights_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    RUN(test_formats_agree);
+    RUN(test_npy_dir_damage);
+    RUN(test_safetensors_damage);
+    cg_model_free(base);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return TEST_SUMMARY("test_weights");
+}
