@@ -1,0 +1,57 @@
+/* image.h: reading and writing still images (JPEG, PNG, WebP) as packed RGB8, resizing,
+ * and atomic file output. Every decoder checks the header's size against a pixel limit
+ * before allocating, converts grayscale / palette / CMYK / alpha / 16-bit input to RGB8,
+ * and applies the EXIF orientation (JPEG APP1 and WebP EXIF chunks), so images come back
+ * upright. Transparency is composited onto a white background and then dropped; 16-bit
+ * samples are rounded to 8 bits; gamma and ICC profiles are ignored (values are taken as
+ * sRGB). Animated WebP is refused. */
+#ifndef CG_IO_IMAGE_H
+#define CG_IO_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cartoongan.h"
+
+/* The default decode limit: 100 megapixels (e.g. 12000 x 8333). A header claiming more
+ * is refused before any pixel memory is allocated. */
+#define CG_DEFAULT_MAX_PIXELS (100ull * 1000 * 1000)
+
+typedef enum { CG_FMT_UNKNOWN = 0, CG_FMT_JPEG, CG_FMT_PNG, CG_FMT_WEBP } cg_format;
+
+typedef struct {
+    int w, h;
+    uint8_t *rgb; /* w*h*3 bytes, owned; free with cg_image_free */
+} cg_image;
+
+/* Format from a file name's extension, case-insensitive (.jpg .jpeg .png .webp). */
+cg_format cg_format_from_path(const char *path);
+/* Format from the first bytes of a file (magic numbers). */
+cg_format cg_format_sniff(const uint8_t *data, size_t n);
+
+/* Decode a file; the format is taken from its content, not its name. On failure returns a
+ * status and sets cg_last_error() to "PATH: reason". max_pixels 0 means the default. */
+cg_status cg_image_load(cg_image *img, const char *path, uint64_t max_pixels);
+/* The same from memory; `name` is used in messages. */
+cg_status cg_image_decode(cg_image *img, const uint8_t *data, size_t n, const char *name,
+                          uint64_t max_pixels);
+void cg_image_free(cg_image *img);
+
+/* Encode to `path` in `fmt` (JPEG quality 95 4:4:4, lossless PNG, WebP quality 95),
+ * atomically: written to a temporary file in the same directory, then renamed. Missing
+ * parent directories are created. Nothing is left behind on failure. CG_FMT_UNKNOWN means
+ * "from the path's extension". No metadata is written. */
+cg_status cg_image_save(const cg_image *img, const char *path, cg_format fmt);
+
+/* Resize with a separable Lanczos-3 filter whose support widens when downscaling, so
+ * downscales are antialiased (like PIL's LANCZOS). dst must be allocated by the caller
+ * (dw*dh*3) and must not overlap src. The same size gives an exact copy; a non-positive
+ * size or a null pointer does nothing. */
+void cg_resize_rgb(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int sh);
+
+/* Write `n` bytes to `path` atomically (temp file + fsync + rename, parents created). */
+cg_status cg_write_file_atomic(const char *path, const void *data, size_t n);
+/* Create a directory and its parents (like mkdir -p). */
+cg_status cg_mkdir_p(const char *path);
+
+#endif
