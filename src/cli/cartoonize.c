@@ -1,0 +1,786 @@
+/* cartoonize.c: `cartoongan cartoonize`: finds the input images, loads each requested
+ * style once, and writes OUTPUT_DIR/<style>/<name> plus a side-by-side comparison for every
+ * image. A bad input is reported on its own line and the batch goes on; the exit status
+ * says whether anything failed. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cartoongan.h"
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "io/image.h"
+
+#ifndef CG_DEFAULT_WEIGHTS_DIR
+#define CG_DEFAULT_WEIGHTS_DIR "weights"
+#endif
+
+#define CMD "cartoonize"
+#define DEFAULT_INPUT_DIR "input_images"
+#define DEFAULT_OUTPUT_DIR "output_images"
+#define DEFAULT_MAX_HEIGHT 300
+#define COMPARISON_DIR "comparison"
+#define MAX_WALK_DEPTH 64 /* deeper trees are almost surely a mistake (or a bind-mount loop) */
+
+typedef enum { VIEW_SMART, VIEW_HORIZONTAL, VIEW_VERTICAL, VIEW_GRID } view_kind;
+static const char *const view_names[] = {"smart", "horizontal", "vertical", "grid"};
+
+/* What a file holds, decided by its extension. Animated GIFs and videos will get their own
+ * kinds (and handlers in process_job) later; the walk needs only this table to find them. */
+typedef enum { MEDIA_NONE = 0, MEDIA_IMAGE } media_kind;
+static const struct {
+    const char *ext;
+    media_kind kind;
+} media_exts[] = {
+    {".jpg", MEDIA_IMAGE},
+    {".jpeg", MEDIA_IMAGE},
+    {".png", MEDIA_IMAGE},
+    {".webp", MEDIA_IMAGE},
+};
+#define SUPPORTED_TYPES ".jpg, .jpeg, .png or .webp"
+
+typedef struct {
+    int styles[CG_NUM_STYLES]; /* indices into cg_style_names, in the order requested */
+    int nstyles;
+    char **inputs;
+    int ninputs;
+    const char *input_dir, *output_dir, *weights_dir;
+    int max_height; /* 0: keep the original size */
+    view_kind view;
+    int skip_comparison, overwrite, threads, quiet;
+} options;
+
+typedef struct {
+    char *path;  /* the input file */
+    char *rel;   /* its name under each output directory */
+    media_kind kind;
+    dev_t dev;
+    ino_t ino;
+    int drop;                      /* a duplicate of an earlier job */
+    int todo;                      /* some output is missing (or --overwrite) */
+    int need_style[CG_NUM_STYLES]; /* per requested style (same order as options.styles) */
+    int need_comparison;
+} job;
+
+typedef struct {
+    char **v;
+    int n, cap;
+} str_list;
+
+/* Everything a run shares: options, the work list, failures, models and buffers that are
+ * grown, never shrunk, so a batch does not allocate per image beyond decoding. */
+typedef struct {
+    options opt;
+    job *jobs;
+    int njobs, cap_jobs;
+    str_list failures;
+    int have_out_dir;
+    dev_t out_dev;
+    ino_t out_ino;
+    cg_model *models[CG_NUM_STYLES];
+    progress bar;
+    double base, step; /* progress: where the current stylization sits in the batch */
+    uint8_t *work;     /* the (resized) input */
+    size_t work_cap;
+    uint8_t *styled[CG_NUM_STYLES];
+    size_t styled_cap[CG_NUM_STYLES];
+    uint8_t *grid;
+    size_t grid_cap;
+} run_ctx;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- small helpers ---- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static char *str_printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static char *xstr(char *s) {
+    if (!s) {
+        fprintf(stderr, "cartoongan: out of memory\n");
+        exit(CLI_EXIT_FAIL);
+    }
+    return s;
+}
+
+/* "dir" + "name" with exactly one '/' between them ("photos/" + "a.jpg" -> "photos/a.jpg"). */
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    if (n == 0) return xstr(strdup(name));
+    return xstr(str_printf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", name));
+}
+
+static void list_push(str_list *l, char *s) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) xstr(NULL);
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+}
+
+static int path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static const char *errno_text(int e) {
+    return e == ENOENT ? "no such file or directory" : strerror(e);
+}
+
+/* Grows a buffer to at least n bytes; 0 on success. */
+static int reserve(uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    uint8_t *p = realloc(*buf, n);
+    if (!p) return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static media_kind media_from_path(const char *path) {
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) return MEDIA_NONE;
+    for (size_t i = 0; i < sizeof media_exts / sizeof media_exts[0]; i++)
+        if (!strcasecmp(dot, media_exts[i].ext)) return media_exts[i].kind;
+    return MEDIA_NONE;
+}
+
+/* Records a failed input: one line on stderr now, and again in the summary. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void fail(run_ctx *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = xstr(malloc(n < 0 ? 1 : (size_t)n + 1));
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)(n < 0 ? 1 : n + 1), fmt, ap);
+    va_end(ap);
+    progress_message(&c->bar, "cartoongan: %s", msg);
+    list_push(&c->failures, msg);
+}
+
+/* The library's messages usually start with the file they are about; add the input's name
+ * when they do not (e.g. a network error), so each failure line names its file. */
+static void fail_lib(run_ctx *c, const char *path) {
+    const char *e = cg_last_error();
+    size_t n = strlen(path);
+    if (!strncmp(e, path, n) && e[n] == ':')
+        fail(c, "%s", e);
+    else
+        fail(c, "%s: %s", path, *e ? e : "unknown error");
+}
+
+/* ---- options ---- */
+
+static void print_help(void) {
+    const char *env = getenv("CARTOONGAN_WEIGHTS");
+    printf(
+        "usage: cartoongan cartoonize [-h] [--styles S [S ...]] [--all-styles]\n"
+        "                             [--input-dir DIR] [--output-dir DIR] [--weights-dir DIR]\n"
+        "                             [--max-height N] [--keep-original-size]\n"
+        "                             [--comparison-view {smart,horizontal,vertical,grid}]\n"
+        "                             [--skip-comparison] [--overwrite] [--threads N]\n"
+        "                             [--quiet] [INPUT ...]\n"
+        "\n"
+        "Turn photos into anime-style images. Each style's result goes to\n"
+        "OUTPUT_DIR/<style>/<name>, and a side-by-side comparison of the original and every\n"
+        "style to OUTPUT_DIR/comparison/<name>, in the input's format.\n"
+        "\n"
+        "positional arguments:\n"
+        "  INPUT                 image files or directories; directories are searched\n"
+        "                        recursively for " SUPPORTED_TYPES " files, and\n"
+        "                        outputs keep their path relative to the directory\n"
+        "                        (default: the images under --input-dir)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help            show this help and exit\n"
+        "  --styles S [S ...]    styles to apply, space- or comma-separated, from shinkai,\n"
+        "                        hayao, hosoda, paprika (default: shinkai)\n"
+        "  --all-styles          apply all four styles\n"
+        "  --input-dir DIR       where to look for images when no INPUT is given\n"
+        "                        (default: " DEFAULT_INPUT_DIR ")\n"
+        "  --output-dir DIR      where to write the results (default: " DEFAULT_OUTPUT_DIR ")\n"
+        "  --weights-dir DIR     where the styles' weights are: DIR/<style>.safetensors, or\n"
+        "                        DIR/<style>/ holding the upstream .npy files (default:\n"
+        "                        $CARTOONGAN_WEIGHTS if set, else %s)\n"
+        "  --max-height N        downscale images taller than N pixels to height N, keeping\n"
+        "                        the aspect ratio (default: %d)\n"
+        "  --keep-original-size  do not downscale\n"
+        "  --comparison-view {smart,horizontal,vertical,grid}\n"
+        "                        layout of the comparison image: one row, one column, two\n"
+        "                        rows, or smart: two rows when the panel count is even and\n"
+        "                        the image is not portrait, one row for portrait images,\n"
+        "                        one column otherwise (default: smart)\n"
+        "  --skip-comparison     do not write comparison images\n"
+        "  --overwrite           redo outputs that already exist (default: skip them)\n"
+        "  --threads N           worker threads per image, 0 = one per CPU (default: 0)\n"
+        "  --quiet               no progress bar and no summary; errors are still printed\n"
+        "  --                    treat every later argument as an INPUT\n",
+        env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT);
+}
+
+/* Adds comma-separated style names; returns -1 after a usage error. */
+static int add_styles(options *o, const char *list) {
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > 0) {
+            int found = -1;
+            for (int s = 0; s < CG_NUM_STYLES; s++)
+                if (strlen(cg_style_names[s]) == n && !strncasecmp(p, cg_style_names[s], n))
+                    found = s;
+            if (found < 0) {
+                cli_usage_error(CMD, "unknown style '%.*s' (choose from shinkai, hayao, hosoda, paprika)",
+                                (int)n, p);
+                return -1;
+            }
+            int dup = 0;
+            for (int k = 0; k < o->nstyles; k++) dup |= o->styles[k] == found;
+            if (!dup) o->styles[o->nstyles++] = found;
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Returns -1 to run, otherwise the exit status (help or a usage error). */
+static int parse_options(options *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    o->input_dir = DEFAULT_INPUT_DIR;
+    o->output_dir = DEFAULT_OUTPUT_DIR;
+    o->weights_dir = cli_default_weights_dir();
+    o->max_height = DEFAULT_MAX_HEIGHT;
+    o->view = VIEW_SMART;
+    o->inputs = calloc((size_t)argc, sizeof *o->inputs);
+    if (!o->inputs) xstr(NULL);
+
+    int all_styles = 0, keep_size = 0, options_done = 0, r;
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            o->inputs[o->ninputs++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options_done = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_help();
+            return CLI_EXIT_OK;
+        } else if (!strncmp(a, "--styles", 8) && (a[8] == '\0' || a[8] == '=')) {
+            if (a[8] == '=') {
+                if (add_styles(o, a + 9) < 0) return CLI_EXIT_USAGE;
+                if (o->nstyles == 0) return cli_usage_error(CMD, "--styles needs a style name");
+                continue;
+            }
+            /* argparse's nargs='+': names follow until an option, or an argument that
+             * names an existing file or directory (that one is an INPUT). After the first
+             * name, anything with '.' or '/' is taken as an INPUT too: no style has them,
+             * and a mistyped file name then reads "no such file", not "unknown style". */
+            int taken = 0;
+            while (i + 1 < argc && argv[i + 1][0] != '-' && !path_exists(argv[i + 1]) &&
+                   !(taken && strpbrk(argv[i + 1], "./"))) {
+                if (add_styles(o, argv[++i]) < 0) return CLI_EXIT_USAGE;
+                taken++;
+            }
+            if (!taken) {
+                if (i + 1 < argc && argv[i + 1][0] != '-')
+                    return cli_usage_error(CMD, "--styles needs a style name ('%s' is an existing "
+                                                "file; write --styles=%s to use it as a style)",
+                                           argv[i + 1], argv[i + 1]);
+                return cli_usage_error(CMD, "--styles needs a style name");
+            }
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--all-styles")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            all_styles = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--input-dir", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (!*v) return cli_usage_error(CMD, "--input-dir needs a directory");
+            o->input_dir = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--output-dir", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (!*v) return cli_usage_error(CMD, "--output-dir needs a directory");
+            o->output_dir = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--weights-dir", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (!*v) return cli_usage_error(CMD, "--weights-dir needs a directory");
+            o->weights_dir = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-height", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--max-height", v, 1, INT_MAX, &o->max_height) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--keep-original-size")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            keep_size = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--comparison-view", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            int found = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(v, view_names[k])) found = k;
+            if (found < 0)
+                return cli_usage_error(CMD, "invalid --comparison-view '%s' (choose from smart, "
+                                            "horizontal, vertical, grid)", v);
+            o->view = (view_kind)found;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--skip-comparison")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->skip_comparison = 1;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--overwrite")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->overwrite = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--threads", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--threads", v, 0, 4096, &o->threads) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--quiet")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->quiet = 1;
+        } else {
+            return cli_usage_error(CMD, "unknown option '%s'", a);
+        }
+    }
+    if (all_styles) {
+        for (int s = 0; s < CG_NUM_STYLES; s++) o->styles[s] = s;
+        o->nstyles = CG_NUM_STYLES;
+    } else if (o->nstyles == 0) {
+        o->styles[0] = 0; /* shinkai */
+        o->nstyles = 1;
+    }
+    if (keep_size) o->max_height = 0;
+    return -1;
+}
+
+/* ---- finding the inputs ---- */
+
+typedef struct ancestor {
+    dev_t dev;
+    ino_t ino;
+    const struct ancestor *up;
+} ancestor;
+
+static void add_job(run_ctx *c, const char *path, const char *rel, media_kind kind,
+                    const struct stat *st) {
+    if (c->njobs == c->cap_jobs) {
+        int cap = c->cap_jobs ? 2 * c->cap_jobs : 64;
+        job *v = realloc(c->jobs, (size_t)cap * sizeof *v);
+        if (!v) xstr(NULL);
+        c->jobs = v;
+        c->cap_jobs = cap;
+    }
+    job *j = &c->jobs[c->njobs++];
+    memset(j, 0, sizeof *j);
+    j->path = xstr(strdup(path));
+    j->rel = xstr(strdup(rel));
+    j->kind = kind;
+    j->dev = st->st_dev;
+    j->ino = st->st_ino;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the media files under `dir` (rel: its path relative to the directory the user
+ * named), in name order so runs are reproducible; hidden entries are skipped. */
+static void walk(run_ctx *c, const char *dir, const char *rel, const ancestor *up, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        fail(c, "%s: cannot read directory: %s", dir, errno_text(errno));
+        return;
+    }
+    str_list names = {0};
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') list_push(&names, xstr(strdup(e->d_name)));
+    closedir(d);
+    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
+
+    for (int i = 0; i < names.n; i++) {
+        char *path = path_join(dir, names.v[i]);
+        char *sub = *rel ? path_join(rel, names.v[i]) : xstr(strdup(names.v[i]));
+        media_kind kind = media_from_path(names.v[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            /* a dangling link to something that looks like an image is worth a word */
+            if (kind != MEDIA_NONE) fail(c, "%s: %s", path, errno_text(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            int loop = 0;
+            for (const ancestor *a = up; a; a = a->up)
+                loop |= a->dev == st.st_dev && a->ino == st.st_ino;
+            int is_output = c->have_out_dir && st.st_dev == c->out_dev && st.st_ino == c->out_ino;
+            if (!loop && !is_output) {
+                if (depth >= MAX_WALK_DEPTH) {
+                    fail(c, "%s: directory tree deeper than %d levels; not searched", path,
+                         MAX_WALK_DEPTH);
+                } else {
+                    ancestor me = {st.st_dev, st.st_ino, up};
+                    walk(c, path, sub, &me, depth + 1);
+                }
+            }
+        } else if (S_ISREG(st.st_mode) && kind != MEDIA_NONE) {
+            add_job(c, path, sub, kind, &st);
+        }
+        free(path);
+        free(sub);
+        free(names.v[i]);
+    }
+    free(names.v);
+}
+
+static void add_input(run_ctx *c, const char *arg) {
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        fail(c, "%s: %s", arg, errno_text(errno));
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (c->have_out_dir && st.st_dev == c->out_dev && st.st_ino == c->out_ino) return;
+        ancestor me = {st.st_dev, st.st_ino, NULL};
+        walk(c, arg, "", &me, 0);
+        return;
+    }
+    media_kind kind = media_from_path(arg);
+    if (kind == MEDIA_NONE) {
+        fail(c, "%s: unsupported file type (use " SUPPORTED_TYPES ")", arg);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(c, "%s: not a regular file", arg);
+        return;
+    }
+    const char *base = strrchr(arg, '/');
+    add_job(c, arg, base ? base + 1 : arg, kind, &st);
+}
+
+static int cmp_job_rel(const void *a, const void *b) {
+    const job *x = *(job *const *)a, *y = *(job *const *)b;
+    int r = strcmp(x->rel, y->rel);
+    return r ? r : (x < y ? -1 : x > y);
+}
+
+/* Two inputs that map to the same output name would overwrite each other: the same file
+ * named twice is simply done once; different files are an error for the later one. */
+static void drop_duplicates(run_ctx *c) {
+    if (c->njobs < 2) return;
+    job **by_rel = malloc((size_t)c->njobs * sizeof *by_rel);
+    if (!by_rel) xstr(NULL);
+    for (int i = 0; i < c->njobs; i++) by_rel[i] = &c->jobs[i];
+    qsort(by_rel, (size_t)c->njobs, sizeof *by_rel, cmp_job_rel);
+    for (int i = 1; i < c->njobs; i++) {
+        job *first = by_rel[i - 1], *j = by_rel[i];
+        if (strcmp(first->rel, j->rel)) continue;
+        j->drop = 1;
+        by_rel[i] = first; /* compare later ones with the kept job */
+        if (j->dev == first->dev && j->ino == first->ino) continue;
+        fail(c, "%s: has the same output name (%s) as %s; not processed", j->path, j->rel,
+             first->path);
+    }
+    free(by_rel);
+}
+
+/* ---- weights ---- */
+
+static int load_models(run_ctx *c) {
+    const options *o = &c->opt;
+    for (int k = 0; k < o->nstyles; k++)
+        if (cli_load_style(o->weights_dir, cg_style_names[o->styles[k]], o->threads, &c->models[k]) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- processing ---- */
+
+static char *output_path(const options *o, const char *sub, const char *rel) {
+    return xstr(str_printf("%s%s%s/%s", o->output_dir,
+                           o->output_dir[strlen(o->output_dir) - 1] == '/' ? "" : "/", sub, rel));
+}
+
+/* Decides which of a job's outputs are missing; returns whether any is. */
+static int plan_job(const options *o, job *j) {
+    int any = 0;
+    for (int k = 0; k < o->nstyles; k++) {
+        char *p = output_path(o, cg_style_names[o->styles[k]], j->rel);
+        j->need_style[k] = o->overwrite || !path_exists(p);
+        any |= j->need_style[k];
+        free(p);
+    }
+    j->need_comparison = 0;
+    if (!o->skip_comparison) {
+        char *p = output_path(o, COMPARISON_DIR, j->rel);
+        j->need_comparison = o->overwrite || !path_exists(p);
+        any |= j->need_comparison;
+        free(p);
+    }
+    return any;
+}
+
+static void comparison_layout(view_kind view, int n, int w, int h, int *rows, int *cols) {
+    if (view == VIEW_SMART) {
+        if (n % 2 == 0 && h <= w)
+            view = VIEW_GRID;
+        else if (h > w)
+            view = VIEW_HORIZONTAL;
+        else
+            view = VIEW_VERTICAL;
+    }
+    switch (view) {
+    case VIEW_HORIZONTAL: *rows = 1, *cols = n; break;
+    case VIEW_VERTICAL: *rows = n, *cols = 1; break;
+    default: *rows = 2, *cols = (n + 1) / 2; break;
+    }
+}
+
+static int stylize_progress(void *user, float fraction) {
+    run_ctx *c = user;
+    progress_update(&c->bar, c->base + c->step * fraction);
+    return interrupted;
+}
+
+typedef enum { JOB_OK, JOB_FAILED, JOB_CANCELLED } job_result;
+
+static job_result save(run_ctx *c, const job *j, const char *sub, uint8_t *rgb, int w, int h) {
+    char *p = output_path(&c->opt, sub, j->rel);
+    cg_image out = {w, h, rgb};
+    cg_status s = cg_image_save(&out, p, cg_format_from_path(j->path));
+    free(p);
+    if (s != CG_OK) {
+        fail_lib(c, j->path);
+        return JOB_FAILED;
+    }
+    return JOB_OK;
+}
+
+static job_result process_job(run_ctx *c, const job *j, int index) {
+    const options *o = &c->opt;
+    cg_image img = {0};
+    if (cg_image_load(&img, j->path, 0) != CG_OK) {
+        fail_lib(c, j->path);
+        return JOB_FAILED;
+    }
+    int w = img.w, h = img.h;
+    if (o->max_height > 0 && h > o->max_height) {
+        w = (int)floor((double)img.w * o->max_height / img.h + 0.5);
+        if (w < 1) w = 1;
+        h = o->max_height;
+    }
+    if ((uint64_t)w * (uint64_t)h > CG_MAX_NETWORK_PIXELS) {
+        fail(c, "%s: %dx%d is too large for the network (at most %d megapixels); drop "
+                "--keep-original-size or lower --max-height", j->path, w, h,
+             CG_MAX_NETWORK_PIXELS / 1000000);
+        cg_image_free(&img);
+        return JOB_FAILED;
+    }
+    size_t bytes = (size_t)w * (size_t)h * 3;
+    if (reserve(&c->work, &c->work_cap, bytes) < 0) {
+        fail(c, "%s: out of memory for a %dx%d image", j->path, w, h);
+        cg_image_free(&img);
+        return JOB_FAILED;
+    }
+    if (w != img.w || h != img.h)
+        cg_resize_rgb(c->work, w, h, img.rgb, img.w, img.h);
+    else
+        memcpy(c->work, img.rgb, bytes);
+    cg_image_free(&img);
+
+    /* every style runs when the comparison needs it; otherwise only the missing ones */
+    int nrun = 0;
+    for (int k = 0; k < o->nstyles; k++) nrun += j->need_style[k] || j->need_comparison;
+    int done_runs = 0;
+    cg_stylize_opts sopts = {stylize_progress, c};
+    for (int k = 0; k < o->nstyles; k++) {
+        if (!j->need_style[k] && !j->need_comparison) continue;
+        if (reserve(&c->styled[k], &c->styled_cap[k], bytes) < 0) {
+            fail(c, "%s: out of memory for a %dx%d image", j->path, w, h);
+            return JOB_FAILED;
+        }
+        c->step = 1.0 / nrun;
+        c->base = index + done_runs * c->step;
+        cg_status s = cg_stylize(c->models[k], c->styled[k], c->work, w, h, &sopts);
+        if (s == CG_ERR_CANCELLED || interrupted) return JOB_CANCELLED;
+        if (s != CG_OK) {
+            fail_lib(c, j->path);
+            return JOB_FAILED;
+        }
+        done_runs++;
+        if (j->need_style[k] &&
+            save(c, j, cg_style_names[o->styles[k]], c->styled[k], w, h) != JOB_OK)
+            return JOB_FAILED;
+        if (interrupted) return JOB_CANCELLED;
+    }
+    if (!j->need_comparison) return JOB_OK;
+
+    int n = 1 + o->nstyles, rows, cols;
+    comparison_layout(o->view, n, w, h, &rows, &cols);
+    uint64_t gw = (uint64_t)cols * w, gh = (uint64_t)rows * h;
+    if (gw > INT_MAX || gh > INT_MAX || gw * gh > SIZE_MAX / 3 ||
+        reserve(&c->grid, &c->grid_cap, (size_t)(gw * gh * 3)) < 0) {
+        fail(c, "%s: out of memory for a %llux%llu comparison image", j->path,
+             (unsigned long long)gw, (unsigned long long)gh);
+        return JOB_FAILED;
+    }
+    memset(c->grid, 255, (size_t)(gw * gh * 3)); /* empty grid cells stay white */
+    size_t row_bytes = (size_t)w * 3, grid_row = (size_t)gw * 3;
+    for (int p = 0; p < n; p++) {
+        const uint8_t *src = p == 0 ? c->work : c->styled[p - 1];
+        uint8_t *dst = c->grid + (size_t)(p / cols) * h * grid_row + (size_t)(p % cols) * row_bytes;
+        for (int y = 0; y < h; y++) memcpy(dst + y * grid_row, src + y * row_bytes, row_bytes);
+    }
+    return save(c, j, COMPARISON_DIR, c->grid, (int)gw, (int)gh);
+}
+
+static void print_summary(const run_ctx *c, int done, int skipped, double seconds) {
+    int nst = c->opt.nstyles;
+    printf("cartoonized %d image%s (%d style%s) in %.1f s", done, done == 1 ? "" : "s", nst,
+           nst == 1 ? "" : "s", seconds);
+    const char *sep = "; ";
+    if (skipped) {
+        printf("%s%d skipped (already done)", sep, skipped);
+        sep = ", ";
+    }
+    if (c->failures.n) printf("%s%d failed", sep, c->failures.n);
+    printf("\n");
+    for (int i = 0; i < c->failures.n; i++) printf("failed: %s\n", c->failures.v[i]);
+    fflush(stdout);
+}
+
+static void free_ctx(run_ctx *c) {
+    for (int i = 0; i < c->njobs; i++) {
+        free(c->jobs[i].path);
+        free(c->jobs[i].rel);
+    }
+    free(c->jobs);
+    for (int i = 0; i < c->failures.n; i++) free(c->failures.v[i]);
+    free(c->failures.v);
+    for (int k = 0; k < CG_NUM_STYLES; k++) {
+        cg_model_free(c->models[k]);
+        free(c->styled[k]);
+    }
+    free(c->work);
+    free(c->grid);
+    free(c->opt.inputs);
+}
+
+int cmd_cartoonize(int argc, char **argv) {
+    static run_ctx ctx;
+    run_ctx *c = &ctx;
+    memset(c, 0, sizeof *c);
+    double start = progress_now();
+    int r = parse_options(&c->opt, argc, argv);
+    if (r >= 0) {
+        free(c->opt.inputs);
+        return r;
+    }
+    const options *o = &c->opt;
+    progress_init(&c->bar, 0, "images", "img/s", 0);
+
+    struct stat st;
+    if (stat(o->output_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        c->have_out_dir = 1;
+        c->out_dev = st.st_dev;
+        c->out_ino = st.st_ino;
+    }
+    if (o->ninputs > 0) {
+        for (int i = 0; i < o->ninputs; i++) add_input(c, o->inputs[i]);
+    } else if (stat(o->input_dir, &st) != 0) {
+        fprintf(stderr, "cartoongan: no images found: %s: %s (give image files or directories, "
+                        "or --input-dir DIR)\n", o->input_dir, errno_text(errno));
+        free_ctx(c);
+        return CLI_EXIT_FAIL;
+    } else {
+        add_input(c, o->input_dir);
+    }
+    drop_duplicates(c);
+
+    int njobs = 0;
+    for (int i = 0; i < c->njobs; i++) njobs += !c->jobs[i].drop;
+    if (njobs == 0 && c->failures.n == 0) {
+        fprintf(stderr, "cartoongan: no images found in ");
+        if (o->ninputs == 0) fprintf(stderr, "%s", o->input_dir);
+        for (int i = 0; i < o->ninputs; i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", o->inputs[i]);
+        fprintf(stderr, "\n");
+        free_ctx(c);
+        return CLI_EXIT_FAIL;
+    }
+
+    int todo = 0, skipped = 0;
+    for (int i = 0; i < c->njobs; i++) {
+        job *j = &c->jobs[i];
+        if (j->drop) continue;
+        j->todo = plan_job(o, j);
+        todo += j->todo;
+        skipped += !j->todo;
+    }
+    /* with nothing left to do there is no need to read the weights at all */
+    if (todo > 0 && load_models(c) < 0) {
+        free_ctx(c);
+        return CLI_EXIT_FAIL;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second ^C kills at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    progress_init(&c->bar, todo, "images", "img/s", !o->quiet && todo > 1);
+    int done = 0, index = 0;
+    for (int i = 0; i < c->njobs && !interrupted; i++) {
+        job *j = &c->jobs[i];
+        if (!j->todo) continue;
+        progress_update(&c->bar, index);
+        job_result jr = process_job(c, j, index);
+        if (jr == JOB_CANCELLED) break;
+        done += jr == JOB_OK;
+        index++;
+    }
+    progress_update(&c->bar, index);
+    progress_finish(&c->bar);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+
+    int status = c->failures.n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (interrupted) {
+        fprintf(stderr, "cartoongan: interrupted\n");
+        status = 130; /* the shell's code for death by SIGINT */
+    }
+    if (!o->quiet) print_summary(c, done, skipped, progress_now() - start);
+    free_ctx(c);
+    return status;
+}

@@ -1,0 +1,47 @@
+/* cli.h: what the cartoongan command's source files share: the subcommands' entry points
+ * and the small option-parsing helpers they all use, so every command reads
+ * "--flag value" / "--flag=value" and reports usage errors the same way. */
+#ifndef CG_CLI_H
+#define CG_CLI_H
+
+/* Subcommands: argv[0] is the command's name ("cartoonize"); each returns the process's
+ * exit status (0 ok, 1 failure, 2 usage error). */
+int cmd_cartoonize(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Where styles are looked up by default: $CARTOONGAN_WEIGHTS, else where `make` put them. */
+const char *cli_default_weights_dir(void);
+
+/* Loads `style` from <weights_dir>/<style>.safetensors, else the .npy directory
+ * <weights_dir>/<style>/, and sets its thread count. Returns 0, or -1 after printing a
+ * one-line error (with a hint when the weights are missing). */
+struct cg_model;
+int cli_load_style(const char *weights_dir, const char *style, int threads, struct cg_model **out);
+
+/* Exit statuses shared by every command. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+/* Prints "cartoongan CMD: MESSAGE" and "try 'cartoongan CMD --help'" on stderr and returns
+ * CLI_EXIT_USAGE, so a parser can `return cli_usage_error(...)`. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* Whether argv[*i] is the option `name` ("--max-height") given as "--max-height V" or
+ * "--max-height=V". Returns 0 when it is not; 1 when it is, with *value set and *i moved
+ * past the value; -1 (after a usage message) when the value is missing. */
+int cli_opt_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                  const char **value);
+
+/* Whether argv[i] is the flag `name`; a flag given a value ("--overwrite=1") is reported as
+ * a usage error and returns -1. */
+int cli_opt_flag(const char *cmd, char **argv, int i, const char *name);
+
+/* Parses a whole decimal int in [min, max]; 0 on success, -1 (after a usage message naming
+ * the option) otherwise. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int min, int max,
+                  int *out);
+
+#endif

@@ -1,0 +1,182 @@
+/* main.c: the cartoongan command: picks a subcommand (`cartoongan <command> [options]`),
+ * answers --help / --version, and holds the option-parsing helpers of cli.h. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cartoongan.h"
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"cartoonize", cmd_cartoonize, "turn photos into anime-style images (shinkai, hayao, hosoda, paprika)"},
+    {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
+    {"export", cmd_export, "convert a style's weights (.npy directory or .safetensors) to one .safetensors file"},
+};
+#define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "usage: cartoongan <command> [options]\n"
+            "\n"
+            "CartoonGAN in C: turns photos into anime in four styles.\n"
+            "\n"
+            "commands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "options:\n"
+            "  -h, --help   show this help and exit\n"
+            "  --version    print the version (%s) and exit\n"
+            "\n"
+            "Run 'cartoongan <command> --help' for a command's options.\n",
+            CG_VERSION);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cartoongan %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\ntry 'cartoongan %s --help'\n", cmd);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_opt_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                  const char **value) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "option %s needs a value", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+int cli_opt_flag(const char *cmd, char **argv, int i, const char *name) {
+    const char *a = argv[i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '\0') return 1;
+    if (a[n] == '=') {
+        cli_usage_error(cmd, "option %s takes no value", name);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int min, int max,
+                  int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || v < min || v > max) {
+        if (max == INT_MAX)
+            cli_usage_error(cmd, "invalid value '%s' for %s (expected an integer >= %d)", s,
+                            opt, min);
+        else
+            cli_usage_error(cmd, "invalid value '%s' for %s (expected an integer from %d to %d)",
+                            s, opt, min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+const char *cli_default_weights_dir(void) {
+    const char *env = getenv("CARTOONGAN_WEIGHTS");
+    return env && *env ? env : CG_DEFAULT_WEIGHTS_DIR;
+}
+
+int cli_load_style(const char *weights_dir, const char *style, int threads, cg_model **out) {
+    *out = NULL;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, style);
+    if (stat(path, &st) != 0) {
+        /* else the upstream release's .npy directory */
+        snprintf(path, sizeof path, "%s/%s", weights_dir, style);
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            if (stat(weights_dir, &st) != 0)
+                fprintf(stderr, "cartoongan: cannot load style '%s': weights directory %s: %s\n",
+                        style, weights_dir, errno == ENOENT ? "no such file or directory" : strerror(errno));
+            else
+                fprintf(stderr, "cartoongan: cannot load style '%s' from %s/%s.safetensors: no such file\n",
+                        style, weights_dir, style);
+            fprintf(stderr, "hint: run 'make weights' to fetch and convert the weights, or point "
+                            "--weights-dir (or CARTOONGAN_WEIGHTS) at a directory holding "
+                            "<style>.safetensors files or <style>/ directories of .npy files\n");
+            return -1;
+        }
+    }
+    if (cg_model_load(out, path) != CG_OK) {
+        const char *e = cg_last_error();
+        size_t n = strlen(path);
+        /* the message usually starts with the path already said */
+        if (!strncmp(e, path, n) && e[n] == ':' && e[n + 1] == ' ') e += n + 2;
+        fprintf(stderr, "cartoongan: cannot load style '%s' from %s: %s\n", style, path, e);
+        return -1;
+    }
+    if (cg_model_set_threads(*out, threads) != CG_OK) {
+        fprintf(stderr, "cartoongan: --threads %d: %s\n", threads, cg_last_error());
+        cg_model_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
+        printf("cartoongan %s\n", CG_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "help")) {
+        /* `cartoongan help cartoonize` reads as naturally as `cartoonize --help` */
+        if (argc < 3) {
+            print_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        for (int i = 0; i < NUM_COMMANDS; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *args[] = {argv[2], "--help", NULL};
+                return commands[i].run(2, args);
+            }
+        fprintf(stderr, "cartoongan: unknown command '%s'\ntry 'cartoongan --help'\n", argv[2]);
+        return CLI_EXIT_USAGE;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        fprintf(stderr, "cartoongan: unknown option '%s'\ntry 'cartoongan --help'\n", cmd);
+    else
+        fprintf(stderr, "cartoongan: unknown command '%s'\ntry 'cartoongan --help'\n", cmd);
+    return CLI_EXIT_USAGE;
+}

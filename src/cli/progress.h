@@ -1,0 +1,41 @@
+/* progress.h: a one-line progress bar on stderr, redrawn in place with '\r':
+ *
+ *     [#######.....]  3/10 images  0.8 img/s  ETA 0:09
+ *
+ * Used for images now and meant for frames or training steps later: the caller names the
+ * unit. Messages printed through progress_message clear the bar first, so errors land on
+ * their own line and the bar is redrawn below them. When disabled (not a terminal, --quiet,
+ * a single item) nothing is drawn and progress_message just prints the line. */
+#ifndef CG_CLI_PROGRESS_H
+#define CG_CLI_PROGRESS_H
+
+typedef struct {
+    int enabled;
+    int total;
+    double done;           /* items finished, fractional while one is under way */
+    const char *unit;      /* "images" */
+    const char *rate_unit; /* "img/s" */
+    double start;          /* seconds, monotonic */
+    double last_draw;
+    int visible;           /* a bar is on the line now */
+} progress;
+
+/* Monotonic seconds, for timing runs. */
+double progress_now(void);
+
+/* `enabled` is the caller's choice (e.g. !quiet && total > 1); the bar is also off when
+ * stderr is not a terminal. */
+void progress_init(progress *p, int total, const char *unit, const char *rate_unit,
+                   int enabled);
+/* Sets how much is done (may be fractional); redraws at most a few times a second,
+ * always when `done` reaches a whole number. */
+void progress_update(progress *p, double done);
+/* Prints a line on stderr (a newline is added) without mangling the bar. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void progress_message(progress *p, const char *fmt, ...);
+/* Removes the bar from the terminal (at the end of a run). */
+void progress_finish(progress *p);
+
+#endif

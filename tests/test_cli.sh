@@ -1,0 +1,636 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2046,SC2086 # byte and option lists are split into words on purpose
+# test_cli.sh: end-to-end tests of build/cartoongan (cartoonize and export): output layout,
+# comparison layouts, resizing, skipping and overwriting, option forms, and that every kind
+# of bad input or bad weights fails cleanly, alone, and leaves no file behind. Prints
+# "ok NAME" / "FAIL NAME" per case and last "test_cli: P passed, F failed".
+#
+# Needs only bash and coreutils (image sizes are read from PNG/JPEG/WebP headers with od).
+# Weights: $CARTOONGAN_WEIGHTS (set by `make test`), else ../shared/weights/cartoongan.
+# Run from anywhere: tests/test_cli.sh
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+BIN=${CARTOONGAN_BIN:-$ROOT/build/cartoongan} # CARTOONGAN_BIN: test another build
+DATA=$ROOT/tests/data/images
+PHOTOS=$ROOT/../shared/data/photos
+NPY=$ROOT/../shared/weights/cartoongan
+
+has_styles() { # DIR: holds shinkai and hayao in one of the two accepted forms
+    local s
+    for s in shinkai hayao; do
+        [ -f "$1/$s.safetensors" ] || [ -d "$1/$s" ] || return 1
+    done
+}
+W=${CARTOONGAN_WEIGHTS:-}
+if [ -z "$W" ] || ! has_styles "$W"; then W=$NPY; fi
+if [ ! -x "$BIN" ] || ! has_styles "$W"; then
+    echo "FAIL setup: need $BIN and weights for shinkai and hayao (run make)"
+    echo "test_cli: 0 passed, 1 failed"
+    exit 1
+fi
+W=$(cd "$W" && pwd)
+export CARTOONGAN_WEIGHTS=$W
+TIMEOUT=""
+# The bad-input test caps virtual memory so a decoder that trusts a huge header fails
+# loudly; set VMEM_LIMIT_KB= (empty) for sanitizer builds, which reserve terabytes.
+VMEM_LIMIT_KB=${VMEM_LIMIT_KB-4000000}
+command -v timeout >/dev/null && TIMEOUT="timeout 300"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+
+passed=0 failed=0 checks_failed=0 rc=0
+
+# ---- helpers ----
+
+# cg ARGS...: runs the binary; sets $rc, leaves stdout/stderr in $T/out and $T/err.
+cg() {
+    $TIMEOUT "$BIN" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+
+note_failure() {
+    echo "  FAIL: $*" >&2
+    checks_failed=$((checks_failed + 1))
+}
+
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() {
+    local what=$1
+    shift
+    "$@" || note_failure "$what"
+}
+
+expect_rc() {
+    if [ "$rc" -ne "$1" ]; then
+        note_failure "exit status $rc, expected $1"
+        sed 's/^/    stderr: /' "$T/err" | head -5 >&2
+    fi
+}
+
+expect_err() { # SUBSTRING: on stderr
+    grep -qF -- "$1" "$T/err" || note_failure "stderr lacks '$1': $(head -c 300 "$T/err")"
+}
+
+expect_out() { # SUBSTRING: on stdout
+    grep -qF -- "$1" "$T/out" || note_failure "stdout lacks '$1': $(head -c 300 "$T/out")"
+}
+
+expect_file() { if [ ! -s "$1" ]; then note_failure "missing output $1"; fi; }
+expect_no() { [ ! -e "$1" ] || note_failure "unexpected $1"; }
+
+# files DIR: every file under DIR (relative, sorted), temp files included.
+files() { (cd "$1" 2>/dev/null && find . -type f | sed 's|^\./||' | LC_ALL=C sort); }
+
+expect_files() { # DIR EXPECTED-NEWLINE-LIST
+    local got
+    got=$(files "$1")
+    [ "$got" = "$2" ] || note_failure "files under $1 are [${got//$'\n'/ }], expected [${2//$'\n'/ }]"
+}
+
+bytes() { od -An -tu1 -v -j "$2" -N "$3" "$1" | tr -s ' \n' '  '; }
+
+# dims FILE: prints WxH from the PNG, JPEG or WebP header.
+dims() {
+    local f=$1 b
+    set -- $(bytes "$f" 0 16)
+    if [ "${1:-}" = 137 ] && [ "${2:-}" = 80 ]; then
+        set -- $(bytes "$f" 16 8)
+        echo "$(($1 << 24 | $2 << 16 | $3 << 8 | $4))x$(($5 << 24 | $6 << 16 | $7 << 8 | $8))"
+    elif [ "${1:-}" = 255 ] && [ "${2:-}" = 216 ]; then
+        local pos=2 n=0
+        while [ $n -lt 200 ]; do
+            n=$((n + 1))
+            set -- $(bytes "$f" $pos 4)
+            [ "${1:-}" = 255 ] || return 1
+            if [ "$2" = 255 ]; then pos=$((pos + 1)); continue; fi
+            case $2 in
+            192 | 193 | 194 | 195 | 197 | 198 | 199 | 201 | 202 | 203 | 205 | 206 | 207)
+                set -- $(bytes "$f" $((pos + 5)) 4)
+                echo "$(($3 << 8 | $4))x$(($1 << 8 | $2))"
+                return 0
+                ;;
+            esac
+            pos=$((pos + 2 + ($3 << 8 | $4)))
+        done
+        return 1
+    elif [ "${1:-}" = 82 ] && [ "${9:-}" = 87 ]; then # RIFF....WEBP
+        b=$(bytes "$f" 12 4)
+        case $b in
+        *" 86 80 56 32"*) # "VP8 ": 14-bit sizes after the start code
+            set -- $(bytes "$f" 26 4)
+            echo "$((($1 | $2 << 8) & 16383))x$((($3 | $4 << 8) & 16383))" ;;
+        *" 86 80 56 76"*) # "VP8L": 14-bit sizes minus one, packed
+            set -- $(bytes "$f" 21 4)
+            b=$(($1 | $2 << 8 | $3 << 16 | $4 << 24))
+            echo "$(((b & 16383) + 1))x$(((b >> 14 & 16383) + 1))" ;;
+        *" 86 80 56 88"*) # "VP8X": 24-bit canvas sizes minus one
+            set -- $(bytes "$f" 24 6)
+            echo "$(($1 + ($2 << 8) + ($3 << 16) + 1))x$(($4 + ($5 << 8) + ($6 << 16) + 1))" ;;
+        *) return 1 ;;
+        esac
+    else
+        return 1
+    fi
+}
+
+expect_dims() { # FILE WxH
+    local d
+    d=$(dims "$1")
+    [ "$d" = "$2" ] || note_failure "$1 is ${d:-unreadable}, expected $2"
+}
+
+kind() { # FILE: png, jpeg, webp or ?
+    case $(bytes "$1" 0 4) in
+    *"137 80 78 71"*) echo png ;;
+    *"255 216 255"*) echo jpeg ;;
+    *"82 73 70 70"*) echo webp ;;
+    *) echo "?" ;;
+    esac
+}
+
+expect_kind() { # FILE KIND
+    local k
+    k=$(kind "$1")
+    [ "$k" = "$2" ] || note_failure "$1 is $k, expected $2"
+}
+
+run() { # TEST-FUNCTION: runs it in a fresh directory $D
+    local name=$1
+    checks_failed=0
+    D=$T/$name
+    mkdir -p "$D"
+    "$name"
+    if [ $checks_failed -eq 0 ]; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        failed=$((failed + 1))
+    fi
+}
+
+# ---- tests ----
+
+test_help() {
+    cg --help
+    expect_rc 0
+    expect_out cartoonize
+    expect_out export
+    cg --version
+    expect_rc 0
+    expect_out "cartoongan $(sed -n 's/^#define CG_VERSION "\(.*\)"/\1/p' include/cartoongan.h)"
+    cg cartoonize --help
+    expect_rc 0
+    local f
+    for f in --styles --all-styles --input-dir --output-dir --weights-dir --max-height \
+        --keep-original-size --comparison-view --skip-comparison --overwrite --threads --quiet \
+        "default: shinkai" "default: input_images" "default: output_images" "default: 300" \
+        "default: smart"; do
+        expect_out "$f"
+    done
+    cg cartoonize -h
+    expect_rc 0
+    cg export --help
+    expect_rc 0
+    expect_out --force
+    cg
+    expect_rc 2
+    cg frobnicate
+    expect_rc 2
+    expect_err "unknown command 'frobnicate'"
+}
+
+test_usage_errors() {
+    local args
+    for args in "--max-height abc" "--max-height 0" "--max-height=-3" "--threads -1" \
+        "--comparison-view diagonal" "--overwrite=yes" "--no-such-flag" "--styles" \
+        "--output-dir"; do
+        cg cartoonize $args "$DATA/plain.png"
+        [ "$args" = "--output-dir" ] && cg cartoonize "$DATA/plain.png" --output-dir
+        expect_rc 2
+        expect_err "try 'cartoongan cartoonize --help'"
+        [ "$(wc -l <"$T/err")" -eq 2 ] || note_failure "'$args': usage error is not two lines"
+    done
+}
+
+test_unknown_style() {
+    cg cartoonize --styles shinkai foo --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 2
+    expect_err "unknown style 'foo' (choose from shinkai, hayao, hosoda, paprika)"
+    expect_err "try 'cartoongan cartoonize --help'"
+    cg cartoonize --styles=shinkai,bar --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 2
+    expect_err "unknown style 'bar'"
+    expect_no "$D/out"
+}
+
+test_layout_files() {
+    cg cartoonize --output-dir "$D/out" "$DATA/plain.png" "$DATA/plain.jpg" "$DATA/plain.webp"
+    expect_rc 0
+    expect_files "$D/out" "comparison/plain.jpg
+comparison/plain.png
+comparison/plain.webp
+shinkai/plain.jpg
+shinkai/plain.png
+shinkai/plain.webp"
+    expect_kind "$D/out/shinkai/plain.png" png
+    expect_kind "$D/out/shinkai/plain.jpg" jpeg
+    expect_kind "$D/out/shinkai/plain.webp" webp
+    expect_kind "$D/out/comparison/plain.jpg" jpeg
+    expect_dims "$D/out/shinkai/plain.png" 17x11
+    expect_dims "$D/out/shinkai/plain.jpg" 17x11
+    expect_dims "$D/out/shinkai/plain.webp" 17x11
+    expect_out "cartoonized 3 images (1 style)"
+    check "no progress bar when stderr is not a terminal" [ ! -s "$T/err" ]
+}
+
+test_layout_nested() {
+    mkdir -p "$D/in/a/b" "$D/in/.hidden" "$D/in/c"
+    cp "$DATA/plain.png" "$D/in/a/b/x.png"
+    cp "$DATA/plain.jpg" "$D/in/a/y.JPG"
+    cp "$DATA/plain.webp" "$D/in/top.webp"
+    cp "$DATA/plain.png" "$D/in/.hidden/h.png"
+    cp "$DATA/plain.png" "$D/in/a/.dot.png"
+    echo notes >"$D/in/c/readme.txt"
+    cp "$DATA/plain.png" "$D/in/c/image.bmp" # ignored inside directories
+    cg cartoonize --output-dir "$D/out" "$D/in/"
+    expect_rc 0
+    expect_files "$D/out" "comparison/a/b/x.png
+comparison/a/y.JPG
+comparison/top.webp
+shinkai/a/b/x.png
+shinkai/a/y.JPG
+shinkai/top.webp"
+    expect_kind "$D/out/shinkai/a/y.JPG" jpeg
+    # a file named directly keeps only its base name
+    cg cartoonize --output-dir "$D/out2" --skip-comparison "$D/in/a/b/x.png"
+    expect_rc 0
+    expect_files "$D/out2" "shinkai/x.png"
+}
+
+test_default_dirs() {
+    mkdir -p "$D/input_images/sub"
+    cp "$DATA/plain.png" "$D/input_images/sub/p.png"
+    (cd "$D" && $TIMEOUT "$BIN" cartoonize >"$T/out" 2>"$T/err")
+    rc=$?
+    expect_rc 0
+    expect_files "$D/output_images" "comparison/sub/p.png
+shinkai/sub/p.png"
+    # an input directory given explicitly wins over --input-dir
+    cg cartoonize --input-dir "$D/nonexistent" --output-dir "$D/out" "$D/input_images"
+    expect_rc 0
+    expect_file "$D/out/shinkai/sub/p.png"
+    cg cartoonize --input-dir="$D/input_images" --output-dir="$D/out3" --skip-comparison
+    expect_rc 0
+    expect_files "$D/out3" "shinkai/sub/p.png"
+}
+
+test_empty_input() {
+    mkdir -p "$D/empty/sub" "$D/only_other"
+    echo x >"$D/only_other/a.txt"
+    cg cartoonize --output-dir "$D/out" "$D/empty"
+    expect_rc 1
+    expect_err "no images found in $D/empty"
+    cg cartoonize --output-dir "$D/out" --input-dir "$D/only_other"
+    expect_rc 1
+    expect_err "no images found in $D/only_other"
+    (cd "$D" && $TIMEOUT "$BIN" cartoonize >"$T/out" 2>"$T/err")
+    rc=$?
+    expect_rc 1
+    expect_err "input_images"
+    expect_no "$D/out"
+}
+
+# comparison layouts: landscape 17x11 plain.png; n = panels (original + styles)
+test_comparison_layouts() {
+    local view
+    for view in "horizontal 34x11" "vertical 17x22" "grid 17x22" "smart 17x22"; do
+        set -- $view
+        cg cartoonize --styles shinkai --comparison-view "$1" --output-dir "$D/$1-2" "$DATA/plain.png"
+        expect_rc 0
+        expect_dims "$D/$1-2/comparison/plain.png" "$2"
+    done
+    for view in "horizontal 51x11" "vertical 17x33" "grid 34x22" "smart 17x33"; do
+        set -- $view
+        cg cartoonize --styles shinkai hayao --comparison-view="$1" --output-dir "$D/$1-3" \
+            "$DATA/plain.png"
+        expect_rc 0
+        expect_dims "$D/$1-3/comparison/plain.png" "$2"
+    done
+    # smart, portrait (origami.jpg is 640x864): one row
+    cg cartoonize --styles shinkai --max-height 32 --output-dir "$D/portrait" \
+        "$PHOTOS/seed_project/origami.jpg"
+    expect_rc 0
+    expect_dims "$D/portrait/shinkai/origami.jpg" 24x32
+    expect_dims "$D/portrait/comparison/origami.jpg" 48x32
+    # smart, landscape, 4 panels: two rows of two
+    cg cartoonize --styles shinkai,hayao --styles hosoda --max-height 16 --output-dir "$D/four" \
+        "$PHOTOS/seed_project/temple.jpg"
+    expect_rc 0
+    expect_dims "$D/four/comparison/temple.jpg" 48x32
+}
+
+test_max_height() {
+    # temple.jpg is 674x449: height 40 gives width round(674*40/449) = 60
+    cg cartoonize --max-height 40 --output-dir "$D/out" "$PHOTOS/seed_project/temple.jpg"
+    expect_rc 0
+    expect_dims "$D/out/shinkai/temple.jpg" 60x40
+    expect_dims "$D/out/comparison/temple.jpg" 60x80
+    # never upscales
+    cg cartoonize --max-height=300 --output-dir "$D/out2" "$DATA/plain.png"
+    expect_rc 0
+    expect_dims "$D/out2/shinkai/plain.png" 17x11
+    cg cartoonize --max-height 5 --keep-original-size --output-dir "$D/out3" "$DATA/plain.png"
+    expect_rc 0
+    expect_dims "$D/out3/shinkai/plain.png" 17x11
+    cg cartoonize --max-height 5 --output-dir "$D/out4" "$DATA/plain.png"
+    expect_rc 0
+    expect_dims "$D/out4/shinkai/plain.png" 8x5
+}
+
+test_skip_and_overwrite() {
+    mkdir -p "$D/in"
+    cp "$DATA/plain.png" "$D/in/a.png"
+    cp "$DATA/plain.jpg" "$D/in/b.jpg"
+    cg cartoonize --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    find "$D/out" -type f -exec touch -d "2001-01-01 00:00:00" {} +
+    cg cartoonize --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized 0 images (1 style)"
+    expect_out "2 skipped (already done)"
+    check "skipped outputs untouched" [ -z "$(find "$D/out" -type f -newermt 2002-01-01)" ]
+    # a finished input is not even decoded again
+    cp "$DATA/truncated.jpg" "$D/in/b.jpg"
+    cg cartoonize --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "2 skipped (already done)"
+    cp "$DATA/plain.jpg" "$D/in/b.jpg"
+    # only the missing output is redone
+    rm "$D/out/comparison/a.png"
+    cg cartoonize --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized 1 image (1 style)"
+    expect_out "1 skipped"
+    expect_file "$D/out/comparison/a.png"
+    check "existing style output kept" [ -z "$(find "$D/out/shinkai" -type f -newermt 2002-01-01)" ]
+    # a new style for the same images is not "done"
+    cg cartoonize --styles shinkai hayao --skip-comparison --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized 2 images (2 styles)"
+    check "shinkai outputs untouched" [ -z "$(find "$D/out/shinkai" -type f -newermt 2002-01-01)" ]
+    expect_file "$D/out/hayao/b.jpg"
+    cg cartoonize --overwrite --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized 2 images"
+    check "--overwrite rewrote all" [ -z "$(find "$D/out/shinkai" "$D/out/comparison" -type f ! -newermt 2002-01-01)" ]
+    # nothing to do: the weights are not even needed
+    cg cartoonize --weights-dir "$D/no-weights" --output-dir "$D/out" "$D/in"
+    expect_rc 0
+}
+
+test_styles_forms() {
+    mkdir -p "$D/in"
+    cp "$DATA/plain.png" "$D/in/p.png"
+    # space-separated; the directory after the names is an input, not a style
+    cg cartoonize --styles shinkai hayao "$D/in" --output-dir "$D/a"
+    expect_rc 0
+    expect_files "$D/a" "comparison/p.png
+hayao/p.png
+shinkai/p.png"
+    expect_dims "$D/a/comparison/p.png" 17x33
+    # comma-separated, = form, order kept in the comparison
+    cg cartoonize --styles=hayao,shinkai --comparison-view horizontal --output-dir "$D/b" "$D/in"
+    expect_rc 0
+    expect_dims "$D/b/comparison/p.png" 51x11
+    cmp -s "$D/a/hayao/p.png" "$D/b/hayao/p.png" || note_failure "hayao differs between runs"
+    cg cartoonize --styles shinkai,hayao --output-dir "$D/c" -- "$D/in/p.png"
+    expect_rc 0
+    expect_files "$D/c" "comparison/p.png
+hayao/p.png
+shinkai/p.png"
+    # --all-styles: all four, in canonical order
+    cg cartoonize --all-styles --skip-comparison --max-height 8 --output-dir "$D/d" "$D/in"
+    if [ -d "$W/hosoda" ] || [ -f "$W/hosoda.safetensors" ]; then
+        expect_rc 0
+        expect_files "$D/d" "hayao/p.png
+hosoda/p.png
+paprika/p.png
+shinkai/p.png"
+    fi
+    # an input named like an option, after --
+    cp "$DATA/plain.png" "$D/-dash.png"
+    (cd "$D" && $TIMEOUT "$BIN" cartoonize --skip-comparison --output-dir out -- -dash.png \
+        >"$T/out" 2>"$T/err")
+    rc=$?
+    expect_rc 0
+    expect_file "$D/out/shinkai/-dash.png"
+}
+
+# Each bad input alone: exit 1, one line naming the file, no output and no temp file.
+test_bad_inputs() {
+    local f
+    printf 'BM not really' >"$D/x.bmp"
+    : >"$D/empty.jpg"
+    for f in "$DATA/empty.png" "$DATA/truncated.jpg" "$DATA/truncated.png" \
+        "$DATA/notimage.jpg" "$DATA/huge.png" "$DATA/huge.jpg" "$DATA/huge.webp" \
+        "$D/empty.jpg" "$D/missing.jpg" "$D/x.bmp"; do
+        rm -rf "$D/out"
+        # a decoder that trusted the header would need tens of GB
+        (if [ -n "$VMEM_LIMIT_KB" ]; then ulimit -v "$VMEM_LIMIT_KB" 2>/dev/null; fi; cg cartoonize --threads 2 --output-dir "$D/out" "$f"; exit $rc)
+        rc=$?
+        expect_rc 1
+        expect_err "$f: "
+        [ "$(wc -l <"$T/err")" -eq 1 ] || note_failure "$f: error is not one line: $(cat "$T/err")"
+        expect_files "$D/out" ""
+    done
+    cg cartoonize --output-dir "$D/out" "$D/missing.jpg"
+    expect_err "missing.jpg: no such file or directory"
+    expect_out "failed: $D/missing.jpg: no such file or directory"
+    # a mistyped file name after --styles is an input, not a style
+    cg cartoonize --styles hayao "$D/missing.jpg" --output-dir "$D/out"
+    expect_rc 1
+    expect_err "missing.jpg: no such file or directory"
+    cg cartoonize --output-dir "$D/out" "$D/x.bmp"
+    expect_err "x.bmp: unsupported file type (use .jpg, .jpeg, .png or .webp)"
+}
+
+# Unusual but valid images are converted, not refused.
+test_converted_inputs() {
+    local f n=0
+    mkdir -p "$D/in"
+    for f in gray.png gray1.png gray_alpha.png palette.png palette_trns.png rgb16.png \
+        rgba.png rgba16.png interlaced.png cmyk.jpg gray.jpg orient6.jpg rgba.webp \
+        orient6.webp; do
+        cp "$DATA/$f" "$D/in/"
+        n=$((n + 1))
+    done
+    cg cartoonize --skip-comparison --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized $n images"
+    for f in gray.png gray1.png gray_alpha.png palette.png palette_trns.png rgb16.png \
+        rgba.png rgba16.png interlaced.png; do
+        expect_dims "$D/out/shinkai/$f" "$(dims "$D/in/$f")"
+        set -- $(bytes "$D/out/shinkai/$f" 24 2)
+        [ "$1 $2" = "8 2" ] || note_failure "$f: output is not 8-bit RGB PNG (depth $1, type $2)"
+    done
+    expect_dims "$D/out/shinkai/cmyk.jpg" 48x32
+    expect_dims "$D/out/shinkai/gray.jpg" 48x32
+    expect_dims "$D/out/shinkai/orient6.jpg" 48x32 # the EXIF rotation is applied
+    expect_dims "$D/out/shinkai/rgba.webp" 4x1
+}
+
+test_batch_with_bad_file() {
+    mkdir -p "$D/in"
+    cp "$DATA/plain.png" "$D/in/a.png"
+    cp "$DATA/truncated.jpg" "$D/in/b.jpg"
+    cp "$DATA/plain.jpg" "$D/in/c.jpg"
+    cp "$DATA/huge.png" "$D/in/d.png"
+    cp "$DATA/plain.webp" "$D/in/e.webp"
+    cg cartoonize --styles shinkai hayao --output-dir "$D/out" "$D/in" "$D/nope.png"
+    expect_rc 1
+    expect_files "$D/out" "comparison/a.png
+comparison/c.jpg
+comparison/e.webp
+hayao/a.png
+hayao/c.jpg
+hayao/e.webp
+shinkai/a.png
+shinkai/c.jpg
+shinkai/e.webp"
+    expect_err "$D/in/b.jpg: "
+    expect_err "$D/in/d.png: "
+    expect_err "$D/nope.png: no such file or directory"
+    expect_out "cartoonized 3 images (2 styles)"
+    expect_out "3 failed"
+    expect_out "failed: $D/in/b.jpg: "
+    expect_out "failed: $D/in/d.png: "
+    check "no temp files left in the output tree" [ -z "$(find "$D/out" -name '.*')" ]
+    cg cartoonize --quiet --output-dir "$D/out" "$D/in"
+    expect_rc 1
+    check "--quiet prints nothing on stdout" [ ! -s "$T/out" ]
+    expect_err "$D/in/b.jpg: "
+}
+
+test_duplicate_names() {
+    mkdir -p "$D/a" "$D/b"
+    cp "$DATA/plain.png" "$D/a/x.png"
+    cp "$DATA/plain.png" "$D/b/x.png"
+    cg cartoonize --output-dir "$D/out" "$D/a/x.png" "$D/b/x.png" "$D/a/x.png"
+    expect_rc 1
+    expect_err "$D/b/x.png: has the same output name"
+    expect_out "cartoonized 1 image"
+    expect_out "1 failed"
+}
+
+test_output_inside_input() {
+    mkdir -p "$D/in"
+    cp "$DATA/plain.png" "$D/in/p.png"
+    cg cartoonize --output-dir "$D/in/out" "$D/in"
+    expect_rc 0
+    cg cartoonize --output-dir "$D/in/out" "$D/in"
+    expect_rc 0
+    expect_out "cartoonized 0 images (1 style) in"
+    expect_out "1 skipped"
+    expect_files "$D/in" "out/comparison/p.png
+out/shinkai/p.png
+p.png"
+}
+
+test_missing_weights() {
+    cg cartoonize --weights-dir "$D/nowhere" --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "cannot load style 'shinkai'"
+    expect_err "make weights"
+    mkdir -p "$D/w"
+    CARTOONGAN_WEIGHTS=$D/w cg cartoonize --styles hayao --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "cannot load style 'hayao' from $D/w/hayao.safetensors"
+    expect_err "make weights"
+    expect_no "$D/out"
+}
+
+test_export_and_corrupt_weights() {
+    mkdir -p "$D/w" "$D/bad_npy" "$D/wrong_shape"
+    # export the .npy release and check the .safetensors gives the same pictures
+    cg export "$NPY/hayao" "$D/w/hayao.safetensors"
+    expect_rc 0
+    expect_file "$D/w/hayao.safetensors"
+    cg export "$NPY/hayao" "$D/w/hayao.safetensors"
+    expect_rc 1
+    expect_err "--force"
+    cg export --force "$NPY/hayao" "$D/w/hayao.safetensors"
+    expect_rc 0
+    cg cartoonize --weights-dir "$D/w" --styles hayao --output-dir "$D/o1" "$DATA/plain.png"
+    expect_rc 0
+    cg cartoonize --weights-dir "$NPY" --styles hayao --output-dir "$D/o2" "$DATA/plain.png"
+    expect_rc 0
+    cmp -s "$D/o1/hayao/plain.png" "$D/o2/hayao/plain.png" ||
+        note_failure "safetensors and .npy weights give different outputs"
+    # a round trip through export is byte-identical
+    cg export "$D/w/hayao.safetensors" "$D/w/again.safetensors"
+    expect_rc 0
+    cmp -s "$D/w/hayao.safetensors" "$D/w/again.safetensors" || note_failure "re-export differs"
+
+    # truncated .safetensors
+    head -c 300000 "$D/w/hayao.safetensors" >"$D/w/shinkai.safetensors"
+    cg cartoonize --weights-dir "$D/w" --styles hayao shinkai --output-dir "$D/o3" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "cannot load style 'shinkai' from $D/w/shinkai.safetensors: "
+    expect_no "$D/o3"
+    # .npy directory with one truncated tensor, and one with a tensor of the wrong shape
+    local f
+    for f in "$NPY"/hayao/*.npy; do
+        ln -s "$f" "$D/bad_npy/"
+        ln -s "$f" "$D/wrong_shape/"
+    done
+    rm "$D/bad_npy/conv04_1.weight.npy" "$D/wrong_shape/conv04_1.weight.npy"
+    head -c 1000 "$NPY/hayao/conv04_1.weight.npy" >"$D/bad_npy/conv04_1.weight.npy"
+    cp "$NPY/hayao/conv04_1.bias.npy" "$D/wrong_shape/conv04_1.weight.npy"
+    mkdir -p "$D/w2"
+    ln -s "$D/bad_npy" "$D/w2/hayao"
+    ln -s "$D/wrong_shape" "$D/w2/hosoda"
+    cg cartoonize --weights-dir "$D/w2" --styles hayao --output-dir "$D/o4" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "cannot load style 'hayao' from $D/w2/hayao"
+    expect_err "conv04_1.weight"
+    cg cartoonize --weights-dir "$D/w2" --styles hosoda --output-dir "$D/o4" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "cannot load style 'hosoda' from $D/w2/hosoda"
+    expect_err "conv04_1.weight"
+    expect_no "$D/o4"
+    # export refuses bad sources and writes nothing
+    cg export "$D/bad_npy" "$D/w/bad.safetensors"
+    expect_rc 1
+    expect_err "conv04_1.weight"
+    cg export "$D/w/shinkai.safetensors" "$D/w/bad2.safetensors"
+    expect_rc 1
+    expect_files "$D/w" "again.safetensors
+hayao.safetensors
+shinkai.safetensors"
+    cg export "$D/w/hayao.safetensors"
+    expect_rc 2
+}
+
+test_threads() {
+    cg cartoonize --threads 1 --output-dir "$D/t1" "$DATA/plain.png"
+    expect_rc 0
+    cg cartoonize --threads=3 --output-dir "$D/t3" "$DATA/plain.png"
+    expect_rc 0
+    cmp -s "$D/t1/shinkai/plain.png" "$D/t3/shinkai/plain.png" ||
+        note_failure "output depends on the thread count"
+}
+
+for t in test_help test_usage_errors test_unknown_style test_layout_files test_layout_nested \
+    test_default_dirs test_empty_input test_comparison_layouts test_max_height \
+    test_skip_and_overwrite test_styles_forms test_bad_inputs test_converted_inputs \
+    test_batch_with_bad_file test_duplicate_names test_output_inside_input \
+    test_missing_weights test_export_and_corrupt_weights test_threads; do
+    run "$t"
+done
+
+echo "test_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
