@@ -93,7 +93,7 @@ static void test_raw_output_matches_pytorch(void) {
     CHECK(npy_load(&want, "tests/data/model/hayao_64x48_raw.npy", 0) == CG_OK, "%s", cg_last_error());
     if (!in.rgb || !want.data || !models[1]) return;
     size_t n = (size_t)in.w * in.h;
-    float *rgb = malloc(n * 3 * sizeof(float));
+    float *rgb = calloc(n * 3, sizeof(float));
     for (size_t i = 0; i < n * 3; i++) rgb[i] = in.rgb[i];
     float *x = to_network(rgb, in.w, in.h), *y = run_raw(models[1], x, in.w, in.h);
     CHECK(want.count == n * 3, "fixture size");
@@ -104,6 +104,61 @@ static void test_raw_output_matches_pytorch(void) {
     free(rgb), free(x), free(y);
     npy_free(&want);
     cg_image_free(&in);
+}
+
+/* Torch7's image.scale(img, 450, 'bilinear') as the authors' test code ran it: separable,
+ * float32, along rows first, corners aligned, the last sample copied. */
+static void torch7_scale_1d(float *dst, int nd, const float *src, int ns, size_t stride) {
+    float scale = (float)(ns - 1) / (float)(nd - 1);
+    for (int d = 0; d < nd - 1; d++) {
+        float sp = (float)d * scale;
+        int i = (int)sp;
+        float f = sp - (float)i;
+        dst[d * stride] = (1.f - f) * src[i * stride] + f * src[(i + 1) * stride];
+    }
+    dst[(nd - 1) * stride] = src[(ns - 1) * stride];
+}
+
+static void test_authors_output_in1(void) {
+    const char *in_path = "../shared/data/photos/original_test_set/in1.png";
+    const char *ref_path = "../shared/data/reference/original_model_outputs/in1_Hayao.png";
+    cg_image in = {0}, ref = {0};
+    CHECK(cg_image_load(&in, in_path, 0) == CG_OK, "%s", cg_last_error());
+    CHECK(cg_image_load(&ref, ref_path, 0) == CG_OK, "%s", cg_last_error());
+    if (!in.rgb || !ref.rgb || !models[1]) goto done;
+    /* The longer side becomes 450, the other floor(side * 450 / longer). */
+    int longer = in.w > in.h ? in.w : in.h;
+    int w = in.w == longer ? 450 : in.w * 450 / longer, h = in.h == longer ? 450 : in.h * 450 / longer;
+    float *src = malloc((size_t)in.w * in.h * 3 * sizeof(float));
+    float *mid = malloc((size_t)w * in.h * 3 * sizeof(float)), *rgb = malloc((size_t)w * h * 3 * sizeof(float));
+    for (size_t i = 0; i < (size_t)in.w * in.h * 3; i++) src[i] = in.rgb[i] * (1.f / 255.f);
+    for (int y = 0; y < in.h; y++)
+        for (int c = 0; c < 3; c++)
+            torch7_scale_1d(mid + (size_t)y * w * 3 + c, w, src + (size_t)y * in.w * 3 + c, in.w, 3);
+    for (int x = 0; x < w; x++)
+        for (int c = 0; c < 3; c++)
+            torch7_scale_1d(rgb + (size_t)x * 3 + c, h, mid + (size_t)x * 3 + c, in.h, (size_t)w * 3);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) rgb[i] *= 255.f; /* to_network takes 0..255 */
+    float *x = to_network(rgb, w, h), *y = run_raw(models[1], x, w, h);
+    int oh = gen_out_side(h), ow = gen_out_side(w);
+    CHECK(ow == ref.w && oh == ref.h, "output %dx%d, reference %dx%d", ow, oh, ref.w, ref.h);
+    if (ow == ref.w && oh == ref.h) {
+        size_t plane = (size_t)oh * ow;
+        uint8_t *out = malloc(plane * 3);
+        for (size_t i = 0; i < plane; i++)
+            for (int c = 0; c < 3; c++) {
+                float v = roundf(255.f * (y[(2 - c) * plane + i] * 0.5f + 0.5f));
+                out[i * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        double p = psnr(out, ref.rgb, plane * 3);
+        printf("     in1 (%dx%d -> %dx%d) against the authors' in1_Hayao.png: PSNR %.2f dB\n", w, h, ow, oh, p);
+        CHECK(p >= 50.0, "PSNR %.2f dB", p);
+        free(out);
+    }
+    free(src), free(mid), free(rgb), free(x), free(y);
+done:
+    cg_image_free(&in);
+    cg_image_free(&ref);
 }
 
 int main(void) {
@@ -117,6 +172,7 @@ int main(void) {
     }
     RUN(test_styles_match_pytorch);
     RUN(test_raw_output_matches_pytorch);
+    RUN(test_authors_output_in1);
     for (int s = 0; s < CG_NUM_STYLES; s++) cg_model_free(models[s]);
     return TEST_SUMMARY("test_model");
 }
