@@ -70,8 +70,9 @@ typedef struct {
 cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, int height,
                      const cg_stylize_opts *opts);
 
-/* The largest image cg_stylize accepts (pixels); the network needs about 1.1 KB of
- * working memory per pixel. */
+/* The largest image cg_stylize accepts (pixels). The network needs about 0.8 KB of working
+ * memory per pixel (see cg_stylize_memory); an image that needs more than the machine's
+ * physical memory is refused with CG_ERR_NOMEM before anything is allocated. */
 #define CG_MAX_NETWORK_PIXELS (40 * 1000 * 1000)
 
 /* Bytes of working memory cg_stylize needs for a width x height image with m's thread

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "status.h"
@@ -116,6 +117,12 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
     int hp = gen_padded_side(height), wp = gen_padded_side(width);
     size_t need = cg_stylize_memory(m, width, height);
     if (need > m->arena_bytes) {
+        /* Refuse what cannot fit rather than let the system's overcommit hand out memory
+         * that the out-of-memory killer then takes back. */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && page > 0 && (double)need > (double)pages * page)
+            return cg_fail(CG_ERR_NOMEM, "a %dx%d image needs %.1f GB of working memory, more than this machine's %.1f GB",
+                           width, height, need / 1e9, (double)pages * page / 1e9);
         free(m->arena);
         m->arena = malloc(need);
         m->arena_bytes = m->arena ? need : 0;
