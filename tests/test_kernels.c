@@ -7,6 +7,7 @@
  * which produces errors of the order of the values themselves. */
 #include <math.h>
 
+#include "nn/gemm.h"
 #include "nn/ops.h"
 #include "nn/pool.h"
 #include "test.h"
@@ -31,6 +32,10 @@ static double max_rel_err(const float *a, const float *b, size_t n, double scale
     return worst;
 }
 
+static const gemm_arch *arch; /* the micro-kernel under test */
+static void conv_shapes_one_arch(void);
+static void deconv_shapes_one_arch(void);
+
 static void check_conv(int cin, int h, int w, int cout, int k, int stride, int pad, cg_pool *pool) {
     conv_dims d = {cin, h, w, cout, k, k, stride, pad};
     int oh = conv_out_h(&d), ow = conv_out_w(&d);
@@ -40,16 +45,27 @@ static void check_conv(int cin, int h, int w, int cout, int k, int stride, int p
     float *panels = malloc(packed_weights_floats(cout, cin * k * k) * sizeof(float));
     float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
     packed_weights pw;
-    pack_weights(&pw, panels, wt, cout, cin * k * k);
+    pack_weights_arch(&pw, panels, wt, cout, cin * k * k, arch);
     conv2d_forward_ref(ref, in, wt, b, &d);
     conv2d_forward(out, in, &pw, b, &d, scratch, pool);
     double err = max_rel_err(out, ref, nout, sqrt((double)cin * k * k));
-    CHECK(err < 1e-5, "conv cin=%d %dx%d cout=%d k=%d s=%d p=%d threads=%d: max error %g", cin, h, w,
-          cout, k, stride, pad, cg_pool_threads(pool), err);
+    CHECK(err < 1e-5, "%s conv cin=%d %dx%d cout=%d k=%d s=%d p=%d threads=%d: max error %g", arch->name,
+          cin, h, w, cout, k, stride, pad, cg_pool_threads(pool), err);
     free(in), free(wt), free(b), free(ref), free(out), free(panels), free(scratch);
 }
 
+/* Each case runs with every micro-kernel this CPU has. */
 static void test_conv_shapes(void) {
+    const gemm_arch *all[8];
+    int n = gemm_arch_list(all, 8);
+    for (int a = 0; a < n; a++) {
+        arch = all[a];
+        printf("     kernel %s (%dx%d)\n", arch->name, arch->mr, arch->nr);
+        conv_shapes_one_arch();
+    }
+}
+
+static void conv_shapes_one_arch(void) {
     cg_pool *pool3 = cg_pool_create(3);
     cg_pool *pools[2] = {NULL, pool3};
     for (int t = 0; t < 2; t++) {
@@ -75,16 +91,25 @@ static void check_deconv(int cin, int h, int w, int cout, cg_pool *pool) {
     float *panels = malloc(packed_deconv_floats(cin, cout) * sizeof(float));
     float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
     packed_deconv pd;
-    CHECK(pack_deconv_weights(&pd, panels, wt, cin, cout) == 0, "pack failed");
+    CHECK(pack_deconv_weights_arch(&pd, panels, wt, cin, cout, arch) == 0, "pack failed");
     conv_transpose2d_forward_ref(ref, in, wt, b, &d);
     deconv_s2_forward(out, tmp, in, &pd, b, &d, scratch, pool);
     CHECK(oh == 2 * h && ow == 2 * w, "output %dx%d", oh, ow);
     double err = max_rel_err(out, ref, nout, sqrt((double)cin * 4));
-    CHECK(err < 1e-5, "deconv cin=%d %dx%d cout=%d: max error %g", cin, h, w, cout, err);
+    CHECK(err < 1e-5, "%s deconv cin=%d %dx%d cout=%d: max error %g", arch->name, cin, h, w, cout, err);
     free(in), free(wt), free(b), free(ref), free(out), free(tmp), free(panels), free(scratch);
 }
 
 static void test_deconv_shapes(void) {
+    const gemm_arch *all[8];
+    int n = gemm_arch_list(all, 8);
+    for (int a = 0; a < n; a++) {
+        arch = all[a];
+        deconv_shapes_one_arch();
+    }
+}
+
+static void deconv_shapes_one_arch(void) {
     cg_pool *pool = cg_pool_create(2);
     check_deconv(5, 6, 7, 4, NULL);
     check_deconv(5, 6, 7, 4, pool);

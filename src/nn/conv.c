@@ -9,23 +9,16 @@
  *
  * The transposed convolution (k3, s2, p1, op1) is four stride-1 convolutions, one per
  * output parity, each reading only the taps that land on that parity. */
+#include "gemm.h"
 #include "ops.h"
 #include "pool.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CG_X86 1
-#endif
-
-#define MR 6
-#define NR 16
 #define KC 256 /* rows of B per block: a 6x256 weight panel (6 KB) stays in L1 */
-#define NC 384 /* columns of B per block: a 256x384 block (384 KB) stays in L2 */
+#define NC 384 /* columns of B per block (a multiple of every kernel's NR): 384 KB in L2 */
 
 /* Everything the packer needs to read im2col(in) without building it. The output may have
  * more pixels than the input reaches (the deconvolution phases read past the bottom/right
@@ -36,107 +29,43 @@ typedef struct {
     int oh, ow;
 } geom;
 
-size_t packed_weights_floats(int m, int k) { return (size_t)((m + MR - 1) / MR) * MR * k; }
+/* ceil(m / mr) * mr <= m + GEMM_MR_MAX for every kernel, whichever packs. */
+size_t packed_weights_floats(int m, int k) { return (size_t)(m + GEMM_MR_MAX) * k; }
 
-void pack_weights(packed_weights *pw, float *panels, const float *w, int m, int k) {
+void pack_weights_arch(packed_weights *pw, float *panels, const float *w, int m, int k,
+                       const gemm_arch *arch) {
+    const int mr = arch->mr;
     pw->m = m;
     pw->k = k;
     pw->panels = panels;
-    int np = (m + MR - 1) / MR;
+    pw->arch = arch;
+    int np = (m + mr - 1) / mr;
     for (int p = 0; p < np; p++)
         for (int kk = 0; kk < k; kk++)
-            for (int r = 0; r < MR; r++) {
-                int row = p * MR + r;
-                panels[((size_t)p * k + kk) * MR + r] = row < m ? w[(size_t)row * k + kk] : 0.f;
+            for (int r = 0; r < mr; r++) {
+                int row = p * mr + r;
+                panels[((size_t)p * k + kk) * mr + r] = row < m ? w[(size_t)row * k + kk] : 0.f;
             }
 }
 
-/* ---- micro-kernels: c[MR][NR] (row stride ldc) = init + a[kc][MR] . b[kc][NR], where
- * init is the bias (bias != NULL) or c's current value. ---- */
-
-typedef void (*kernel_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
-                          const float *bias);
-
-static void kernel_portable(int kc, const float *a, const float *b, float *c, size_t ldc,
-                            const float *bias) {
-    float acc[MR][NR];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) acc[r][j] = bias ? bias[r] : c[r * ldc + j];
-    for (int k = 0; k < kc; k++)
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++) acc[r][j] += a[k * MR + r] * b[k * NR + j];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+void pack_weights(packed_weights *pw, float *panels, const float *w, int m, int k) {
+    pack_weights_arch(pw, panels, w, m, k, gemm_arch_get());
 }
 
-#ifdef CG_X86
-/* The 12 accumulators are spelled out: as an array, GCC keeps them in memory. */
-__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *a,
-                                                             const float *b, float *c,
-                                                             size_t ldc, const float *bias) {
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-    if (bias) {
-        c00 = c01 = _mm256_set1_ps(bias[0]);
-        c10 = c11 = _mm256_set1_ps(bias[1]);
-        c20 = c21 = _mm256_set1_ps(bias[2]);
-        c30 = c31 = _mm256_set1_ps(bias[3]);
-        c40 = c41 = _mm256_set1_ps(bias[4]);
-        c50 = c51 = _mm256_set1_ps(bias[5]);
-    } else {
-        c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
-        c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
-        c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
-        c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
-        c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
-        c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
-    }
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
-        av = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51);
-    }
-    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
-    _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
-    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
-    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
-    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
-    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
-}
-#endif
-
-static kernel_fn pick_kernel(void) {
-#ifdef CG_X86
-    if (getenv("CARTOONGAN_PORTABLE") == NULL && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma"))
-        return kernel_avx2;
-#endif
-    return kernel_portable;
-}
-
-static kernel_fn chosen_kernel;
-static pthread_once_t kernel_once = PTHREAD_ONCE_INIT;
-static void choose_kernel(void) { chosen_kernel = pick_kernel(); }
-
-static kernel_fn kernel(void) {
-    pthread_once(&kernel_once, choose_kernel);
-    return chosen_kernel;
+/* A fixed-size copy compiles to a few vector moves; a variable one to a slow string
+ * instruction, which showed as a third of the run time. */
+static void copy_row(float *o, const float *s, int n) {
+    if (n == 16) memcpy(o, s, 16 * sizeof *o);
+    else if (n == 32) memcpy(o, s, 32 * sizeof *o);
+    else memcpy(o, s, (size_t)n * sizeof *o);
 }
 
 /* ---- packing B = im2col(in) ---- */
 
 /* Packs rows [k0, k0+kc) and columns [n0, n0+nc) of im2col(in) into dst as NR-wide
  * panels [kc][NR], zero beyond the last column. */
-static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc) {
+static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
+                   const int NR) {
     const int ksz = g->kh * g->kw;
     const size_t plane = (size_t)g->h * g->w;
     for (int j0 = 0; j0 < nc; j0 += NR) {
@@ -147,7 +76,7 @@ static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, i
         /* The common case: the panel's pixels lie on one output row, so for each tap they
          * read one input row at evenly spaced columns. */
         int one_row = ox + cols <= g->ow;
-        int iy0[NR], ix0[NR];
+        int iy0[GEMM_NR_MAX], ix0[GEMM_NR_MAX];
         for (int t = 0; t < NR; t++) {
             int p = n + (t < cols ? t : cols - 1);
             iy0[t] = (p / g->ow) * g->stride - g->pad;
@@ -164,13 +93,8 @@ static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, i
                 if (iy < 0 || iy >= g->h) {
                     memset(o, 0, NR * sizeof *o);
                 } else if (g->stride == 1 && ixa >= 0 && ixb < g->w) {
-                    /* A fixed-size copy compiles to a few vector moves; a variable one
-                     * to a slow string instruction. */
-                    if (cols == NR) memcpy(o, src + (size_t)iy * g->w + ixa, NR * sizeof *o);
-                    else {
-                        memcpy(o, src + (size_t)iy * g->w + ixa, cols * sizeof *o);
-                        for (int t = cols; t < NR; t++) o[t] = 0.f;
-                    }
+                    copy_row(o, src + (size_t)iy * g->w + ixa, cols);
+                    for (int t = cols; t < NR; t++) o[t] = 0.f;
                 } else {
                     const float *row = src + (size_t)iy * g->w;
                     for (int t = 0; t < NR; t++) {
@@ -213,19 +137,21 @@ static void conv_task(void *ctx, int task, int ntasks) {
     const int n0 = task * NC;
     const int nc = j->npix - n0 < NC ? j->npix - n0 : NC;
     float *bpack = j->scratch + (size_t)cg_pool_thread_index() * KC * NC;
-    kernel_fn kern = kernel();
-    float zero_bias[MR] = {0};
+    const gemm_arch *arch = j->pw->arch;
+    const int MR = arch->mr, NR = arch->nr;
+    gemm_kernel_fn kern = arch->kernel;
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC;
-        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc);
+        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, NR);
         for (int p = 0; p < (m + MR - 1) / MR; p++) {
             const float *a = j->pw->panels + ((size_t)p * k + k0) * MR;
             int rows = m - p * MR < MR ? m - p * MR : MR;
-            float bias6[MR] = {0};
+            /* The first depth block starts from the bias (zero past the last row). */
+            float bias_rows[GEMM_MR_MAX] = {0};
             const float *bias = NULL;
             if (k0 == 0) {
-                for (int r = 0; r < rows; r++) bias6[r] = j->bias ? j->bias[p * MR + r] : 0.f;
-                bias = j->bias ? bias6 : zero_bias;
+                for (int r = 0; r < rows && j->bias; r++) bias_rows[r] = j->bias[p * MR + r];
+                bias = bias_rows;
             }
             for (int j0 = 0; j0 < nc; j0 += NR) {
                 int cols = nc - j0 < NR ? nc - j0 : NR;
@@ -235,7 +161,7 @@ static void conv_task(void *ctx, int task, int ntasks) {
                     kern(kc, a, b, c, (size_t)j->npix, bias);
                 } else {
                     /* Edge tile: compute into a full tile and copy out the valid part. */
-                    float tile[MR * NR];
+                    float tile[GEMM_MR_MAX * GEMM_NR_MAX];
                     if (!bias)
                         for (int r = 0; r < rows; r++)
                             memcpy(tile + r * NR, c + (size_t)r * j->npix, cols * sizeof(float));
@@ -280,6 +206,11 @@ size_t packed_deconv_floats(int cin, int cout) {
 }
 
 int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int cin, int cout) {
+    return pack_deconv_weights_arch(pd, panels, w, cin, cout, gemm_arch_get());
+}
+
+int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
+                             const gemm_arch *arch) {
     float *sub = malloc((size_t)cout * cin * 4 * sizeof *sub);
     if (!sub) return -1;
     for (int py = 0; py < 2; py++)
@@ -292,7 +223,7 @@ int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int ci
                             sub[(size_t)co * k + (ci * th + dy) * tw + dx] =
                                 w[(((size_t)ci * cout + co) * 3 + taps_k[py][dy]) * 3 +
                                   taps_k[px][dx]];
-            pack_weights(&pd->phase[py * 2 + px], panels, sub, cout, k);
+            pack_weights_arch(&pd->phase[py * 2 + px], panels, sub, cout, k, arch);
             panels += packed_weights_floats(cout, k);
         }
     free(sub);

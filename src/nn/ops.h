@@ -53,14 +53,19 @@ void tanh_forward(float *out, const float *in, size_t n);
 /* Weights pre-packed for the GEMM micro-kernel. A convolution is the product
  * W[cout x cin*kh*kw] . im2col(in)[cin*kh*kw x oh*ow], and W is packed once at load time
  * into panels of CG_MR rows. */
+struct gemm_arch;
 typedef struct {
     int m, k;       /* rows (cout) and depth (cin*kh*kw) */
-    float *panels;  /* ceil(m/MR) panels of [k][MR], zero-filled past m */
+    float *panels;  /* ceil(m/mr) panels of [k][mr], zero-filled past m */
+    const struct gemm_arch *arch; /* the micro-kernel the panels were packed for */
 } packed_weights;
 
 size_t packed_weights_floats(int m, int k);
-/* `panels` must hold packed_weights_floats(m, k) floats; w is [m][k]. */
+/* `panels` must hold packed_weights_floats(m, k) floats; w is [m][k]. Packs for this CPU's
+ * best micro-kernel (gemm.h), or for `arch`. */
 void pack_weights(packed_weights *pw, float *panels, const float *w, int m, int k);
+void pack_weights_arch(packed_weights *pw, float *panels, const float *w, int m, int k,
+                       const struct gemm_arch *arch);
 
 /* Floats of packing scratch the fast convolutions need for a pool of `threads`. */
 size_t conv_scratch_floats(int threads);
@@ -80,6 +85,8 @@ typedef struct {
 size_t packed_deconv_floats(int cin, int cout);
 /* Returns 0, or -1 when out of memory. */
 int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int cin, int cout);
+int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
+                             const struct gemm_arch *arch);
 void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_deconv *pd,
                        const float *b, const deconv_dims *d, float *scratch,
                        struct cg_pool *pool);

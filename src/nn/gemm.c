@@ -1,0 +1,156 @@
+/* gemm.c: the GEMM micro-kernels and their selection. Each kernel keeps its whole tile of
+ * accumulators in registers for the length of a panel; accumulators are spelled out as
+ * separate variables because GCC keeps an array of vectors in memory. */
+#include "gemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CG_X86 1
+#endif
+
+/* Plain C, 6x16: what any compiler vectorises to some degree. */
+static void kernel_portable(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            const float *bias) {
+    enum { MR = 6, NR = 16 };
+    float acc[MR][NR];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = bias ? bias[r] : c[r * ldc + j];
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[k * MR + r] * b[k * NR + j];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+}
+
+#ifdef CG_X86
+/* AVX2 + FMA, 6x16: 12 ymm accumulators, 2 for the b row, 1 broadcast. */
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *a,
+                                                             const float *b, float *c,
+                                                             size_t ldc, const float *bias) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (bias) {
+        c00 = c01 = _mm256_set1_ps(bias[0]);
+        c10 = c11 = _mm256_set1_ps(bias[1]);
+        c20 = c21 = _mm256_set1_ps(bias[2]);
+        c30 = c31 = _mm256_set1_ps(bias[3]);
+        c40 = c41 = _mm256_set1_ps(bias[4]);
+        c50 = c51 = _mm256_set1_ps(bias[5]);
+    } else {
+        c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+        c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+        c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    }
+    for (int k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
+        av = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
+    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+    _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* AVX-512, 6x32: the same shape with vectors twice as wide. */
+__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a,
+                                                              const float *b, float *c,
+                                                              size_t ldc, const float *bias) {
+    __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (bias) {
+        c00 = c01 = _mm512_set1_ps(bias[0]);
+        c10 = c11 = _mm512_set1_ps(bias[1]);
+        c20 = c21 = _mm512_set1_ps(bias[2]);
+        c30 = c31 = _mm512_set1_ps(bias[3]);
+        c40 = c41 = _mm512_set1_ps(bias[4]);
+        c50 = c51 = _mm512_set1_ps(bias[5]);
+    } else {
+        c00 = _mm512_loadu_ps(c), c01 = _mm512_loadu_ps(c + 16);
+        c10 = _mm512_loadu_ps(c + ldc), c11 = _mm512_loadu_ps(c + ldc + 16);
+        c20 = _mm512_loadu_ps(c + 2 * ldc), c21 = _mm512_loadu_ps(c + 2 * ldc + 16);
+        c30 = _mm512_loadu_ps(c + 3 * ldc), c31 = _mm512_loadu_ps(c + 3 * ldc + 16);
+        c40 = _mm512_loadu_ps(c + 4 * ldc), c41 = _mm512_loadu_ps(c + 4 * ldc + 16);
+        c50 = _mm512_loadu_ps(c + 5 * ldc), c51 = _mm512_loadu_ps(c + 5 * ldc + 16);
+    }
+    for (int k = 0; k < kc; k++, a += 6, b += 32) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
+        av = _mm512_set1_ps(a[0]);
+        c00 = _mm512_fmadd_ps(av, b0, c00), c01 = _mm512_fmadd_ps(av, b1, c01);
+        av = _mm512_set1_ps(a[1]);
+        c10 = _mm512_fmadd_ps(av, b0, c10), c11 = _mm512_fmadd_ps(av, b1, c11);
+        av = _mm512_set1_ps(a[2]);
+        c20 = _mm512_fmadd_ps(av, b0, c20), c21 = _mm512_fmadd_ps(av, b1, c21);
+        av = _mm512_set1_ps(a[3]);
+        c30 = _mm512_fmadd_ps(av, b0, c30), c31 = _mm512_fmadd_ps(av, b1, c31);
+        av = _mm512_set1_ps(a[4]);
+        c40 = _mm512_fmadd_ps(av, b0, c40), c41 = _mm512_fmadd_ps(av, b1, c41);
+        av = _mm512_set1_ps(a[5]);
+        c50 = _mm512_fmadd_ps(av, b0, c50), c51 = _mm512_fmadd_ps(av, b1, c51);
+    }
+    _mm512_storeu_ps(c, c00), _mm512_storeu_ps(c + 16, c01);
+    _mm512_storeu_ps(c + ldc, c10), _mm512_storeu_ps(c + ldc + 16, c11);
+    _mm512_storeu_ps(c + 2 * ldc, c20), _mm512_storeu_ps(c + 2 * ldc + 16, c21);
+    _mm512_storeu_ps(c + 3 * ldc, c30), _mm512_storeu_ps(c + 3 * ldc + 16, c31);
+    _mm512_storeu_ps(c + 4 * ldc, c40), _mm512_storeu_ps(c + 4 * ldc + 16, c41);
+    _mm512_storeu_ps(c + 5 * ldc, c50), _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+}
+#endif
+
+/* Best first. */
+static const gemm_arch archs[] = {
+#ifdef CG_X86
+    {"avx512", 6, 32, kernel_avx512},
+    {"avx2", 6, 16, kernel_avx2},
+#endif
+    {"portable", 6, 16, kernel_portable},
+};
+#define NUM_ARCHS ((int)(sizeof archs / sizeof archs[0]))
+
+static int supported(const gemm_arch *g) {
+#ifdef CG_X86
+    if (!strcmp(g->name, "avx512")) return __builtin_cpu_supports("avx512f");
+    if (!strcmp(g->name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    (void)g;
+    return 1;
+}
+
+int gemm_arch_list(const gemm_arch **out, int max) {
+    int n = 0;
+    for (int i = 0; i < NUM_ARCHS && n < max; i++)
+        if (supported(&archs[i])) out[n++] = &archs[i];
+    return n;
+}
+
+static const gemm_arch *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void) {
+    const char *want = getenv("CARTOONGAN_KERNEL");
+    for (int i = 0; i < NUM_ARCHS && !chosen; i++)
+        if (supported(&archs[i]) && (!want || !strcmp(want, archs[i].name))) chosen = &archs[i];
+    if (!chosen) chosen = &archs[NUM_ARCHS - 1];
+}
+
+const gemm_arch *gemm_arch_get(void) {
+    pthread_once(&chosen_once, choose);
+    return chosen;
+}
