@@ -119,6 +119,49 @@ static void deconv_shapes_one_arch(void) {
     cg_pool_free(pool);
 }
 
+/* Winograd F(4x4,3x3) rounds differently: its transforms scale values by up to 4-5 and
+ * sum 36 products per tile, so the error is larger than direct convolution's but still a
+ * few hundred float ulps of the sum's scale; 5e-5 is about 4x the worst seen (1.3e-5), and any
+ * wrong coefficient or tile offset gives errors of order 1. */
+static double wino_worst;
+
+static void check_winograd(int cin, int h, int w, int cout, int pad, cg_pool *pool) {
+    conv_dims d = {cin, h, w, cout, 3, 3, 1, pad};
+    int oh = conv_out_h(&d), ow = conv_out_w(&d);
+    size_t nout = (size_t)cout * oh * ow;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cout * cin * 9), *b = rand_buf(cout),
+          *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float));
+    float *buf = malloc(winograd_weights_floats(cout, cin) * sizeof(float));
+    float *scratch = malloc(winograd_scratch_floats(cg_pool_threads(pool), cin, cout) * sizeof(float));
+    winograd_weights ww;
+    CHECK(pack_winograd_weights_arch(&ww, buf, wt, cout, cin, arch) == 0, "pack");
+    conv2d_forward_ref(ref, in, wt, b, &d);
+    conv3x3_winograd_forward(out, in, &ww, b, &d, scratch, pool);
+    double err = max_rel_err(out, ref, nout, sqrt((double)cin * 9));
+    if (err > wino_worst) wino_worst = err;
+    CHECK(err < 5e-5, "%s winograd cin=%d %dx%d cout=%d pad=%d: max error %g", arch->name, cin, h, w, cout,
+          pad, err);
+    free(in), free(wt), free(b), free(ref), free(out), free(buf), free(scratch);
+}
+
+static void test_winograd_shapes(void) {
+    const gemm_arch *all[8];
+    int n = gemm_arch_list(all, 8);
+    cg_pool *pool = cg_pool_create(3);
+    for (int a = 0; a < n; a++) {
+        arch = all[a];
+        if (!winograd_supported(arch)) continue;
+        check_winograd(4, 8, 8, 5, 1, NULL);      /* exactly 2x2 tiles */
+        check_winograd(6, 9, 10, 7, 1, pool);     /* partial tiles, zero padding */
+        check_winograd(3, 1, 1, 2, 1, pool);      /* a single pixel */
+        check_winograd(17, 23, 31, 13, 0, pool);  /* no padding (reflect-padded input) */
+        check_winograd(64, 30, 70, 64, 1, pool);  /* several tasks */
+        check_winograd(256, 10, 9, 256, 0, pool); /* the residual blocks' depth */
+    }
+    printf("     winograd worst relative error %.2e\n", wino_worst);
+    cg_pool_free(pool);
+}
+
 static void test_instance_norm_fused(void) {
     cg_pool *pool = cg_pool_create(2);
     int c = 5, hw = 37;
@@ -177,6 +220,7 @@ static void test_pool_runs_every_task_once(void) {
 int main(void) {
     RUN(test_conv_shapes);
     RUN(test_deconv_shapes);
+    RUN(test_winograd_shapes);
     RUN(test_instance_norm_fused);
     RUN(test_reflect_folds);
     RUN(test_pool_runs_every_task_once);

@@ -138,7 +138,7 @@ static plan make_plan(int h, int w, int threads) {
     p.big = max2(p.big, 128 * (size_t)p.h2 * p.w2);
     p.quarter = 256 * (size_t)(p.h3 + 2) * (p.w3 + 2);
     p.tmp = max2(128 * (size_t)p.h3 * p.w3, 64 * (size_t)p.h4 * p.w4);
-    p.scratch = conv_scratch_floats(threads);
+    p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
     return p;
 }
 
@@ -192,6 +192,13 @@ double cg_stylize_macs(int width, int height) {
 
 /* ---- the network ---- */
 
+/* One convolution of the model, by Winograd where the model prepared it for that. */
+static void conv(float *out, const float *in, const struct cg_model *m, int c, const conv_dims *d,
+                 float *scratch, cg_pool *pool) {
+    if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, scratch, pool);
+    else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, scratch, pool);
+}
+
 cg_status generator_forward(float *out, const float *in, int h, int w, const struct cg_model *m,
                             void *arena, cg_pool *pool, cg_progress_fn progress_fn, void *user) {
     plan p = make_plan(h, w, cg_pool_threads(pool));
@@ -206,21 +213,21 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     /* Down: 7x7 on reflection, then two stride-2 stages. */
     pad_reflect_forward(B, in, 3, h, w, 3);
     conv_dims d = {3, h + 6, w + 6, 64, 7, 7, 1, 0};
-    conv2d_forward(A, B, &m->conv[C01_1], m->conv_bias[C01_1], &d, scratch, pool);
+    conv(A, B, m, C01_1, &d, scratch, pool);
     instance_norm_forward(A, A, m->norm_scale[N01_1], m->norm_shift[N01_1], NULL, 1, 64, h * w, eps, pool);
     if (step(&pr, macs[0])) return CG_ERR_CANCELLED;
 
     d = (conv_dims){64, h, w, 128, 3, 3, 2, 1};
-    conv2d_forward(B, A, &m->conv[C02_1], m->conv_bias[C02_1], &d, scratch, pool);
+    conv(B, A, m, C02_1, &d, scratch, pool);
     d = (conv_dims){128, p.h2, p.w2, 128, 3, 3, 1, 1};
-    conv2d_forward(A, B, &m->conv[C02_2], m->conv_bias[C02_2], &d, scratch, pool);
+    conv(A, B, m, C02_2, &d, scratch, pool);
     instance_norm_forward(A, A, m->norm_scale[N02_1], m->norm_shift[N02_1], NULL, 1, 128, p.h2 * p.w2, eps, pool);
     if (step(&pr, macs[1])) return CG_ERR_CANCELLED;
 
     d = (conv_dims){128, p.h2, p.w2, 256, 3, 3, 2, 1};
-    conv2d_forward(B, A, &m->conv[C03_1], m->conv_bias[C03_1], &d, scratch, pool);
+    conv(B, A, m, C03_1, &d, scratch, pool);
     d = (conv_dims){256, p.h3, p.w3, 256, 3, 3, 1, 1};
-    conv2d_forward(x, B, &m->conv[C03_2], m->conv_bias[C03_2], &d, scratch, pool);
+    conv(x, B, m, C03_2, &d, scratch, pool);
     const int q = p.h3 * p.w3;
     instance_norm_forward(x, x, m->norm_scale[N03_1], m->norm_shift[N03_1], NULL, 1, 256, q, eps, pool);
     if (step(&pr, macs[2])) return CG_ERR_CANCELLED;
@@ -229,10 +236,10 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     d = (conv_dims){256, p.h3 + 2, p.w3 + 2, 256, 3, 3, 1, 0};
     for (int r = 0; r < 8; r++) {
         pad_reflect_forward(pad, x, 256, p.h3, p.w3, 1);
-        conv2d_forward(t, pad, &m->conv[C_RES + 2 * r], m->conv_bias[C_RES + 2 * r], &d, scratch, pool);
+        conv(t, pad, m, C_RES + 2 * r, &d, scratch, pool);
         instance_norm_forward(t, t, m->norm_scale[N_RES + 2 * r], m->norm_shift[N_RES + 2 * r], NULL, 1, 256, q, eps, pool);
         pad_reflect_forward(pad, t, 256, p.h3, p.w3, 1);
-        conv2d_forward(t, pad, &m->conv[C_RES + 2 * r + 1], m->conv_bias[C_RES + 2 * r + 1], &d, scratch, pool);
+        conv(t, pad, m, C_RES + 2 * r + 1, &d, scratch, pool);
         instance_norm_forward(x, t, m->norm_scale[N_RES + 2 * r + 1], m->norm_shift[N_RES + 2 * r + 1], x, 0, 256, q, eps, pool);
         if (step(&pr, macs[3 + r])) return CG_ERR_CANCELLED;
     }
@@ -241,20 +248,20 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     deconv_dims dd = {256, p.h3, p.w3, 128, 3, 3, 2, 1, 1};
     deconv_s2_forward(A, tmp, x, &m->deconv[D01_1], m->deconv_bias[D01_1], &dd, scratch, pool);
     d = (conv_dims){128, p.h4, p.w4, 128, 3, 3, 1, 1};
-    conv2d_forward(B, A, &m->conv[C_DE01_2], m->conv_bias[C_DE01_2], &d, scratch, pool);
+    conv(B, A, m, C_DE01_2, &d, scratch, pool);
     instance_norm_forward(B, B, m->norm_scale[N12_1], m->norm_shift[N12_1], NULL, 1, 128, p.h4 * p.w4, eps, pool);
     if (step(&pr, macs[11])) return CG_ERR_CANCELLED;
 
     dd = (deconv_dims){128, p.h4, p.w4, 64, 3, 3, 2, 1, 1};
     deconv_s2_forward(A, tmp, B, &m->deconv[D02_1], m->deconv_bias[D02_1], &dd, scratch, pool);
     d = (conv_dims){64, p.h5, p.w5, 64, 3, 3, 1, 1};
-    conv2d_forward(B, A, &m->conv[C_DE02_2], m->conv_bias[C_DE02_2], &d, scratch, pool);
+    conv(B, A, m, C_DE02_2, &d, scratch, pool);
     instance_norm_forward(B, B, m->norm_scale[N13_1], m->norm_shift[N13_1], NULL, 1, 64, p.h5 * p.w5, eps, pool);
     if (step(&pr, macs[12])) return CG_ERR_CANCELLED;
 
     pad_reflect_forward(A, B, 64, p.h5, p.w5, 3);
     d = (conv_dims){64, p.h5 + 6, p.w5 + 6, 3, 7, 7, 1, 0};
-    conv2d_forward(out, A, &m->conv[C_DE03_1], m->conv_bias[C_DE03_1], &d, scratch, pool);
+    conv(out, A, m, C_DE03_1, &d, scratch, pool);
     tanh_forward(out, out, 3 * (size_t)p.h5 * p.w5);
     step(&pr, macs[13]);
     return pr.cancelled ? CG_ERR_CANCELLED : CG_OK;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "nn/gemm.h"
 #include "status.h"
 
 const char *const cg_style_names[CG_NUM_STYLES] = {"shinkai", "hayao", "hosoda", "paprika"};
@@ -40,6 +41,17 @@ static void norm_name(char *buf, size_t n, int i) {
     else snprintf(buf, n, "in%02d_1", 12 + (i - N12_1));
 }
 
+/* The 3x3 stride-1 convolutions, which run Winograd F(4x4, 3x3) when the micro-kernel
+ * allows it (and CARTOONGAN_WINOGRAD is not 0, for comparisons). */
+static int is_winograd_layer(int c) {
+    return c == C02_2 || c == C03_2 || (c >= C_RES && c < C_DE01_2) || c == C_DE01_2 || c == C_DE02_2;
+}
+
+static int use_winograd(int c) {
+    const char *env = getenv("CARTOONGAN_WINOGRAD");
+    return is_winograd_layer(c) && winograd_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
+}
+
 cg_status model_prepare(cg_model *m) {
     const float *p = m->params;
     for (int i = 0; i < GEN_NUM_TENSORS; i++) {
@@ -53,20 +65,30 @@ cg_status model_prepare(cg_model *m) {
     for (int c = 0; c < NUM_CONVS; c++) {
         conv_name(name, sizeof name, c);
         const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
-        total += packed_weights_floats(t->shape[0], t->shape[1] * t->shape[2] * t->shape[3]);
+        int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
+        total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
     }
     total += packed_deconv_floats(256, 128) + packed_deconv_floats(128, 64);
     m->packed = malloc(total * sizeof(float));
-    if (!m->packed) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
+    m->wino_store = calloc(NUM_CONVS, sizeof *m->wino_store);
+    if (!m->packed || !m->wino_store) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
     float *dst = m->packed;
     for (int c = 0; c < NUM_CONVS; c++) {
         conv_name(name, sizeof name, c);
         const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
         conv_name(name, sizeof name, c);
-        pack_weights(&m->conv[c], dst, param(m, name, ".weight"), rows, k);
+        const float *w = param(m, name, ".weight");
+        if (use_winograd(c)) {
+            m->wino[c] = &m->wino_store[c];
+            if (pack_winograd_weights(m->wino[c], dst, w, rows, t->shape[1]) != 0)
+                return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
+            dst += winograd_weights_floats(rows, t->shape[1]);
+        } else {
+            pack_weights(&m->conv[c], dst, w, rows, k);
+            dst += packed_weights_floats(rows, k);
+        }
         m->conv_bias[c] = param(m, name, ".bias");
-        dst += packed_weights_floats(rows, k);
     }
     static const char *const dname[NUM_DECONVS] = {"deconv01_1", "deconv02_1"};
     static const int dcin[NUM_DECONVS] = {256, 128}, dcout[NUM_DECONVS] = {128, 64};

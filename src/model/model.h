@@ -1,5 +1,6 @@
 /* model.h: what a loaded cg_model holds. Parameters live in one allocation in the order of
- * gen_tensors; the GEMM-packed copies of the convolution weights in a second one. */
+ * gen_tensors; the packed copies of the convolution weights (GEMM panels, or Winograd-
+ * transformed panels for the 3x3 stride-1 convolutions) in a second one. */
 #ifndef CG_MODEL_MODEL_H
 #define CG_MODEL_MODEL_H
 
@@ -20,6 +21,8 @@ struct cg_model {
     const float *tensor[GEN_NUM_TENSORS];
     float *packed;                     /* packed weights of every conv and deconv */
     packed_weights conv[NUM_CONVS];
+    winograd_weights *wino[NUM_CONVS]; /* non-NULL: this 3x3 stride-1 conv runs Winograd */
+    winograd_weights *wino_store;      /* NUM_CONVS slots the above point into */
     const float *conv_bias[NUM_CONVS];
     packed_deconv deconv[NUM_DECONVS];
     const float *deconv_bias[NUM_DECONVS];
@@ -33,5 +36,12 @@ struct cg_model {
 
 /* Fills the packed weights and layer pointers from params; CG_ERR_NOMEM on failure. */
 cg_status model_prepare(struct cg_model *m);
+
+/* Checks a .safetensors file's header (every generator tensor present once, F32, with its
+ * shape and a byte range inside the file): buf holds the file's first n bytes (at least the
+ * 8-byte length and the JSON header), file_size is the whole file's size. On success
+ * offsets[i] is where gen_tensors[i]'s data starts in the file. `path` names it in messages. */
+cg_status safetensors_parse_header(const uint8_t *buf, size_t n, uint64_t file_size,
+                                   const char *path, uint64_t offsets[GEN_NUM_TENSORS]);
 
 #endif

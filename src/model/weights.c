@@ -318,6 +318,7 @@ void cg_model_free(cg_model *m) {
     cg_pool_free(m->pool);
     free(m->params);
     free(m->packed);
+    free(m->wino_store);
     free(m->arena);
     free(m);
 }

@@ -91,6 +91,25 @@ void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_dec
                        const float *b, const deconv_dims *d, float *scratch,
                        struct cg_pool *pool);
 
+/* 3x3 stride-1 convolution (zero padding d->pad) by Winograd F(4x4, 3x3): the 36
+ * transformed weight matrices U[xi] = (G g G^T)[xi], packed for the micro-kernel. Needs a
+ * kernel whose nr is a multiple of 16 (winograd_supported). */
+typedef struct {
+    int cout, cin;
+    packed_weights u[36];
+} winograd_weights;
+
+int winograd_supported(const struct gemm_arch *arch);
+size_t winograd_weights_floats(int cout, int cin);
+/* Returns 0, or -1 when out of memory. */
+int pack_winograd_weights(winograd_weights *ww, float *buf, const float *w, int cout, int cin);
+int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w, int cout, int cin,
+                               const struct gemm_arch *arch);
+size_t winograd_scratch_floats(int threads, int cin, int cout);
+void conv3x3_winograd_forward(float *out, const float *in, const winograd_weights *ww,
+                              const float *b, const conv_dims *d, float *scratch,
+                              struct cg_pool *pool);
+
 /* Instance norm with the ReLU and residual add fused in: out = norm(in) [+ residual]
  * [then relu]. `out` may equal `in`. */
 void instance_norm_forward(float *out, const float *in, const float *scale, const float *shift,
