@@ -162,6 +162,24 @@ static void test_winograd_shapes(void) {
     cg_pool_free(pool);
 }
 
+static void test_direct_few_outputs(void) {
+    cg_pool *pool = cg_pool_create(2);
+    const int cases[][5] = {{64, 13, 11, 3, 7}, {5, 7, 600, 2, 3}, {3, 1, 1, 1, 1}, {2, 9, 9, 4, 3}};
+    for (int c = 0; c < 4; c++) {
+        conv_dims d = {cases[c][0], cases[c][1] + cases[c][4] - 1, cases[c][2] + cases[c][4] - 1,
+                       cases[c][3], cases[c][4], cases[c][4], 1, 0};
+        size_t nout = (size_t)d.cout * conv_out_h(&d) * conv_out_w(&d);
+        float *in = rand_buf((size_t)d.cin * d.h * d.w), *wt = rand_buf((size_t)d.cout * d.cin * d.kh * d.kw),
+              *b = rand_buf(d.cout), *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float));
+        conv2d_forward_ref(ref, in, wt, b, &d);
+        conv2d_direct_forward(out, in, wt, b, &d, c % 2 ? pool : NULL);
+        double err = max_rel_err(out, ref, nout, sqrt((double)d.cin * d.kh * d.kw));
+        CHECK(err < 1e-5, "direct cin=%d %dx%d cout=%d k=%d: max error %g", d.cin, d.h, d.w, d.cout, d.kh, err);
+        free(in), free(wt), free(b), free(ref), free(out);
+    }
+    cg_pool_free(pool);
+}
+
 static void test_instance_norm_fused(void) {
     cg_pool *pool = cg_pool_create(2);
     int c = 5, hw = 37;
@@ -221,6 +239,7 @@ int main(void) {
     RUN(test_conv_shapes);
     RUN(test_deconv_shapes);
     RUN(test_winograd_shapes);
+    RUN(test_direct_few_outputs);
     RUN(test_instance_norm_fused);
     RUN(test_reflect_folds);
     RUN(test_pool_runs_every_task_once);

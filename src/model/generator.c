@@ -192,10 +192,11 @@ double cg_stylize_macs(int width, int height) {
 
 /* ---- the network ---- */
 
-/* One convolution of the model, by Winograd where the model prepared it for that. */
+/* One convolution of the model, by the method the model prepared it for. */
 static void conv(float *out, const float *in, const struct cg_model *m, int c, const conv_dims *d,
                  float *scratch, cg_pool *pool) {
-    if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, scratch, pool);
+    if (m->direct[c]) conv2d_direct_forward(out, in, m->direct[c], m->conv_bias[c], d, pool);
+    else if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, scratch, pool);
     else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, scratch, pool);
 }
 

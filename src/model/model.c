@@ -66,7 +66,8 @@ cg_status model_prepare(cg_model *m) {
         conv_name(name, sizeof name, c);
         const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
-        total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
+        if (rows > CONV_DIRECT_MAX_COUT)
+            total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
     }
     total += packed_deconv_floats(256, 128) + packed_deconv_floats(128, 64);
     m->packed = malloc(total * sizeof(float));
@@ -79,7 +80,9 @@ cg_status model_prepare(cg_model *m) {
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
         conv_name(name, sizeof name, c);
         const float *w = param(m, name, ".weight");
-        if (use_winograd(c)) {
+        if (rows <= CONV_DIRECT_MAX_COUT) {
+            m->direct[c] = w;
+        } else if (use_winograd(c)) {
             m->wino[c] = &m->wino_store[c];
             if (pack_winograd_weights(m->wino[c], dst, w, rows, t->shape[1]) != 0)
                 return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");

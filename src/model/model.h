@@ -23,6 +23,7 @@ struct cg_model {
     packed_weights conv[NUM_CONVS];
     winograd_weights *wino[NUM_CONVS]; /* non-NULL: this 3x3 stride-1 conv runs Winograd */
     winograd_weights *wino_store;      /* NUM_CONVS slots the above point into */
+    const float *direct[NUM_CONVS];    /* non-NULL: few outputs, direct convolution on these */
     const float *conv_bias[NUM_CONVS];
     packed_deconv deconv[NUM_DECONVS];
     const float *deconv_bias[NUM_DECONVS];

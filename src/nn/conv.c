@@ -184,6 +184,55 @@ static void run_gemm(float *out, const float *in, const packed_weights *pw, cons
     cg_pool_run(pool, conv_task, &j, (j.npix + NC - 1) / NC);
 }
 
+/* ---- few output channels: direct convolution ----
+ * The output layer (64 -> 3, 7x7) would leave most of a GEMM tile empty and spend its time
+ * packing 3136 rows of im2col for 3 outputs each. Directly, each input row is loaded once
+ * and multiply-added into every output row, along contiguous pixels, which vectorises. */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+typedef struct {
+    float *out;
+    const float *in, *w, *b;
+    conv_dims d;
+    int oh, ow;
+} direct_job;
+
+MULTIVERSION static void direct_row_task(void *ctx, int oy, int n) {
+    (void)n;
+    const direct_job *j = ctx;
+    const conv_dims *d = &j->d;
+    const int ow = j->ow;
+    float acc[CONV_DIRECT_MAX_COUT][512];
+    for (int x0 = 0; x0 < ow; x0 += 512) {
+        int nx = ow - x0 < 512 ? ow - x0 : 512;
+        for (int co = 0; co < d->cout; co++)
+            for (int x = 0; x < nx; x++) acc[co][x] = j->b ? j->b[co] : 0.f;
+        for (int ci = 0; ci < d->cin; ci++)
+            for (int ky = 0; ky < d->kh; ky++) {
+                const float *row = j->in + ((size_t)ci * d->h + oy + ky) * d->w + x0;
+                for (int kx = 0; kx < d->kw; kx++)
+                    for (int co = 0; co < d->cout; co++) {
+                        float wv = j->w[(((size_t)co * d->cin + ci) * d->kh + ky) * d->kw + kx];
+                        float *a = acc[co];
+                        for (int x = 0; x < nx; x++) a[x] += wv * row[x + kx];
+                    }
+            }
+        for (int co = 0; co < d->cout; co++)
+            memcpy(j->out + ((size_t)co * j->oh + oy) * ow + x0, acc[co], (size_t)nx * sizeof(float));
+    }
+}
+
+void conv2d_direct_forward(float *out, const float *in, const float *w, const float *b,
+                           const conv_dims *d, cg_pool *pool) {
+    direct_job j = {out, in, w, b, *d, conv_out_h(d), conv_out_w(d)};
+    cg_pool_run(pool, direct_row_task, &j, j.oh);
+}
+
 void conv2d_forward(float *out, const float *in, const packed_weights *pw, const float *b,
                     const conv_dims *d, float *scratch, cg_pool *pool) {
     geom g = {d->cin, d->h, d->w, d->kh, d->kw, d->stride, d->pad, conv_out_h(d), conv_out_w(d)};

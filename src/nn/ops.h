@@ -75,6 +75,12 @@ size_t conv_scratch_floats(int threads);
 void conv2d_forward(float *out, const float *in, const packed_weights *pw, const float *b,
                     const conv_dims *d, float *scratch, struct cg_pool *pool);
 
+/* Direct convolution for layers with at most CONV_DIRECT_MAX_COUT outputs, stride 1 and
+ * no padding (the caller pads): w is [cout][cin][kh][kw] as stored, no packing. */
+#define CONV_DIRECT_MAX_COUT 4
+void conv2d_direct_forward(float *out, const float *in, const float *w, const float *b,
+                           const conv_dims *d, struct cg_pool *pool);
+
 /* Transposed conv k3 s2 p1 op1, decomposed into four stride-1 sub-convolutions (one per
  * output parity), so no multiply touches an inserted zero. `pw` holds the four phases'
  * packed weights (made by pack_deconv_weights); `tmp` holds cout*h*w floats. */
