@@ -4,7 +4,7 @@
 #   make bench    time cartoonize against PyTorch on this machine (not part of test)
 
 CC      ?= cc
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wpedantic -Werror
 PKGS    := libpng libwebp libexif

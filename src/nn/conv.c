@@ -218,8 +218,10 @@ MULTIVERSION static void direct_row_task(void *ctx, int oy, int n) {
                 for (int kx = 0; kx < d->kw; kx++)
                     for (int co = 0; co < d->cout; co++) {
                         float wv = j->w[(((size_t)co * d->cin + ci) * d->kh + ky) * d->kw + kx];
-                        float *a = acc[co];
-                        for (int x = 0; x < nx; x++) a[x] += wv * row[x + kx];
+                        /* restrict: without it the loop is not vectorised */
+                        float *restrict a = acc[co];
+                        const float *restrict r = row + kx;
+                        for (int x = 0; x < nx; x++) a[x] += wv * r[x];
                     }
             }
         for (int co = 0; co < d->cout; co++)
