@@ -157,6 +157,8 @@ static void test_winograd_shapes(void) {
         check_winograd(17, 23, 31, 13, 0, pool);  /* no padding (reflect-padded input) */
         check_winograd(64, 30, 70, 64, 1, pool);  /* several tasks */
         check_winograd(256, 10, 9, 256, 0, pool); /* the residual blocks' depth */
+        check_winograd(8, 14, 80, 6, 0, pool);    /* whole rows of 16 interior tiles */
+        check_winograd(5, 13, 150, 7, 1, pool);   /* interior and border groups mixed */
     }
     printf("     winograd worst relative error %.2e\n", wino_worst);
     cg_pool_free(pool);

@@ -118,9 +118,23 @@ typedef struct {
 MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0, int lane0) {
     const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
     float d[36 * WT];
+    /* The common case: all WT tiles on one tile row and inside the input, so each of the
+     * patch's 36 elements is a stride-4 walk along one input row, which vectorises. */
+    const int ty = tile0 / j->tw, tx = tile0 % j->tw;
+    const int iy0 = ty * 4 - j->pad, ix0 = tx * 4 - j->pad;
+    const int interior = tile0 + WT <= j->ntiles && tx + WT <= j->tw && iy0 >= 0 && ix0 >= 0 &&
+                         iy0 + 6 <= j->h && ix0 + 4 * (WT - 1) + 6 <= j->w;
     for (int c = 0; c < j->cin; c++) {
         const float *src = j->in + c * plane;
-        for (int t = 0; t < WT; t++) {
+        if (interior) {
+            for (int r = 0; r < 6; r++) {
+                const float *restrict row = src + (size_t)(iy0 + r) * j->w + ix0;
+                for (int e = 0; e < 6; e++) {
+                    float *restrict o = d + (r * 6 + e) * WT;
+                    for (int t = 0; t < WT; t++) o[t] = row[4 * t + e];
+                }
+            }
+        } else for (int t = 0; t < WT; t++) {
             int tile = tile0 + t;
             if (tile >= j->ntiles) {
                 for (int e = 0; e < 36; e++) d[e * WT + t] = 0.f;
