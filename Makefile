@@ -1,17 +1,25 @@
 # Makefile for cartoongan: the library, the CLI, the weights, the tests and the benchmark.
 #   make          build build/cartoongan and set up the four styles' weights in weights/
 #   make test     build and run every test (the command CI runs)
-#   make bench    time cartoonize against PyTorch on this machine (not part of test)
+#   make bench    time cartoonize against PyTorch and ONNX Runtime on this machine (not part of test)
+#   make asan     build everything with AddressSanitizer, UBSan and LeakSanitizer into
+#                 build-asan/ and run the whole test suite with it (CI runs it too)
+#   make fuzz     build the libFuzzer targets (tests/fuzz/) into build-fuzz/ and run each
+#                 for FUZZ_SECONDS (default 60); FUZZ_TARGETS=fuzz_png picks some
+#   make web      build the browser app (WebAssembly) into build/web/ (web/web.mk);
+#                 `build/cartoongan serve` serves it
+#   make bench-web  time the browser app against TensorFlow.js in headless Chromium
 
 CC      ?= cc
+BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wpedantic -Werror
-PKGS    := libpng libwebp libexif
+PKGS    := libpng libwebp libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS) $(shell pkg-config --cflags $(PKGS)) \
              -DCG_DEFAULT_WEIGHTS_DIR='"$(WEIGHTS_DIR)"' -pthread
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ljpeg -lm -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ljpeg -lgif -lm -pthread
 
 STYLES          := shinkai hayao hosoda paprika
 WEIGHTS_DIR     ?= $(CURDIR)/weights
@@ -21,41 +29,112 @@ WEIGHT_FILES    := $(STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
 LIB_SRC  := $(wildcard src/*.c src/nn/*.c src/model/*.c src/io/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=build/obj/%.o)
-TESTS    := $(TEST_SRC:tests/%.c=build/tests/%)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# The fuzz targets (tests/fuzz/fuzz_*.c). They and test_regressions, which replays their
+# saved inputs, link the CLI's objects without its main(): main.c built again, renamed.
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_COMMON  := $(BUILD)/obj/tests/fuzz/image_common.o
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_COMMON)
+CLI_NOMAIN   := $(filter-out $(BUILD)/obj/src/cli/main.o,$(CLI_OBJ)) $(BUILD)/obj/src/cli/main-nomain.o
 
-.PHONY: all weights test bench clean
-all: build/cartoongan weights
+SAN_FLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+# Sanitizer builds reserve terabytes of virtual memory, so test_cli.sh's ulimit -v is off.
+ifneq ($(filter -fsanitize=%,$(CFLAGS)),)
+TEST_ENV := VMEM_LIMIT_KB= UBSAN_OPTIONS=print_stacktrace=1
+endif
 
-build/obj/%.o: %.c
+.PHONY: all weights test bench bench-web clean asan fuzz fuzz-build
+all: $(BUILD)/cartoongan weights
+
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-build/libcartoongan.a: $(LIB_OBJ)
+$(BUILD)/obj/src/cli/main-nomain.o: src/cli/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Dmain=cg_cli_main -MMD -MP -c $< -o $@
+
+$(BUILD)/libcartoongan.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build/cartoongan: $(CLI_OBJ) build/libcartoongan.a
+$(BUILD)/cartoongan: $(CLI_OBJ) $(BUILD)/libcartoongan.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/tests/%: tests/%.c build/libcartoongan.a tests/test.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcartoongan.a tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< build/libcartoongan.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
+
+# Fixture generators in tools/ that link the library (make_test_media: tests/data/media/).
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libcartoongan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
+
+$(BUILD)/tests/test_regressions: tests/test_regressions.c $(FUZZ_OBJ) $(CLI_NOMAIN) $(BUILD)/libcartoongan.a tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(FUZZ_OBJ) $(CLI_NOMAIN) $(BUILD)/libcartoongan.a $(LDLIBS)
 
 # Each style's weights: converted from ../shared/weights/cartoongan/<style>/*.npy when
 # present, otherwise downloaded from the upstream release first (tools/fetch_weights.sh).
 weights: $(WEIGHT_FILES)
-$(WEIGHTS_DIR)/%.safetensors: | build/cartoongan
-	tools/fetch_weights.sh $* "$(SHARED_WEIGHTS)" $@
+$(WEIGHTS_DIR)/%.safetensors: | $(BUILD)/cartoongan
+	CARTOONGAN_BIN=$(BUILD)/cartoongan tools/fetch_weights.sh $* "$(SHARED_WEIGHTS)" $@
 
-test: build/cartoongan $(TESTS) weights
-	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) tests/run.sh $(TESTS)
+# The browser app's tests (tests/web/run.sh) need emscripten, Chromium and npm's
+# playwright-core (.ci/run installs them), and skip with a reason otherwise; they run in
+# the default build only (the sanitizer builds would only rebuild the same wasm).
+include web/web.mk
+ifeq ($(BUILD),build)
+WEB_TESTS := tests/web/run.sh
+WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)
+endif
 
-bench: build/cartoongan weights
-	bench/bench.sh
+test: $(BUILD)/cartoongan $(TESTS) weights $(WEB_TEST_DEPS)
+	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan $(TEST_ENV) \
+	    tests/run.sh $(TESTS) tests/test_serve.sh $(WEB_TESTS)
+
+# bench/bench.sh also runs ONNX Runtime: npm's onnxruntime-node (its install script only
+# downloads; the CPU library ships in the package) and the generator exported to
+# build/onnx/<style>.onnx by tools/export_onnx.py. Either missing piece is set up here
+# when npm / Debian's torch are there, and otherwise left out of the benchmark.
+BENCH_STYLE = $(or $(STYLE),hayao)
+bench: $(BUILD)/cartoongan weights build/fma_peak
+	@[ -d node_modules/onnxruntime-node ] || ! command -v npm >/dev/null || \
+	    npm install --ignore-scripts --no-audit --no-fund || echo "make bench: npm install failed"
+	@[ -f build/onnx/$(BENCH_STYLE).onnx ] || ! /usr/bin/python3 -c 'import torch' 2>/dev/null || \
+	    /usr/bin/python3 tools/export_onnx.py --style $(BENCH_STYLE) || echo "make bench: ONNX export failed"
+	CARTOONGAN_BIN=$(BUILD)/cartoongan STYLE=$(BENCH_STYLE) bench/bench.sh
+	@echo "make bench: the browser build against TensorFlow.js is timed by 'make bench-web'"
+
+# In headless Chromium: the wasm build against TensorFlow.js's wasm backend, 2 threads.
+bench-web: web
+	@[ -d web/node_modules/@tensorflow/tfjs-backend-wasm ] || npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	CARTOONGAN_BIN=$(BUILD)/cartoongan node bench/web_bench.mjs
+
+build/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O2 -pthread -o $@ $<
+
+# The same sources and tests in their own build folder, so they never mix with build/.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" test
+
+# libFuzzer needs clang; the library is instrumented for coverage as well as sanitized.
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(SAN_FLAGS) -fsanitize=fuzzer-no-link -DCG_LIBFUZZER" fuzz-build
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(FUZZ_COMMON) $(CLI_NOMAIN) $(BUILD)/libcartoongan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 clean:
-	rm -rf build
+	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(BUILD)/obj/src/cli/main-nomain.d

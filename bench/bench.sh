@@ -1,65 +1,192 @@
 #!/usr/bin/env bash
-# bench.sh (make bench): times cartoongan against the PyTorch reference on this machine.
-#   1. the engine alone (`cartoongan bench`) at 256x256 and 512x512, 1 and 2 threads;
-#   2. the whole `cartoongan cartoonize` command on a 512x512 photo (decode, network,
-#      encode), with its peak resident memory;
-#   3. PyTorch (Debian's python3-torch, tools/reference.py) on the same photo, 2 threads.
-# The photo is a 512x512 centre crop of a shared nature photo. Not part of `make test`.
+# bench.sh (make bench): times cartoongan against PyTorch and ONNX Runtime on this machine.
+#   0. the machine's FMA peak (bench/fma_peak.c, all cores, AVX2 and AVX-512 if present);
+#   1. the engine alone (`cartoongan bench`): 1 thread at 256x256 and 512x512, and 2
+#      threads at 256x256, 512x512 and 1920x1200, each in its own process (peak RSS);
+#   2. the whole `cartoongan cartoonize --keep-original-size` command at the three sizes
+#      (decode, network, encode), with its peak resident memory;
+#   3. PyTorch (Debian's python3-torch, tools/reference.py) at the three sizes, 2 threads;
+#   4. ONNX Runtime (npm onnxruntime-node, bench/ort_bench.mjs on build/onnx/<style>.onnx
+#      from tools/export_onnx.py) at the three sizes, 2 threads;
+#   5. fidelity: PSNR of PyTorch's and ONNX Runtime's 8-bit outputs against ours;
+#   6. one summary table (markdown) of it all.
+# Inputs: 256x256 and 512x512 centre crops of a shared nature photo, and a 1920x1200 one
+# whole, written as PNG (and as raw float32 for ONNX Runtime) with Python's PIL so that
+# every tool reads the same pixels. Times are medians of RUNS (default 3) timed runs after
+# a warm-up; RUNS_BIG (default 2) at 1920x1200, where PyTorch takes over a minute a run.
+# STYLE picks the weights (default hayao); SIZES (e.g. "256x256 512x512") narrows the sizes:
+# square ones are crops of the first photo, others the second photo resized. Not part of
+# `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/cartoongan
+bin=${CARTOONGAN_BIN:-build/cartoongan}
 style=${STYLE:-hayao}
 runs=${RUNS:-3}
+runs_big=${RUNS_BIG:-2}
 shared=../shared
 photo_src=$shared/data/photos/debian_mate_nature/Aqua.jpg
+big_src=$shared/data/photos/debian_mate_nature/Blinds.jpg
+read -r -a sizes <<< "${SIZES:-256x256 512x512 1920x1200}"
+onnx=build/onnx/$style.onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+runs_for() { [ "$1" = 1920x1200 ] && echo "$runs_big" || echo "$runs"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A ours ours_gf ours_rss cmd_s cmd_rss torch_s torch_rss ort_s ort_rss psnr_torch psnr_ort
 
-have_torch=0
+have_torch=0 have_pil=0 have_ort=0
 /usr/bin/python3 -c 'import torch, PIL' 2>/dev/null && have_torch=1
-for s in 256 512; do
-    if [ $have_torch = 1 ]; then
-        /usr/bin/python3 - "$photo_src" "$tmp/photo$s.png" "$s" <<'PY'
+/usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null && have_pil=1
+command -v node >/dev/null && [ -d node_modules/onnxruntime-node ] && [ -f "$onnx" ] && have_ort=1
+if [ $have_pil = 1 ]; then
+    # photo<W>x<H>.png (RGB) and photo<W>x<H>.f32 (BGR in [-1,1], float32 [1,3,H,W]).
+    /usr/bin/python3 - "$photo_src" "$big_src" "$tmp" "${sizes[@]}" <<'PY'
 import sys
+import numpy as np
 from PIL import Image
-im = Image.open(sys.argv[1]).convert("RGB"); s = int(sys.argv[3])
-w, h = im.size; c = min(w, h)
-im.crop(((w - c) // 2, (h - c) // 2, (w - c) // 2 + c, (h - c) // 2 + c)).resize((s, s), Image.LANCZOS).save(sys.argv[2])
+src, big, out = sys.argv[1:4]
+for size in sys.argv[4:]:
+    w, h = map(int, size.split("x"))
+    if w == h:
+        im = Image.open(src).convert("RGB")
+        W, H = im.size; c = min(W, H)
+        im = im.crop(((W - c) // 2, (H - c) // 2, (W - c) // 2 + c, (H - c) // 2 + c)).resize((w, h), Image.LANCZOS)
+    else:
+        im = Image.open(big).convert("RGB")
+        if im.size != (w, h):
+            im = im.resize((w, h), Image.LANCZOS)
+    im.save("%s/photo%s.png" % (out, size))
+    x = np.asarray(im).astype(np.float32)[:, :, ::-1].transpose(2, 0, 1) / 255.0 * 2.0 - 1.0
+    np.ascontiguousarray(x, dtype=np.float32).tofile("%s/photo%s.f32" % (out, size))
 PY
-    fi
-done
+fi
+input_for() { if [ -f "$tmp/photo$1.png" ]; then echo "--input $tmp/photo$1.png"; fi; }
 
-echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(date -u +%F)"
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(date -u +%F); load average$(uptime | sed 's/.*load average//')"
+if ! [ build/fma_peak -nt bench/fma_peak.c ]; then  # make bench builds it; bench.sh alone too
+    ${CC:-cc} -std=c11 -O2 -pthread -o build/fma_peak bench/fma_peak.c
+fi
+peak_avx2='' peak_avx512='' wall_avx2=''
+while read -r isa _ gflops; do
+    case $isa in avx2) peak_avx2=$gflops ;; avx512) peak_avx512=$gflops ;; avx2_wall) wall_avx2=$gflops ;; esac
+done < <(build/fma_peak)
+echo "   measured FMA peak, $(nproc) threads: AVX2 ${peak_avx2} GFLOP/s${peak_avx512:+, AVX-512 $peak_avx512 GFLOP/s}" \
+     "(bench/fma_peak.c, per thread CPU time; by wall-clock time AVX2 reached $wall_avx2 GFLOP/s:" \
+     "far lower means other processes share the cores)"
+
 echo
-echo "== engine only (cartoongan bench, style $style, median of $runs runs after a warm-up)"
-input=()
-[ -f "$tmp/photo512.png" ] && input=(--input "$tmp/photo512.png")
-for t in 1 2; do
-    $bin bench --style "$style" --sizes 256x256,512x512 --threads $t --runs "$runs" "${input[@]}" | grep -v '^peak'
+echo "== engine only (cartoongan bench, style $style, median of $runs runs after a warm-up; $runs_big at 1920x1200)"
+# shellcheck disable=SC2046
+$bin bench --style "$style" --sizes 256x256,512x512 --threads 1 --runs "$runs" $(input_for 512x512) | grep -v '^peak'
+for sz in "${sizes[@]}"; do
+    # shellcheck disable=SC2046
+    /usr/bin/time -f '%M' -o "$tmp/time" "$bin" bench --style "$style" --sizes "$sz" --threads 2 \
+        --runs "$(runs_for "$sz")" $(input_for "$sz") > "$tmp/ours.txt"
+    grep -v -e '^peak' -e '^size' "$tmp/ours.txt"
+    read -r _ _ "ours[$sz]" _ "ours_gf[$sz]" _ < <(grep "^$sz " "$tmp/ours.txt")
+    ours_rss[$sz]=$(( $(cat "$tmp/time") / 1024 ))
 done
 
-if [ -f "$tmp/photo512.png" ]; then
+if [ $have_pil = 1 ]; then
     echo
-    echo "== whole command: cartoongan cartoonize on a 512x512 PNG, 2 threads, one style"
-    best=
-    for _ in $(seq "$runs"); do
-        rm -rf "$tmp/out"
-        /usr/bin/time -f '%e %M' -o "$tmp/time" $bin cartoonize --quiet --styles "$style" --keep-original-size \
-            --skip-comparison --threads 2 --output-dir "$tmp/out" "$tmp/photo512.png"
-        read -r secs kb < "$tmp/time"
-        echo "   $secs s wall, peak RSS $((kb / 1024)) MB"
+    echo "== whole command: cartoongan cartoonize --keep-original-size on a PNG, 2 threads, one style"
+    for sz in "${sizes[@]}"; do
+        rm -f "$tmp/secs"
+        rss=0
+        for _ in $(seq "$(runs_for "$sz")"); do
+            rm -rf "$tmp/out"
+            /usr/bin/time -f '%e %M' -o "$tmp/time" "$bin" cartoonize --quiet --styles "$style" --keep-original-size \
+                --skip-comparison --threads 2 --output-dir "$tmp/out" "$tmp/photo$sz.png"
+            read -r secs kb < "$tmp/time"
+            echo "$secs" >> "$tmp/secs"
+            [ "$kb" -gt "$rss" ] && rss=$kb
+            echo "   $sz: $secs s wall, peak RSS $((kb / 1024)) MB"
+        done
+        cp "$tmp/out/$style/photo$sz.png" "$tmp/ours$sz.png"
+        cmd_s[$sz]=$(median < "$tmp/secs")
+        cmd_rss[$sz]=$((rss / 1024))
     done
 fi
 
 if [ $have_torch = 1 ]; then
     echo
     echo "== PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (tools/reference.py, float32, 2 threads)"
-    for s in 256 512; do
+    for sz in "${sizes[@]}"; do
         /usr/bin/time -f '%M' -o "$tmp/time" /usr/bin/python3 tools/reference.py --weights "$shared/weights/cartoongan/$style" \
-            --threads 2 --time --runs "$runs" "$tmp/photo$s.png" "$tmp/ref$s.png" | sed 's/^/   /'
-        echo "   peak RSS (whole python process) $(( $(cat "$tmp/time") / 1024 )) MB"
+            --threads 2 --time --runs "$(runs_for "$sz")" "$tmp/photo$sz.png" "$tmp/torch$sz.png" > "$tmp/torch.txt"
+        sed 's/^/   /' "$tmp/torch.txt"
+        torch_s[$sz]=$(sed -n 's/.*median \([0-9.]*\) s.*/\1/p' "$tmp/torch.txt")
+        torch_rss[$sz]=$(( $(cat "$tmp/time") / 1024 ))
+        echo "   peak RSS (whole python process) ${torch_rss[$sz]} MB"
     done
 else
     echo
     echo "(PyTorch not found: apt-get install python3-torch python3-pil to compare)"
 fi
+
+if [ $have_ort = 1 ] && [ $have_pil = 1 ]; then
+    echo
+    echo "== ONNX Runtime (bench/ort_bench.mjs, $onnx, float32, intra-op threads 2)"
+    for sz in "${sizes[@]}"; do
+        /usr/bin/time -f '%M' -o "$tmp/time" node bench/ort_bench.mjs --model "$onnx" --size "$sz" --threads 2 \
+            --runs "$(runs_for "$sz")" --input "$tmp/photo$sz.f32" --output "$tmp/ort$sz.f32" > "$tmp/ort.txt"
+        sed 's/^/   /' "$tmp/ort.txt"
+        ort_s[$sz]=$(sed -n 's/.*median \([0-9.]*\) s.*/\1/p' "$tmp/ort.txt")
+        ort_rss[$sz]=$(( $(cat "$tmp/time") / 1024 ))
+    done
+else
+    echo
+    echo "(ONNX Runtime left out: it needs node, \`npm install --ignore-scripts\` and $onnx from" \
+         "\`/usr/bin/python3 tools/export_onnx.py --style $style\`; make bench does both)"
+fi
+
+if [ $have_pil = 1 ]; then
+    echo
+    echo "== fidelity: PSNR of the 8-bit RGB outputs against ours (cartoongan cartoonize)"
+    while read -r sz a b; do
+        psnr_torch[$sz]=$a psnr_ort[$sz]=$b
+        echo "   $sz: PyTorch $a dB, ONNX Runtime $b dB"
+    done < <(/usr/bin/python3 - "$tmp" "${sizes[@]}" <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+tmp = sys.argv[1]
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return "inf" if mse == 0 else "%.1f" % (10 * np.log10(255.0 ** 2 / mse))
+for size in sys.argv[2:]:
+    w, h = map(int, size.split("x"))
+    ours = np.asarray(Image.open("%s/ours%s.png" % (tmp, size)).convert("RGB"))
+    t = "%s/torch%s.png" % (tmp, size)
+    pt = psnr(np.asarray(Image.open(t).convert("RGB")), ours) if os.path.exists(t) else "-"
+    o = "%s/ort%s.f32" % (tmp, size)
+    po = "-"
+    if os.path.exists(o):  # tanh output, BGR [1,3,h',w'] -> round(255*(y*0.5+0.5)), RGB, crop
+        y = np.fromfile(o, np.float32).reshape(3, -1, 4 * -(-w // 4))
+        v = np.clip(np.rint(255.0 * (y * 0.5 + 0.5)), 0, 255).astype(np.uint8)
+        po = psnr(v[::-1].transpose(1, 2, 0)[:h, :w], ours)
+    print(size, pt, po)
+PY
+)
+fi
+
+echo
+echo "== summary: style $style, 2 threads, median seconds ($runs runs; $runs_big at 1920x1200)"
+echo
+echo "| size | ours (engine) | PyTorch | ONNX Runtime | PyTorch / ours | ORT / ours | ours, whole command | peak RSS MB: ours engine / ours whole command / PyTorch / ORT | ours GFLOP/s | % of AVX2 FMA peak | % of AVX-512 FMA peak | PSNR vs ours: PyTorch / ORT |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for sz in "${sizes[@]}"; do
+    awk -v sz="$sz" -v o="${ours[$sz]:-}" -v t="${torch_s[$sz]:-}" -v r="${ort_s[$sz]:-}" -v gf="${ours_gf[$sz]:-}" -v c="${cmd_s[$sz]:-}" \
+        -v p2="$peak_avx2" -v p5="$peak_avx512" \
+        -v mem="${ours_rss[$sz]:--} / ${cmd_rss[$sz]:--} / ${torch_rss[$sz]:--} / ${ort_rss[$sz]:--}" \
+        -v fid="${psnr_torch[$sz]:--} / ${psnr_ort[$sz]:--} dB" 'BEGIN {
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sz,
+            o == "" ? "-" : sprintf("%.2f s", o), t == "" ? "-" : sprintf("%.2f s", t), r == "" ? "-" : sprintf("%.2f s", r),
+            (t == "" || o == "") ? "-" : sprintf("%.2fx", t / o), (r == "" || o == "") ? "-" : sprintf("%.2fx", r / o), c == "" ? "-" : sprintf("%.2f s", c),
+            mem, gf == "" ? "-" : gf, (p2 == "" || gf == "") ? "-" : sprintf("%.0f %%", 100 * gf / p2),
+            (p5 == "" || gf == "") ? "-" : sprintf("%.0f %%", 100 * gf / p5), fid
+    }'
+done
+echo
+echo "GFLOP/s counts 2 flops per multiply-add of the direct convolutions; the FMA peaks are bench/fma_peak.c's," \
+     "all $(nproc) cores. RSS: whole processes (python and node included), from /usr/bin/time."

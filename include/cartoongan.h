@@ -49,6 +49,10 @@ typedef struct cg_model cg_model;
  * directory holding the upstream release's `.npy` files (one per tensor). Every tensor's
  * name, dtype and shape is checked. */
 cg_status cg_model_load(cg_model **out, const char *path);
+/* Load a generator from a `.safetensors` file's bytes already in memory (`n` bytes at
+ * `data`, which the caller keeps and may free afterwards), with the same checks as
+ * cg_model_load; `name` (may be NULL) names it in messages. The browser build uses it. */
+cg_status cg_model_load_memory(cg_model **out, const void *data, size_t n, const char *name);
 void cg_model_free(cg_model *m);
 
 /* Number of worker threads used by cg_stylize (0 = one per online CPU; default 0). */
@@ -85,6 +89,9 @@ double cg_stylize_macs(int width, int height);
 /* Write a model's weights as a single `.safetensors` file (atomically: a temporary file
  * is renamed into place). */
 cg_status cg_model_save(const cg_model *m, const char *path);
+/* The same with every tensor stored as IEEE half floats (dtype F16, rounded to nearest):
+ * half the size, for the browser's download; loading widens them back to float32. */
+cg_status cg_model_save_fp16(const cg_model *m, const char *path);
 
 /* The four released styles, in canonical order. */
 #define CG_NUM_STYLES 4

@@ -455,7 +455,7 @@ test_bad_inputs() {
     expect_rc 1
     expect_err "missing.jpg: no such file or directory"
     cg cartoonize --output-dir "$D/out" "$D/x.bmp"
-    expect_err "x.bmp: unsupported file type (use .jpg, .jpeg, .png or .webp)"
+    expect_err "x.bmp: unsupported file type (use .jpg, .jpeg, .png, .webp, .gif, .mp4, .mov, .webm or .mkv)"
 }
 
 # Unusual but valid images are converted, not refused.
@@ -624,11 +624,120 @@ test_threads() {
         note_failure "output depends on the thread count"
 }
 
+# SIGKILL mid-write leaves at most a hidden temporary file, never a partial output; the next
+# run removes such leftovers once they are unlocked and 10 minutes old, and keeps the files
+# of a writer still alive. An LD_PRELOAD shim slows fsync down to 1 s, so the kill surely
+# lands while a temporary file exists.
+test_kill_mid_write() {
+    if ! command -v cc >/dev/null; then return; fi
+    cat >"$D/slowsync.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <unistd.h>
+int fsync(int fd) {
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    sleep(1);
+    return real(fd);
+}
+EOF
+    cc -shared -fPIC -o "$D/slowsync.so" "$D/slowsync.c" -ldl || { note_failure "cannot build the fsync shim"; return; }
+    mkdir -p "$D/in"
+    local i pid tmps f round
+    for i in 1 2 3; do
+        cp "$DATA/plain.png" "$D/in/p$i.png"
+        cp "$DATA/plain.jpg" "$D/in/j$i.jpg"
+        cp "$DATA/plain.webp" "$D/in/w$i.webp"
+    done
+    for round in 1 2 3; do
+        # (ASan's runtime must come first in the library list; the shim is harmless to it)
+        LD_PRELOAD=$D/slowsync.so ASAN_OPTIONS=verify_asan_link_order=0:${ASAN_OPTIONS:-} \
+            "$BIN" cartoonize --max-height 32 --output-dir "$D/out" "$D/in" >/dev/null 2>&1 &
+        pid=$!
+        # each round lets one more output finish first, so whole outputs and leftovers mix
+        tmps=""
+        for i in $(seq 400); do
+            if [ "$(find "$D/out" -type f ! -name '.*' 2>/dev/null | wc -l)" -ge $round ]; then
+                tmps=$(find "$D/out" -name '.*.tmp-*' -newer "$D/in" 2>/dev/null)
+                [ -n "$tmps" ] && break
+            fi
+            sleep 0.05
+        done
+        touch "$D/in" # leftovers of this round are older than the next round's
+        kill -9 $pid 2>/dev/null
+        wait $pid 2>/dev/null
+        [ -n "$tmps" ] || note_failure "round $round: no temporary file seen before the kill"
+        for f in $tmps; do [ -e "$f" ] || note_failure "round $round: $f gone: not killed mid-write"; done
+    done
+    # every output under its final name is whole: all of them decode
+    mkdir -p "$D/check"
+    cg cartoonize --skip-comparison --max-height 8 --output-dir "$D/check" "$D/out"
+    expect_rc 0
+    tmps=$(find "$D/out" -name '.*.tmp-*' | wc -l)
+    check "killed runs left their temporary files" [ "$tmps" -ge 1 ]
+    # young leftovers are kept (their writer may be alive); old unlocked ones are removed,
+    # an old one that a live process holds locked is kept
+    cg cartoonize --max-height 32 --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    check "young temporary files kept" [ "$(find "$D/out" -name '.*.tmp-*' | wc -l)" -eq "$tmps" ]
+    find "$D/out" -name '.*.tmp-*' -exec touch -d "2001-01-01 00:00:00" {} +
+    local held=$D/out/shinkai/.held.png.tmp-AbC123 lockpid=""
+    : >"$held"
+    touch -d "2001-01-01 00:00:00" "$held"
+    if command -v flock >/dev/null; then
+        # the subshell becomes the sleep, which holds the lock until it is killed
+        (exec 9<"$held" && flock -x 9 && exec sleep 30) &
+        lockpid=$!
+        sleep 0.3
+    fi
+    cg cartoonize --max-height 32 --output-dir "$D/out" "$D/in"
+    expect_rc 0
+    expect_out "9 skipped"
+    if [ -n "$lockpid" ]; then
+        check "a locked temporary file is kept" [ -e "$held" ]
+        kill $lockpid 2>/dev/null
+        wait $lockpid 2>/dev/null
+    fi
+    rm -f "$held"
+    check "stale temporary files removed" [ -z "$(find "$D/out" -name '.*.tmp-*')" ]
+    expect_files "$D/out" "$(cd "$D/in" && for f in *; do echo "comparison/$f"; echo "shinkai/$f"; done | LC_ALL=C sort)"
+}
+
+# --max-pixels: the decode limit, checked from the header (plain.png is 17x11 = 187 pixels)
+test_max_pixels() {
+    cg cartoonize --max-pixels 186 --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 1
+    expect_err "$DATA/plain.png: image is 17x11 (187 pixels), over the limit of 186 pixels"
+    expect_files "$D/out" ""
+    cg cartoonize --max-pixels=187 --skip-comparison --output-dir "$D/out" "$DATA/plain.png"
+    expect_rc 0
+    expect_files "$D/out" "shinkai/plain.png"
+    local args
+    for args in "--max-pixels 0" "--max-pixels -5" "--max-pixels 1e6" "--max-pixels 99999999999"; do
+        cg cartoonize $args "$DATA/plain.png"
+        expect_rc 2
+        expect_err "invalid value"
+    done
+    cg cartoonize --help
+    expect_out "--max-pixels N"
+    expect_out "(default: 100000000)"
+}
+
+# Damaged photos (bit flips, truncations, header edits) are decoded or refused, never a
+# crash or a hang; tools/mutation_check.sh has the details, and runs 300+ by hand.
+test_mutations() {
+    MUTATION_FAILURES=$D/failures CARTOONGAN_BIN=$BIN tools/mutation_check.sh 60 >"$T/out" 2>&1
+    rc=$?
+    expect_rc 0
+    expect_out "60 files"
+    expect_out "0 crashes, 0 hangs"
+}
+
 for t in test_help test_usage_errors test_unknown_style test_layout_files test_layout_nested \
     test_default_dirs test_empty_input test_comparison_layouts test_max_height \
     test_skip_and_overwrite test_styles_forms test_bad_inputs test_converted_inputs \
     test_batch_with_bad_file test_duplicate_names test_output_inside_input \
-    test_missing_weights test_export_and_corrupt_weights test_threads; do
+    test_missing_weights test_export_and_corrupt_weights test_threads test_kill_mid_write \
+    test_max_pixels test_mutations; do
     run "$t"
 done
 

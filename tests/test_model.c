@@ -9,7 +9,10 @@
  *    (measured: 4.5e-6, the float noise of ~30 layers summed in a different order; an
  *    off-by-one anywhere gives errors of order 0.1).
  * 3. The authors' own output: the original model's lossless result for in1.png, after the
- *    original test code's bilinear resize, reproduced at PSNR >= 50 dB. */
+ *    original test code's bilinear resize, reproduced at PSNR >= 50 dB.
+ * 4. Banded execution: the generator forced into bands of a few rows computes exactly what
+ *    one band does, at odd sizes, on any number of threads; its progress and cancellation
+ *    work band by band; and its working memory stays within the issue's bounds. */
 #include <math.h>
 
 #include "cartoongan.h"
@@ -161,6 +164,95 @@ done:
     cg_image_free(&ref);
 }
 
+/* A deterministic input in [-1, 1], as the network takes it. */
+static float *random_input(int w, int h, unsigned seed) {
+    float *x = malloc(3 * (size_t)w * h * sizeof(float));
+    for (size_t i = 0; i < 3 * (size_t)w * h; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((seed >> 8) / 16777216.0 * 2.0 - 1.0);
+    }
+    return x;
+}
+
+typedef struct {
+    float last;
+    int calls, backwards, cancel_after;
+} progress_log;
+
+static int log_progress(void *user, float fraction) {
+    progress_log *l = user;
+    if (fraction < l->last) l->backwards++;
+    l->last = fraction;
+    return ++l->calls == l->cancel_after;
+}
+
+static cg_status run_banded(const cg_model *m, float *y, const float *x, int w, int h, int band_rows,
+                            int threads, progress_log *log) {
+    generator_set_band_rows(band_rows);
+    cg_pool *pool = cg_pool_create(threads);
+    void *arena = malloc(generator_arena_bytes(h, w, cg_pool_threads(pool)));
+    cg_status st = generator_forward(y, x, h, w, m, arena, pool, log ? log_progress : NULL, log);
+    free(arena);
+    cg_pool_free(pool);
+    generator_set_band_rows(0);
+    return st;
+}
+
+/* The same rows whatever the banding: bands are whole Winograd tiles and the norms'
+ * statistics are merged row by row in order, so any difference at all is a bug (a halo
+ * row read from the wrong place, zero padding at a band edge, a row overwritten before its
+ * last reader). Sizes: the fixtures', tall ones (many bands, a last band of 1..3 rows at
+ * every resolution), and sides of 1..4 pixels. */
+static void test_banded_equals_one_band(void) {
+    static const int sizes[][2] = {{37, 29}, {64, 48}, {50, 131}, {29, 70}, {1, 1}, {2, 3}, {4, 1},
+                                   {3, 4}, {1, 7}, {7, 2}, {13, 9}, {5, 17}};
+    static const int bands[] = {4, 8, 12};
+    const cg_model *m = models[1];
+    if (!m) return;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        int w = sizes[i][0], h = sizes[i][1];
+        size_t n = 3 * (size_t)gen_out_side(h) * gen_out_side(w);
+        float *x = random_input(w, h, 77u + (unsigned)i), *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+        CHECK(run_banded(m, want, x, w, h, 1 << 20, 1, NULL) == CG_OK, "%s", cg_last_error());
+        for (size_t b = 0; b < sizeof bands / sizeof *bands; b++) {
+            CHECK(run_banded(m, got, x, w, h, bands[b], 3, NULL) == CG_OK, "%s", cg_last_error());
+            double worst = 0;
+            for (size_t k = 0; k < n; k++) worst = fmax(worst, fabs((double)got[k] - want[k]));
+            CHECK(worst == 0, "%dx%d in bands of %d rows: max |diff| %g from one band", w, h, bands[b], worst);
+        }
+        free(x), free(want), free(got);
+    }
+}
+
+/* Progress is reported band by band, never goes back, ends at 1, and a cancel in the
+ * middle of a banded run stops it. */
+static void test_banded_progress_and_cancel(void) {
+    const cg_model *m = models[1];
+    if (!m) return;
+    int w = 40, h = 90;
+    float *x = random_input(w, h, 5u), *y = malloc(3 * (size_t)gen_out_side(h) * gen_out_side(w) * sizeof(float));
+    progress_log log = {0, 0, 0, -1};
+    CHECK(run_banded(m, y, x, w, h, 4, 2, &log) == CG_OK, "%s", cg_last_error());
+    CHECK(log.backwards == 0, "progress went back %d times", log.backwards);
+    CHECK(fabsf(log.last - 1.f) < 1e-5f, "progress ended at %g", log.last);
+    CHECK(log.calls > 100, "only %d progress reports in many bands", log.calls);
+    progress_log cancel = {0, 0, 0, log.calls / 2};
+    CHECK(run_banded(m, y, x, w, h, 4, 2, &cancel) == CG_ERR_CANCELLED, "cancel ignored");
+    CHECK(cancel.calls == log.calls / 2, "went on for %d reports after cancelling", cancel.calls - log.calls / 2);
+    free(x), free(y);
+}
+
+/* The issue's bounds: peak resident memory <= 1 GB for 1920x1200 and <= 2 GB for
+ * 3840x2160, of which the weights take about 215 MB and the CLI's images about 10 bytes
+ * per pixel. cg_stylize's working memory (network and its float input and output) must
+ * leave room for those. */
+static void test_working_memory(void) {
+    double full_hd = cg_stylize_memory(models[1], 1920, 1200) / 1e9, uhd = cg_stylize_memory(models[1], 3840, 2160) / 1e9;
+    printf("     working memory: 1920x1200 %.2f GB, 3840x2160 %.2f GB\n", full_hd, uhd);
+    CHECK(full_hd > 0 && full_hd < 0.6, "1920x1200 needs %.2f GB", full_hd);
+    CHECK(uhd > 0 && uhd < 1.5, "3840x2160 needs %.2f GB", uhd);
+}
+
 int main(void) {
     weights_dir = getenv("CARTOONGAN_WEIGHTS");
     if (!weights_dir) weights_dir = "weights";
@@ -173,6 +265,9 @@ int main(void) {
     RUN(test_styles_match_pytorch);
     RUN(test_raw_output_matches_pytorch);
     RUN(test_authors_output_in1);
+    RUN(test_banded_equals_one_band);
+    RUN(test_banded_progress_and_cancel);
+    RUN(test_working_memory);
     for (int s = 0; s < CG_NUM_STYLES; s++) cg_model_free(models[s]);
     return TEST_SUMMARY("test_model");
 }

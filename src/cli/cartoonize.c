@@ -1,7 +1,8 @@
-/* cartoonize.c: `cartoongan cartoonize`: finds the input images, loads each requested
- * style once, and writes OUTPUT_DIR/<style>/<name> plus a side-by-side comparison for every
- * image. A bad input is reported on its own line and the batch goes on; the exit status
- * says whether anything failed. */
+/* cartoonize.c: `cartoongan cartoonize`: finds the input images (and GIFs and videos,
+ * which media.c handles frame by frame), loads each requested style once, and writes
+ * OUTPUT_DIR/<style>/<name> plus a side-by-side comparison for every input. A bad input
+ * is reported on its own line and the batch goes on; the exit status says whether
+ * anything failed. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/media.h"
 #include "cli/progress.h"
 #include "io/image.h"
 
@@ -28,15 +30,16 @@
 #define DEFAULT_INPUT_DIR "input_images"
 #define DEFAULT_OUTPUT_DIR "output_images"
 #define DEFAULT_MAX_HEIGHT 300
+#define DEFAULT_MAX_FRAMES 100 /* as the seed: a GIF or video longer than that is cut */
 #define COMPARISON_DIR "comparison"
 #define MAX_WALK_DEPTH 64 /* deeper trees are almost surely a mistake (or a bind-mount loop) */
 
 typedef enum { VIEW_SMART, VIEW_HORIZONTAL, VIEW_VERTICAL, VIEW_GRID } view_kind;
 static const char *const view_names[] = {"smart", "horizontal", "vertical", "grid"};
 
-/* What a file holds, decided by its extension. Animated GIFs and videos will get their own
- * kinds (and handlers in process_job) later; the walk needs only this table to find them. */
-typedef enum { MEDIA_NONE = 0, MEDIA_IMAGE } media_kind;
+/* What a file holds, decided by its extension; process_job hands GIFs and videos to
+ * media.c. */
+typedef enum { MEDIA_NONE = 0, MEDIA_IMAGE, MEDIA_GIF, MEDIA_VIDEO } media_kind;
 static const struct {
     const char *ext;
     media_kind kind;
@@ -45,8 +48,14 @@ static const struct {
     {".jpeg", MEDIA_IMAGE},
     {".png", MEDIA_IMAGE},
     {".webp", MEDIA_IMAGE},
+    {".gif", MEDIA_GIF},
+    {".mp4", MEDIA_VIDEO},
+    {".mov", MEDIA_VIDEO},
+    {".webm", MEDIA_VIDEO},
+    {".mkv", MEDIA_VIDEO},
 };
-#define SUPPORTED_TYPES ".jpg, .jpeg, .png or .webp"
+#define SUPPORTED_TYPES ".jpg, .jpeg, .png, .webp, .gif, .mp4, .mov, .webm or .mkv"
+#define MP4_DIR "mp4" /* --convert-gif-to-mp4 writes OUTPUT_DIR/<style>/mp4/<name>.mp4 */
 
 typedef struct {
     int styles[CG_NUM_STYLES]; /* indices into cg_style_names, in the order requested */
@@ -55,13 +64,15 @@ typedef struct {
     int ninputs;
     const char *input_dir, *output_dir, *weights_dir;
     int max_height; /* 0: keep the original size */
+    uint64_t max_pixels; /* decode limit, checked from each file's header */
     view_kind view;
     int skip_comparison, overwrite, threads, quiet;
+    int ignore_gif, gif_frequency, max_frames, gif_to_mp4, dither; /* GIFs and videos */
 } options;
 
 typedef struct {
     char *path;  /* the input file */
-    char *rel;   /* its name under each output directory */
+    char *rel;   /* its name under each output directory (a video's ends in .mp4) */
     media_kind kind;
     dev_t dev;
     ino_t ino;
@@ -69,6 +80,8 @@ typedef struct {
     int todo;                      /* some output is missing (or --overwrite) */
     int need_style[CG_NUM_STYLES]; /* per requested style (same order as options.styles) */
     int need_comparison;
+    int need_mp4[CG_NUM_STYLES]; /* GIFs with --convert-gif-to-mp4: <style>/mp4/<name>.mp4 */
+    int need_comparison_mp4;
 } job;
 
 typedef struct {
@@ -82,6 +95,7 @@ typedef struct {
     options opt;
     job *jobs;
     int njobs, cap_jobs;
+    int ignored; /* GIFs skipped for --ignore-gif */
     str_list failures;
     int have_out_dir;
     dev_t out_dev;
@@ -168,6 +182,13 @@ static int reserve(uint8_t **buf, size_t *cap, size_t n) {
     return 0;
 }
 
+/* `name` with its extension (if any) replaced by `ext` ("a/clip.mov" -> "a/clip.mp4"). */
+static char *with_ext(const char *name, const char *ext) {
+    const char *dot = strrchr(name, '.'), *slash = strrchr(name, '/');
+    int n = dot && (!slash || dot > slash) ? (int)(dot - name) : (int)strlen(name);
+    return xstr(str_printf("%.*s%s", n, name, ext));
+}
+
 static media_kind media_from_path(const char *path) {
     const char *dot = strrchr(path, '.');
     const char *slash = strrchr(path, '/');
@@ -212,20 +233,22 @@ static void print_help(void) {
     printf(
         "usage: cartoongan cartoonize [-h] [--styles S [S ...]] [--all-styles]\n"
         "                             [--input-dir DIR] [--output-dir DIR] [--weights-dir DIR]\n"
-        "                             [--max-height N] [--keep-original-size]\n"
+        "                             [--max-height N] [--keep-original-size] [--max-pixels N]\n"
         "                             [--comparison-view {smart,horizontal,vertical,grid}]\n"
-        "                             [--skip-comparison] [--overwrite] [--threads N]\n"
+        "                             [--skip-comparison] [--overwrite] [--ignore-gif]\n"
+        "                             [--gif-frame-frequency N] [--max-num-frames N]\n"
+        "                             [--convert-gif-to-mp4] [--dither] [--threads N]\n"
         "                             [--quiet] [INPUT ...]\n"
         "\n"
-        "Turn photos into anime-style images. Each style's result goes to\n"
+        "Turn photos, animated GIFs and videos into anime style. Each style's result goes to\n"
         "OUTPUT_DIR/<style>/<name>, and a side-by-side comparison of the original and every\n"
-        "style to OUTPUT_DIR/comparison/<name>, in the input's format.\n"
+        "style to OUTPUT_DIR/comparison/<name>, in the input's format (videos as .mp4).\n"
         "\n"
         "positional arguments:\n"
-        "  INPUT                 image files or directories; directories are searched\n"
-        "                        recursively for " SUPPORTED_TYPES " files, and\n"
-        "                        outputs keep their path relative to the directory\n"
-        "                        (default: the images under --input-dir)\n"
+        "  INPUT                 files or directories; directories are searched recursively\n"
+        "                        for " SUPPORTED_TYPES "\n"
+        "                        files, and outputs keep their path relative to the\n"
+        "                        directory (default: the files under --input-dir)\n"
         "\n"
         "options:\n"
         "  -h, --help            show this help and exit\n"
@@ -241,6 +264,8 @@ static void print_help(void) {
         "  --max-height N        downscale images taller than N pixels to height N, keeping\n"
         "                        the aspect ratio (default: %d)\n"
         "  --keep-original-size  do not downscale\n"
+        "  --max-pixels N        refuse images of more than N pixels, checked from the file's\n"
+        "                        header before decoding (default: %llu)\n"
         "  --comparison-view {smart,horizontal,vertical,grid}\n"
         "                        layout of the comparison image: one row, one column, two\n"
         "                        rows, or smart: two rows when the panel count is even and\n"
@@ -248,10 +273,23 @@ static void print_help(void) {
         "                        one column otherwise (default: smart)\n"
         "  --skip-comparison     do not write comparison images\n"
         "  --overwrite           redo outputs that already exist (default: skip them)\n"
+        "  --ignore-gif          skip .gif files\n"
+        "  --gif-frame-frequency N\n"
+        "                        cartoonize every Nth frame of a GIF; each kept frame is\n"
+        "                        shown as long as the N it stands for (default: 1)\n"
+        "  --max-num-frames N    cartoonize at most N frames of each GIF (after\n"
+        "                        --gif-frame-frequency) or video, with a warning when that\n"
+        "                        cuts it; 0 = no limit (default: %d)\n"
+        "  --convert-gif-to-mp4  also write each GIF's results as MP4 (H.264) to\n"
+        "                        OUTPUT_DIR/<style>/mp4/<name>.mp4\n"
+        "  --dither              dither the GIF palettes (Floyd-Steinberg): smoother\n"
+        "                        gradients, but the pattern changes from frame to frame and\n"
+        "                        shimmers (default: off)\n"
         "  --threads N           worker threads per image, 0 = one per CPU (default: 0)\n"
         "  --quiet               no progress bar and no summary; errors are still printed\n"
         "  --                    treat every later argument as an INPUT\n",
-        env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT);
+        env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
+        (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES);
 }
 
 /* Adds comma-separated style names; returns -1 after a usage error. */
@@ -287,7 +325,10 @@ static int parse_options(options *o, int argc, char **argv) {
     o->output_dir = DEFAULT_OUTPUT_DIR;
     o->weights_dir = cli_default_weights_dir();
     o->max_height = DEFAULT_MAX_HEIGHT;
+    o->max_pixels = CG_DEFAULT_MAX_PIXELS;
     o->view = VIEW_SMART;
+    o->gif_frequency = 1;
+    o->max_frames = DEFAULT_MAX_FRAMES;
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     if (!o->inputs) xstr(NULL);
 
@@ -345,6 +386,11 @@ static int parse_options(options *o, int argc, char **argv) {
         } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-height", &v)) != 0) {
             if (r < 0 || cli_parse_int(CMD, "--max-height", v, 1, INT_MAX, &o->max_height) < 0)
                 return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-pixels", &v)) != 0) {
+            int px;
+            if (r < 0 || cli_parse_int(CMD, "--max-pixels", v, 1, INT_MAX, &px) < 0)
+                return CLI_EXIT_USAGE;
+            o->max_pixels = (uint64_t)px;
         } else if ((r = cli_opt_flag(CMD, argv, i, "--keep-original-size")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             keep_size = 1;
@@ -363,6 +409,21 @@ static int parse_options(options *o, int argc, char **argv) {
         } else if ((r = cli_opt_flag(CMD, argv, i, "--overwrite")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             o->overwrite = 1;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--ignore-gif")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->ignore_gif = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--gif-frame-frequency", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--gif-frame-frequency", v, 1, INT_MAX, &o->gif_frequency) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-num-frames", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--max-num-frames", v, 0, INT_MAX, &o->max_frames) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--convert-gif-to-mp4")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->gif_to_mp4 = 1;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--dither")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            o->dither = 1;
         } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--threads", &v)) != 0) {
             if (r < 0 || cli_parse_int(CMD, "--threads", v, 0, 4096, &o->threads) < 0)
                 return CLI_EXIT_USAGE;
@@ -394,6 +455,10 @@ typedef struct ancestor {
 
 static void add_job(run_ctx *c, const char *path, const char *rel, media_kind kind,
                     const struct stat *st) {
+    if (kind == MEDIA_GIF && c->opt.ignore_gif) {
+        c->ignored++;
+        return;
+    }
     if (c->njobs == c->cap_jobs) {
         int cap = c->cap_jobs ? 2 * c->cap_jobs : 64;
         job *v = realloc(c->jobs, (size_t)cap * sizeof *v);
@@ -404,7 +469,8 @@ static void add_job(run_ctx *c, const char *path, const char *rel, media_kind ki
     job *j = &c->jobs[c->njobs++];
     memset(j, 0, sizeof *j);
     j->path = xstr(strdup(path));
-    j->rel = xstr(strdup(rel));
+    /* a video's results are MP4s whatever it came in, so clip.mov and clip.mp4 clash */
+    j->rel = kind == MEDIA_VIDEO ? with_ext(rel, ".mp4") : xstr(strdup(rel));
     j->kind = kind;
     j->dev = st->st_dev;
     j->ino = st->st_ino;
@@ -545,7 +611,51 @@ static int plan_job(const options *o, job *j) {
         any |= j->need_comparison;
         free(p);
     }
+    if (j->kind == MEDIA_GIF && o->gif_to_mp4) {
+        char *rel = with_ext(j->rel, ".mp4");
+        for (int k = 0; k <= o->nstyles; k++) {
+            if (k == o->nstyles && o->skip_comparison) break;
+            char *sub = xstr(str_printf("%s/" MP4_DIR, k < o->nstyles ? cg_style_names[o->styles[k]]
+                                                                      : COMPARISON_DIR));
+            char *p = output_path(o, sub, rel);
+            int need = o->overwrite || !path_exists(p);
+            if (k < o->nstyles) j->need_mp4[k] = need;
+            else j->need_comparison_mp4 = need;
+            any |= need;
+            free(p);
+            free(sub);
+        }
+        free(rel);
+    }
     return any;
+}
+
+/* Outputs are written under a hidden temporary name and renamed, so a run killed mid-write
+ * (SIGKILL, power loss) leaves at most a ".<name>.tmp-XXXXXX" file, which the input walk
+ * never takes as an image. Each output folder of this run is swept for such leftovers
+ * once; cg_clean_stale_temps takes only those no live process is writing. */
+static void clean_output_dirs(const run_ctx *c) {
+    const options *o = &c->opt;
+    str_list done = {0};
+    for (int i = 0; i < c->njobs; i++) {
+        if (c->jobs[i].drop) continue;
+        for (int k = 0; k <= o->nstyles; k++) {
+            if (k == o->nstyles && o->skip_comparison) break;
+            char *p = output_path(o, k < o->nstyles ? cg_style_names[o->styles[k]] : COMPARISON_DIR,
+                                  c->jobs[i].rel);
+            *strrchr(p, '/') = '\0'; /* its folder */
+            int seen = 0;
+            for (int d = done.n - 1; d >= 0 && !seen; d--) seen = !strcmp(done.v[d], p);
+            if (seen) {
+                free(p);
+                continue;
+            }
+            cg_clean_stale_temps(p, CG_STALE_TEMP_SECONDS);
+            list_push(&done, p);
+        }
+    }
+    for (int d = 0; d < done.n; d++) free(done.v[d]);
+    free(done.v);
 }
 
 static void comparison_layout(view_kind view, int n, int w, int h, int *rows, int *cols) {
@@ -562,6 +672,11 @@ static void comparison_layout(view_kind view, int n, int w, int h, int *rows, in
     case VIEW_VERTICAL: *rows = n, *cols = 1; break;
     default: *rows = 2, *cols = (n + 1) / 2; break;
     }
+}
+
+/* media.c lays out GIF and video frames by the same rules. */
+void cli_comparison_layout(int view, int n, int w, int h, int *rows, int *cols) {
+    comparison_layout((view_kind)view, n, w, h, rows, cols);
 }
 
 static int stylize_progress(void *user, float fraction) {
@@ -584,10 +699,47 @@ static job_result save(run_ctx *c, const job *j, const char *sub, uint8_t *rgb, 
     return JOB_OK;
 }
 
+/* A GIF or a video: media.c does the frames; only the output names are made here. */
+static job_result process_media(run_ctx *c, const job *j) {
+    const options *o = &c->opt;
+    char *out[CG_NUM_STYLES] = {0}, *mp4[CG_NUM_STYLES] = {0}, *cmp = NULL, *cmp_mp4 = NULL;
+    char *rel_mp4 = with_ext(j->rel, ".mp4");
+    for (int k = 0; k < o->nstyles; k++) {
+        const char *style = cg_style_names[o->styles[k]];
+        if (j->need_style[k]) out[k] = output_path(o, style, j->rel);
+        if (j->need_mp4[k]) {
+            char *sub = xstr(str_printf("%s/" MP4_DIR, style));
+            mp4[k] = output_path(o, sub, rel_mp4);
+            free(sub);
+        }
+    }
+    if (j->need_comparison) cmp = output_path(o, COMPARISON_DIR, j->rel);
+    if (j->need_comparison_mp4) cmp_mp4 = output_path(o, COMPARISON_DIR "/" MP4_DIR, rel_mp4);
+    media_job mj = {j->path, o->nstyles, c->models, (const char *const *)out,
+                    (const char *const *)mp4, cmp, cmp_mp4, o->max_height, o->max_pixels,
+                    (int)o->view, o->gif_frequency, o->max_frames, o->dither, o->quiet,
+                    &interrupted, &c->bar};
+    media_result r = j->kind == MEDIA_GIF ? media_process_gif(&mj) : media_process_video(&mj);
+    for (int k = 0; k < CG_NUM_STYLES; k++) {
+        free(out[k]);
+        free(mp4[k]);
+    }
+    free(cmp);
+    free(cmp_mp4);
+    free(rel_mp4);
+    if (r == MEDIA_CANCELLED) return JOB_CANCELLED;
+    if (r == MEDIA_FAILED) {
+        fail_lib(c, j->path);
+        return JOB_FAILED;
+    }
+    return JOB_OK;
+}
+
 static job_result process_job(run_ctx *c, const job *j, int index) {
     const options *o = &c->opt;
+    if (j->kind == MEDIA_GIF || j->kind == MEDIA_VIDEO) return process_media(c, j);
     cg_image img = {0};
-    if (cg_image_load(&img, j->path, 0) != CG_OK) {
+    if (cg_image_load(&img, j->path, o->max_pixels) != CG_OK) {
         fail_lib(c, j->path);
         return JOB_FAILED;
     }
@@ -671,6 +823,10 @@ static void print_summary(const run_ctx *c, int done, int skipped, double second
         printf("%s%d skipped (already done)", sep, skipped);
         sep = ", ";
     }
+    if (c->ignored) {
+        printf("%s%d GIF%s ignored (--ignore-gif)", sep, c->ignored, c->ignored == 1 ? "" : "s");
+        sep = ", ";
+    }
     if (c->failures.n) printf("%s%d failed", sep, c->failures.n);
     printf("\n");
     for (int i = 0; i < c->failures.n; i++) printf("failed: %s\n", c->failures.v[i]);
@@ -692,6 +848,13 @@ static void free_ctx(run_ctx *c) {
     free(c->work);
     free(c->grid);
     free(c->opt.inputs);
+}
+
+int cli_cartoonize_parse(int argc, char **argv) {
+    options o;
+    int r = parse_options(&o, argc, argv);
+    free(o.inputs);
+    return r;
 }
 
 int cmd_cartoonize(int argc, char **argv) {
@@ -727,6 +890,11 @@ int cmd_cartoonize(int argc, char **argv) {
 
     int njobs = 0;
     for (int i = 0; i < c->njobs; i++) njobs += !c->jobs[i].drop;
+    if (njobs == 0 && c->failures.n == 0 && c->ignored) { /* only GIFs, and told to skip them */
+        if (!o->quiet) print_summary(c, 0, 0, progress_now() - start);
+        free_ctx(c);
+        return CLI_EXIT_OK;
+    }
     if (njobs == 0 && c->failures.n == 0) {
         fprintf(stderr, "cartoongan: no images found in ");
         if (o->ninputs == 0) fprintf(stderr, "%s", o->input_dir);
@@ -745,6 +913,7 @@ int cmd_cartoonize(int argc, char **argv) {
         todo += j->todo;
         skipped += !j->todo;
     }
+    clean_output_dirs(c);
     /* with nothing left to do there is no need to read the weights at all */
     if (todo > 0 && load_models(c) < 0) {
         free_ctx(c);

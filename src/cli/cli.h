@@ -9,6 +9,12 @@
 int cmd_cartoonize(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* Parses cartoonize's arguments as cmd_cartoonize would, then frees them: -1 when they are
+ * valid (the command would run), else the exit status (help or a usage error). Reads no
+ * image and writes nothing; used by the fuzz target for the option parser. */
+int cli_cartoonize_parse(int argc, char **argv);
 
 /* Where styles are looked up by default: $CARTOONGAN_WEIGHTS, else where `make` put them. */
 const char *cli_default_weights_dir(void);

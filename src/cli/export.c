@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 
 static void print_help(void) {
-    printf("usage: cartoongan export [--force] [--quiet] SRC DEST.safetensors\n"
+    printf("usage: cartoongan export [--force] [--fp16] [--quiet] SRC DEST.safetensors\n"
            "\n"
            "Load a CartoonGAN generator from SRC (a directory of the upstream release's .npy\n"
            "files, or a .safetensors file), check every tensor's name, type and shape, and\n"
@@ -19,12 +19,14 @@ static void print_help(void) {
            "options:\n"
            "  -h, --help   show this help and exit\n"
            "  --force      overwrite DEST if it exists (default: refuse)\n"
+           "  --fp16       store the tensors as half floats (F16): half the size, for the\n"
+           "               browser app's download (default: float32, exact)\n"
            "  --quiet      print nothing on success\n");
 }
 
 int cmd_export(int argc, char **argv) {
     const char *cmd = "export";
-    int force = 0, quiet = 0, r;
+    int force = 0, quiet = 0, fp16 = 0, r;
     const char *pos[2];
     int npos = 0, options_done = 0;
     for (int i = 1; i < argc; i++) {
@@ -42,6 +44,9 @@ int cmd_export(int argc, char **argv) {
         } else if ((r = cli_opt_flag(cmd, argv, i, "--force")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             force = 1;
+        } else if ((r = cli_opt_flag(cmd, argv, i, "--fp16")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            fp16 = 1;
         } else if ((r = cli_opt_flag(cmd, argv, i, "--quiet")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             quiet = 1;
@@ -64,7 +69,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
         return CLI_EXIT_FAIL;
     }
-    cg_status s = cg_model_save(m, dest);
+    cg_status s = fp16 ? cg_model_save_fp16(m, dest) : cg_model_save(m, dest);
     cg_model_free(m);
     if (s != CG_OK) {
         fprintf(stderr, "cartoongan export: %s\n", cg_last_error());

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"cartoonize", cmd_cartoonize, "turn photos into anime-style images (shinkai, hayao, hosoda, paprika)"},
     {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
     {"export", cmd_export, "convert a style's weights (.npy directory or .safetensors) to one .safetensors file"},
+    {"serve", cmd_serve, "serve the browser app (make web) over HTTP on this machine"},
 };
 #define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -425,11 +425,31 @@ static cg_status png_decode_run(png_ctx *c, const char *name, uint64_t max_pixel
     return CG_OK;
 }
 
+/* libpng allocates (and clears) a buffer of a chunk's declared length before reading it
+ * (sCAL, iCCP, text, ...), and its chunk size limit does not cover every chunk: a 72-byte
+ * file claiming a 1 GB sCAL chunk made it allocate 1 GB (found by fuzz_png). The whole file
+ * is in memory here, so the chunk list is walked first and libpng is shown only the bytes
+ * before the first chunk that claims more than the file holds; it then stops there with
+ * "truncated", as it would have after its failed read, but without the allocation. IDAT is
+ * exempt: libpng streams it in small pieces, so an image that is complete before a bad
+ * IDAT length still decodes. */
+static size_t png_readable_length(const uint8_t *d, size_t n) {
+    size_t pos = 8;
+    while (n - pos >= 8) {
+        size_t len = (size_t)d[pos] << 24 | (size_t)d[pos + 1] << 16 | (size_t)d[pos + 2] << 8 | d[pos + 3];
+        int idat = !memcmp(d + pos + 4, "IDAT", 4);
+        if (len > n - pos - 8) return idat ? n : pos;
+        if (n - pos - 8 - len < 4) return n; /* only the CRC is cut: libpng's to judge */
+        pos += 12 + len;
+    }
+    return n;
+}
+
 static cg_status png_decode(cg_image *img, const uint8_t *data, size_t n, const char *name,
                             uint64_t max_pixels) {
     png_ctx *c = calloc(1, sizeof *c);
     if (!c) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
-    c->data = data, c->n = n;
+    c->data = data, c->n = png_readable_length(data, n);
     cg_status s;
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, png_on_error, png_on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;

@@ -51,6 +51,30 @@ void cg_resize_rgb(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int
 
 /* Write `n` bytes to `path` atomically (temp file + fsync + rename, parents created). */
 cg_status cg_write_file_atomic(const char *path, const void *data, size_t n);
+/* A file written piece by piece (an animated GIF, an MP4) with cg_write_file_atomic's
+ * guarantee. cg_atomic_begin creates an empty temporary file next to `path` (parents
+ * created) and leaves it open and locked as `fd`; the caller writes through fd, or has
+ * another library write `tmp` by name while fd stays open (the lock marks the file as
+ * live). cg_atomic_commit syncs the file and renames it into place; cg_atomic_abort
+ * removes it. Both close fd if it is still open and free the strings, so every begun file
+ * ends with exactly one of the two. */
+typedef struct {
+    char *path, *tmp;
+    int fd;
+} cg_atomic_file;
+cg_status cg_atomic_begin(cg_atomic_file *f, const char *path);
+cg_status cg_atomic_commit(cg_atomic_file *f);
+void cg_atomic_abort(cg_atomic_file *f);
+
+/* Removes from `dir` (not its subfolders) the temporary files of atomic writes whose
+ * process died mid-write (SIGKILL, power loss), ".<name>.tmp-XXXXXX": only those that no
+ * live writer holds (writers keep an exclusive flock on them) and that nothing has touched
+ * for min_age_s seconds, so a concurrent run's files are never taken. Returns how many
+ * were removed; a missing folder is not an error. */
+int cg_clean_stale_temps(const char *dir, int min_age_s);
+/* The age cartoonize uses: longer than any pause in writing one file. */
+#define CG_STALE_TEMP_SECONDS 600
+
 /* Create a directory and its parents (like mkdir -p). */
 cg_status cg_mkdir_p(const char *path);
 

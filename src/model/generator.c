@@ -5,10 +5,12 @@
  * around the 7x7 convolutions and inside the residual blocks, zeros everywhere else. */
 #include "generator.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "band.h"
 #include "model.h"
 #include "status.h"
 
@@ -112,18 +114,117 @@ const gen_tensor_info gen_tensors[GEN_NUM_TENSORS] = {
 int gen_padded_side(int side) { return (side + 3) / 4 * 4; }
 int gen_out_side(int side) { return 4 * ((side + 3) / 4); }
 
-/* ---- where everything lives in the arena (sizes in floats) ---- */
+/* ---- the plan: sizes, band heights, and where everything lives in the arena ----
+ *
+ * Tensor sizes: h1 x w1 the input, h2 = ceil(h1/2) after the first stride-2 stage, h3 =
+ * ceil(h2/2) the residual blocks', h4 = 2 h3 after the first deconvolution, h5 = 2 h4 the
+ * output. Only three tensors are ever stored whole, one after another in the same region
+ * of 2 h3 rows of 256 w3 floats (about 32 floats per input pixel), row-major:
+ *   C22 (conv02_2's output before its norm, 128 x h2 x w2),
+ *   x and t (the residual blocks' activation and temporary, 256 x h3 x w3 each, x in the
+ *            region's first h3 rows and t in the next h3, until the last block leaves x
+ *            in the second half),
+ *   D12 (deconv01_2's output before its norm, 128 x h4 x w4).
+ * Each row of any of them takes at most 256 w3 floats, so row y of each lives at row y of
+ * the region (of its half for x and t). Each stage writes over rows of its input that no
+ * later band reads. Everything at full resolution with 64 channels exists only a band at a
+ * time: its statistics come from one pass, and the next stage computes it again.
+ *
+ * Bands are whole multiples of 4 rows (or the rest of the image), so that a band's
+ * Winograd tiles are the whole image's, and the statistics are merged row by row: a
+ * banded run computes exactly what a single band does. */
+
+enum { B_D1, B_D2, B_D3, B_RES, B_U1, B_U2, B_U3, NUM_BANDED };
+
+/* Floats per band buffer (two of them): 80 MB, which runs images up to about 512x512 as
+ * one band (no recomputation) and costs about 2 % of the time at 4K. */
+#define BAND_FLOATS ((size_t)20 << 20)
+
+static int band_override;
+void generator_set_band_rows(int rows) { band_override = rows > 0 ? (rows + 3) / 4 * 4 : 0; }
 
 typedef struct {
-    int h1, w1; /* full resolution (the input) */
-    int h2, w2; /* after the first stride-2 conv: ceil(h/2) */
-    int h3, w3; /* after the second: the residual blocks' resolution */
-    int h4, w4; /* after the first deconv: 2*h3 */
-    int h5, w5; /* output: 4*h3 */
-    size_t big, quarter, tmp, scratch;
+    int h1, w1, h2, w2, h3, w3, h4, w4, h5, w5;
+    int band[NUM_BANDED]; /* rows per band, counted in the stage's own rows */
+    size_t pitch;         /* floats per stored row: 256 w3 */
+    size_t region, buf, tmp, saved, scratch;
 } plan;
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
+static size_t max3(size_t a, size_t b, size_t c) { return max2(a, max2(b, c)); }
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* Rows each stage produces (the unit of its bands). U1's band is counted in rows of x, its
+ * input, as it runs from the bottom up and its in-place rule is about x's rows. */
+static int stage_rows(const plan *p, int s) {
+    switch (s) {
+    case B_D1: return p->h1;
+    case B_D2: return p->h2;
+    case B_U2: case B_U3: return p->h5;
+    default: return p->h3;
+    }
+}
+
+/* Floats that band buffers A and B and the deconvolution's tmp need when stage s runs in
+ * bands of n rows: the largest of each buffer's uses in the stage's sequence below (with
+ * the halos a band in the middle of the image has, but never more rows than the image). */
+typedef struct {
+    size_t a, b, tmp;
+} band_need;
+
+static band_need stage_need(const plan *p, int s, int n) {
+    const size_t w1 = p->w1, w2 = p->w2, w3 = p->w3, w4 = p->w4, w5 = p->w5;
+    band_need r = {0, 0, 0};
+    size_t nn = (size_t)imin(n, stage_rows(p, s));
+    if (s == B_D1) {
+        r.a = 3 * (nn + 6) * (w1 + 6);
+        r.b = 64 * nn * w1;
+    } else if (s == B_D2) {
+        size_t nq = (size_t)imin((int)nn + 2, p->h2), na = (size_t)imin(2 * (int)nq + 1, p->h1);
+        r.a = max3(3 * (na + 6) * (w1 + 6), 64 * (2 * nq + 1) * (w1 + 2), 128 * (nn + 2) * (w2 + 2));
+        r.b = max3(64 * na * w1, 128 * nq * w2, 128 * nn * w2);
+    } else if (s == B_D3) {
+        size_t nq = (size_t)imin((int)nn + 2, p->h3);
+        r.a = max2(128 * (2 * nq + 1) * (w2 + 2), 256 * (nn + 2) * (w3 + 2));
+        r.b = 256 * nq * w3;
+    } else if (s == B_RES) {
+        r.a = 256 * (nn + 2) * (w3 + 2);
+        r.b = 256 * nn * w3;
+    } else {
+        /* up_rows: deconvolution input rows, its output, the padded 3x3 input, the 3x3's
+         * output; U3 adds the 7x7's reflect-padded input and its 3-channel output. */
+        int cin = s == B_U1 ? 256 : 128, cout = cin / 2;
+        size_t win = s == B_U1 ? w3 : w4, wout = 2 * win;
+        int hin = s == B_U1 ? p->h3 : p->h4;
+        size_t ne = s == B_U1 ? 2 * nn : s == B_U2 ? nn : (size_t)imin((int)nn + 8, p->h5);
+        size_t nx = (size_t)imin((int)ne / 2 + 3, hin);
+        r.a = max2(cin * nx * win, cout * (ne + 2) * (wout + 2));
+        r.b = max2(cout * 2 * nx * wout, cout * ne * wout);
+        r.tmp = cout * nx * win;
+        if (s == B_U3) {
+            r.a = max2(r.a, 64 * (nn + 6) * (w5 + 6));
+            r.b = max2(r.b, 3 * nn * w5);
+        }
+    }
+    return r;
+}
+
+/* The tallest band that keeps the buffers within BAND_FLOATS: the whole stage if it fits,
+ * else a multiple of 4 rows (whole Winograd tiles), at least 4. */
+static int choose_band(const plan *p, int s) {
+    int rows = stage_rows(p, s);
+    if (band_override) return imin(band_override, rows);
+    band_need r = stage_need(p, s, rows);
+    if (max2(r.a, r.b) <= BAND_FLOATS) return rows;
+    for (int n = rows / 4 * 4; n > 4; n -= 4) {
+        r = stage_need(p, s, n);
+        if (max2(r.a, r.b) <= BAND_FLOATS) return n;
+    }
+    return imin(4, rows);
+}
+
+static int num_bands(const plan *p, int s) { return (stage_rows(p, s) + p->band[s] - 1) / p->band[s]; }
 
 static plan make_plan(int h, int w, int threads) {
     plan p;
@@ -132,20 +233,37 @@ static plan make_plan(int h, int w, int threads) {
     p.h3 = (p.h2 + 1) / 2, p.w3 = (p.w2 + 1) / 2;
     p.h4 = 2 * p.h3, p.w4 = 2 * p.w3;
     p.h5 = 2 * p.h4, p.w5 = 2 * p.w4;
-    /* Two ping-pong buffers hold the full-resolution tensors; the widest is the reflect-
-     * padded input of the last 7x7 conv (64 channels, output size + 6). */
-    p.big = max2(64 * (size_t)(p.h5 + 6) * (p.w5 + 6), 64 * (size_t)(h + 6) * (w + 6));
-    p.big = max2(p.big, 128 * (size_t)p.h2 * p.w2);
-    p.quarter = 256 * (size_t)(p.h3 + 2) * (p.w3 + 2);
-    p.tmp = max2(128 * (size_t)p.h3 * p.w3, 64 * (size_t)p.h4 * p.w4);
+    p.pitch = 256 * (size_t)p.w3;
+    p.region = 2 * (size_t)p.h3 * p.pitch;
+    p.buf = p.tmp = 0;
+    for (int s = 0; s < NUM_BANDED; s++) {
+        p.band[s] = choose_band(&p, s);
+        band_need r = stage_need(&p, s, p.band[s]);
+        p.buf = max3(p.buf, r.a, r.b);
+        p.tmp = max2(p.tmp, r.tmp);
+    }
+    p.saved = 256 * ((size_t)p.w3 + 2);
     p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
     return p;
+}
+
+/* The arena, in order: region, A, B, tmp, saved, scratch, then the norms' parameters and
+ * the running statistics. Each piece starts on a 64-byte boundary. */
+static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
+       STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
+
+static double arena_floats(const plan *p) {
+    return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->tmp) + up16(p->saved) +
+           up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS);
 }
 
 size_t generator_arena_bytes(int h, int w, int threads) {
     if (h < 1 || w < 1 || (size_t)h * w > 4 * (size_t)CG_MAX_NETWORK_PIXELS) return 0;
     plan p = make_plan(h, w, threads);
-    return (2 * p.big + 3 * p.quarter + p.tmp + p.scratch) * sizeof(float);
+    double bytes = arena_floats(&p) * sizeof(float) + 64; /* + 64: aligning the start */
+    return bytes > (double)SIZE_MAX / 2 ? 0 : (size_t)bytes;
 }
 
 /* ---- progress: the fraction of multiply-adds done so far ---- */
@@ -168,102 +286,283 @@ static int step(progress *pr, double macs) {
     return pr->cancelled;
 }
 
-/* Multiply-adds of each stage, in the order generator_forward runs them. */
-enum { NUM_STAGES = 14 };
-static double stage_macs(const plan *p, double s[NUM_STAGES]) {
-    s[0] = layer_macs(64, 3, 7, p->h1, p->w1);
-    s[1] = layer_macs(128, 64, 3, p->h2, p->w2) + layer_macs(128, 128, 3, p->h2, p->w2);
-    s[2] = layer_macs(256, 128, 3, p->h3, p->w3) + layer_macs(256, 256, 3, p->h3, p->w3);
-    for (int r = 0; r < 8; r++) s[3 + r] = 2 * layer_macs(256, 256, 3, p->h3, p->w3);
-    s[11] = layer_macs(128, 256, 3, p->h3, p->w3) + layer_macs(128, 128, 3, p->h4, p->w4);
-    s[12] = layer_macs(64, 128, 3, p->h4, p->w4) + layer_macs(64, 64, 3, p->h5, p->w5);
-    s[13] = layer_macs(3, 64, 7, p->h5, p->w5);
+/* Multiply-adds of each banded stage (the eight residual blocks are one stage here), with
+ * the recomputation banding costs when `recompute`: conv01 again in D2 and deconv02_1 and
+ * deconv02_2 again in U3, unless both stages of the pair run as one band. */
+static double stage_macs(const plan *p, double s[NUM_BANDED], int recompute) {
+    double c01 = layer_macs(64, 3, 7, p->h1, p->w1);
+    double de02 = layer_macs(64, 128, 3, p->h4, p->w4) + layer_macs(64, 64, 3, p->h5, p->w5);
+    int down_again = recompute && (num_bands(p, B_D1) > 1 || num_bands(p, B_D2) > 1);
+    int up_again = recompute && (num_bands(p, B_U2) > 1 || num_bands(p, B_U3) > 1);
+    s[B_D1] = c01;
+    s[B_D2] = layer_macs(128, 64, 3, p->h2, p->w2) + layer_macs(128, 128, 3, p->h2, p->w2) + (down_again ? c01 : 0);
+    s[B_D3] = layer_macs(256, 128, 3, p->h3, p->w3) + layer_macs(256, 256, 3, p->h3, p->w3);
+    s[B_RES] = 16 * layer_macs(256, 256, 3, p->h3, p->w3);
+    s[B_U1] = layer_macs(128, 256, 3, p->h3, p->w3) + layer_macs(128, 128, 3, p->h4, p->w4);
+    s[B_U2] = de02;
+    s[B_U3] = layer_macs(3, 64, 7, p->h5, p->w5) + (up_again ? de02 : 0);
     double total = 0;
-    for (int i = 0; i < NUM_STAGES; i++) total += s[i];
+    for (int i = 0; i < NUM_BANDED; i++) total += s[i];
     return total;
 }
 
+/* The network's own multiply-adds, without recomputation. */
 double cg_stylize_macs(int width, int height) {
     if (width < 1 || height < 1) return 0;
     plan p = make_plan(gen_padded_side(height), gen_padded_side(width), 1);
-    double s[NUM_STAGES];
-    return stage_macs(&p, s);
+    double s[NUM_BANDED];
+    return stage_macs(&p, s, 0);
 }
 
 /* ---- the network ---- */
 
+typedef struct {
+    const plan *p;
+    const struct cg_model *m;
+    cg_pool *pool;
+    const float *in;
+    float *out;
+    float *region, *A, *B, *tmp, *saved, *scratch;
+    norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
+    chan_stats *st;  /* the statistics being gathered */
+    int memo_y0, memo_y1; /* B still holds these rows of conv01's or deconv02_2's output */
+    progress pr;
+    double macs[NUM_BANDED];
+} gen;
+
 /* One convolution of the model, by the method the model prepared it for. */
-static void conv(float *out, const float *in, const struct cg_model *m, int c, const conv_dims *d,
-                 float *scratch, cg_pool *pool) {
-    if (m->direct[c]) conv2d_direct_forward(out, in, m->direct[c], m->conv_bias[c], d, pool);
-    else if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, scratch, pool);
-    else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, scratch, pool);
+static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d) {
+    const struct cg_model *m = g->m;
+    if (m->direct[c]) conv2d_direct_forward(out, in, m->direct[c], m->conv_bias[c], d, g->pool);
+    else if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, g->scratch, g->pool);
+    else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, g->scratch, g->pool);
+}
+
+/* Fills A with rows [y0, y1) of src (image height h) as a band's padded input. */
+static void fill(gen *g, int y0, int y1, int h, int px, int reflect, rows_view src,
+                 const norm_params *norm, int relu, const float *saved) {
+    fill_spec f = {g->A, y0, y1, h, px, reflect, reflect, src, norm, relu, saved};
+    band_fill(&f, g->pool);
+}
+
+static void finish_norm(gen *g, int n, int c) {
+    stats_finish(&g->np[n], g->st, c, g->m->norm_scale[n], g->m->norm_shift[n], 1e-9f);
+}
+
+/* The stored tensors, as views of the region or (second_half) of its rows h3 on. */
+static rows_view stored(gen *g, int c, int w, int h, int second_half) {
+    return view_stored(g->region + (second_half ? (size_t)g->p->h3 * g->p->pitch : 0), c, w, 0, h, g->p->pitch);
+}
+
+/* Each stage below reports progress after each band: its share of the stage's work. */
+static int band_done(gen *g, int s, int rows) {
+    return step(&g->pr, g->macs[s] * rows / stage_rows(g->p, s));
+}
+
+/* conv01 (7x7 on the reflection-padded input) for its output rows [y0, y1), into B. */
+static void conv01_rows(gen *g, int y0, int y1) {
+    const plan *p = g->p;
+    fill(g, y0 - 3, y1 + 3, p->h1, 3, 1, view_chw((float *)g->in, 3, p->w1, 0, p->h1), NULL, 0, NULL);
+    conv_dims d = {3, y1 - y0 + 6, p->w1 + 6, 64, 7, 7, 1, 0};
+    conv(g, g->B, g->A, C01_1, &d);
+}
+
+/* D1: conv01 band by band, for its statistics only. */
+static int down1(gen *g) {
+    const plan *p = g->p;
+    stats_reset(g->st, 64);
+    for (int y0 = 0; y0 < p->h1; y0 += p->band[B_D1]) {
+        int y1 = imin(y0 + p->band[B_D1], p->h1);
+        conv01_rows(g, y0, y1);
+        band_emit(g->B, 64, y1 - y0, p->w1, y0, g->st, NULL, g->pool);
+        g->memo_y0 = y0, g->memo_y1 = y1;
+        if (band_done(g, B_D1, y1 - y0)) return 1;
+    }
+    finish_norm(g, N01_1, 64);
+    return 0;
+}
+
+/* D2: C22 = conv02_2(conv02_1(relu(in01(conv01)))) rows [r0, r1) per band, stored with
+ * its statistics. conv02_2's rows need conv02_1's rows [r0 - 1, r1 + 1), which (stride 2)
+ * need conv01's rows [2 r0 - 3, 2 r1 + 1); rows outside the image are zero padding. */
+static int down2(gen *g) {
+    const plan *p = g->p;
+    rows_view c22 = stored(g, 128, p->w2, p->h2, 0);
+    stats_reset(g->st, 128);
+    for (int r0 = 0; r0 < p->h2; r0 += p->band[B_D2]) {
+        int r1 = imin(r0 + p->band[B_D2], p->h2);
+        int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, p->h2);  /* conv02_1 rows */
+        int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1); /* conv01 rows */
+        if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb);
+        g->memo_y0 = g->memo_y1 = -1;
+        fill(g, 2 * qa - 1, 2 * qb, p->h1, 1, 0, view_chw(g->B, 64, p->w1, ya, yb), &g->np[N01_1], 1, NULL);
+        conv_dims d = {64, 2 * (qb - qa) + 1, p->w1 + 2, 128, 3, 3, 2, 0};
+        conv(g, g->B, g->A, C02_1, &d);
+        fill(g, r0 - 1, r1 + 1, p->h2, 1, 0, view_chw(g->B, 128, p->w2, qa, qb), NULL, 0, NULL);
+        d = (conv_dims){128, r1 - r0 + 2, p->w2 + 2, 128, 3, 3, 1, 0};
+        conv(g, g->B, g->A, C02_2, &d);
+        band_emit(g->B, 128, r1 - r0, p->w2, r0, g->st, &c22, g->pool);
+        if (band_done(g, B_D2, r1 - r0)) return 1;
+    }
+    finish_norm(g, N02_1, 128);
+    return 0;
+}
+
+/* D3: x = conv03_2(conv03_1(relu(in02(C22)))) rows [r0, r1) per band, written over C22
+ * (row r of x at row r of the region): the bands after this one read C22 from row
+ * 2 r1 - 3 on, past the rows written so far (< r1) as bands have 4 rows or more. Then
+ * x = relu(in03(x)) in place. */
+static int down3(gen *g) {
+    const plan *p = g->p;
+    rows_view c22 = stored(g, 128, p->w2, p->h2, 0), x = stored(g, 256, p->w3, p->h3, 0);
+    stats_reset(g->st, 256);
+    for (int r0 = 0; r0 < p->h3; r0 += p->band[B_D3]) {
+        int r1 = imin(r0 + p->band[B_D3], p->h3);
+        int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, p->h3); /* conv03_1 rows */
+        fill(g, 2 * qa - 1, 2 * qb, p->h2, 1, 0, c22, &g->np[N02_1], 1, NULL);
+        conv_dims d = {128, 2 * (qb - qa) + 1, p->w2 + 2, 256, 3, 3, 2, 0};
+        conv(g, g->B, g->A, C03_1, &d);
+        fill(g, r0 - 1, r1 + 1, p->h3, 1, 0, view_chw(g->B, 256, p->w3, qa, qb), NULL, 0, NULL);
+        d = (conv_dims){256, r1 - r0 + 2, p->w3 + 2, 256, 3, 3, 1, 0};
+        conv(g, g->B, g->A, C03_2, &d);
+        band_emit(g->B, 256, r1 - r0, p->w3, r0, g->st, &x, g->pool);
+        if (band_done(g, B_D3, r1 - r0)) return 1;
+    }
+    finish_norm(g, N03_1, 256);
+    stored_norm(&x, &x, NULL, &g->np[N03_1], 1, g->pool);
+    return 0;
+}
+
+/* Residual block r: t = conv(reflect(x)); u = conv(reflect(relu(in(t)))), written over t
+ * band by band; x += in(u). A band of u needs t's row r0 - 1, already overwritten by the
+ * band above: each band saves its last input row (padded and normalised) for the next.
+ * The last block writes its sum over u instead, leaving x in the region's second half,
+ * from where U1 can run top down. */
+static int residual(gen *g, int r) {
+    const plan *p = g->p;
+    const int h3 = p->h3, w3 = p->w3, dw = w3 + 2, n = p->band[B_RES];
+    rows_view x = stored(g, 256, w3, h3, 0), t = stored(g, 256, w3, h3, 1);
+    const int ca = C_RES + 2 * r, cb = ca + 1, na = N_RES + 2 * r, nb = na + 1;
+    const double conv_macs = layer_macs(256, 256, 3, h3, w3);
+    stats_reset(g->st, 256);
+    for (int r0 = 0; r0 < h3; r0 += n) {
+        int r1 = imin(r0 + n, h3);
+        fill(g, r0 - 1, r1 + 1, h3, 1, 1, x, NULL, 0, NULL);
+        conv_dims d = {256, r1 - r0 + 2, dw, 256, 3, 3, 1, 0};
+        conv(g, g->B, g->A, ca, &d);
+        band_emit(g->B, 256, r1 - r0, w3, r0, g->st, &t, g->pool);
+        if (step(&g->pr, conv_macs * (r1 - r0) / h3)) return 1;
+    }
+    finish_norm(g, na, 256);
+    stats_reset(g->st, 256);
+    for (int r0 = 0; r0 < h3; r0 += n) {
+        int r1 = imin(r0 + n, h3);
+        rows_view intact = view_stored(t.base, 256, w3, r0, h3, p->pitch); /* rows >= r0 */
+        fill(g, r0 - 1, r1 + 1, h3, 1, 1, intact, &g->np[na], 1, g->saved);
+        for (int c = 0; c < 256; c++) /* input row r1 - 1, the next band's row r0 - 1 */
+            memcpy(g->saved + (size_t)c * dw, g->A + ((size_t)c * (r1 - r0 + 2) + (r1 - r0)) * dw, (size_t)dw * sizeof(float));
+        conv_dims d = {256, r1 - r0 + 2, dw, 256, 3, 3, 1, 0};
+        conv(g, g->B, g->A, cb, &d);
+        band_emit(g->B, 256, r1 - r0, w3, r0, g->st, &t, g->pool);
+        if (step(&g->pr, conv_macs * (r1 - r0) / h3)) return 1;
+    }
+    finish_norm(g, nb, 256);
+    stored_norm(r == 7 ? &t : &x, &t, &x, &g->np[nb], 0, g->pool);
+    return 0;
+}
+
+/* Rows [ea, eb) of conv3x3(deconv(src)), into B: the up path's two-layer unit. The 3x3
+ * (zero padding) needs the deconvolution's rows [ea - 1, eb + 1); its output rows 2i and
+ * 2i + 1 come from input rows i and i + 1 (zero past the last), so input rows [xa, xb) give
+ * output rows [2 xa, 2 xb), all right but the last unless xb is the last input row. */
+static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int cc, int ea, int eb) {
+    const int hin = src.y1, win = src.w, cin = src.c, cout = cin / 2, wout = 2 * win;
+    const int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
+    fill(g, xa, xb, hin, 0, 0, src, norm, norm != NULL, NULL);
+    deconv_dims dd = {cin, xb - xa, win, cout, 3, 3, 2, 1, 1};
+    deconv_s2_forward(g->B, g->tmp, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, g->scratch, g->pool);
+    fill(g, ea - 1, eb + 1, 2 * hin, 1, 0, view_chw(g->B, cout, wout, 2 * xa, 2 * xb), NULL, 0, NULL);
+    conv_dims d = {cout, eb - ea + 2, wout + 2, cout, 3, 3, 1, 0};
+    conv(g, g->B, g->A, cc, &d);
+}
+
+/* U1: D12 = deconv01_2(deconv01_1(x)) rows [2 r0, 2 r1) per band of x's rows [r0, r1),
+ * stored with its statistics over t and x: x's row r is at region row h3 + r, and the
+ * bands after this one read it from row r1 - 1 on, at region rows h3 + r1 - 1 >= 2 r1
+ * (while r1 < h3), past the rows written so far. */
+static int up1(gen *g) {
+    const plan *p = g->p;
+    const int n = p->band[B_U1];
+    rows_view x = stored(g, 256, p->w3, p->h3, 1), d12 = stored(g, 128, p->w4, p->h4, 0);
+    stats_reset(g->st, 128);
+    for (int r0 = 0; r0 < p->h3; r0 += n) {
+        int r1 = imin(r0 + n, p->h3);
+        up_rows(g, x, NULL, D01_1, C_DE01_2, 2 * r0, 2 * r1);
+        band_emit(g->B, 128, 2 * (r1 - r0), p->w4, 2 * r0, g->st, &d12, g->pool);
+        if (band_done(g, B_U1, r1 - r0)) return 1;
+    }
+    finish_norm(g, N12_1, 128);
+    return 0;
+}
+
+/* U2: deconv02_2(deconv02_1(relu(in12(D12)))) band by band, for its statistics only. */
+static int up2(gen *g) {
+    const plan *p = g->p;
+    rows_view d12 = stored(g, 128, p->w4, p->h4, 0);
+    stats_reset(g->st, 64);
+    for (int y0 = 0; y0 < p->h5; y0 += p->band[B_U2]) {
+        int y1 = imin(y0 + p->band[B_U2], p->h5);
+        up_rows(g, d12, &g->np[N12_1], D02_1, C_DE02_2, y0, y1);
+        band_emit(g->B, 64, y1 - y0, p->w5, y0, g->st, NULL, g->pool);
+        g->memo_y0 = y0, g->memo_y1 = y1;
+        if (band_done(g, B_U2, y1 - y0)) return 1;
+    }
+    finish_norm(g, N13_1, 64);
+    return 0;
+}
+
+/* U3: the same rows again with the 7x7's halo of 3 more on each side, computed as 4 (whole
+ * Winograd tiles, so the same values as U2's) and clipped to the image: the reflection
+ * padding at the top and bottom reads rows 1..3 and h5-4..h5-2, inside them. Then
+ * relu(in13), reflection padding, deconv03_1 (7x7) and tanh, into out's rows. */
+static int up3(gen *g) {
+    const plan *p = g->p;
+    rows_view d12 = stored(g, 128, p->w4, p->h4, 0);
+    for (int y0 = 0; y0 < p->h5; y0 += p->band[B_U3]) {
+        int y1 = imin(y0 + p->band[B_U3], p->h5);
+        int ea = imax(y0 - 4, 0), eb = imin(y1 + 4, p->h5);
+        if (g->memo_y0 != ea || g->memo_y1 != eb) up_rows(g, d12, &g->np[N12_1], D02_1, C_DE02_2, ea, eb);
+        g->memo_y0 = g->memo_y1 = -1;
+        fill(g, y0 - 3, y1 + 3, p->h5, 3, 1, view_chw(g->B, 64, p->w5, ea, eb), &g->np[N13_1], 1, NULL);
+        conv_dims d = {64, y1 - y0 + 6, p->w5 + 6, 3, 7, 7, 1, 0};
+        conv(g, g->B, g->A, C_DE03_1, &d);
+        band_tanh(g->out, p->h5, g->B, 3, y1 - y0, p->w5, y0, g->pool);
+        if (band_done(g, B_U3, y1 - y0)) return 1;
+    }
+    return 0;
 }
 
 cg_status generator_forward(float *out, const float *in, int h, int w, const struct cg_model *m,
                             void *arena, cg_pool *pool, cg_progress_fn progress_fn, void *user) {
     plan p = make_plan(h, w, cg_pool_threads(pool));
-    float *A = arena, *B = A + p.big;
-    float *x = B + p.big, *pad = x + p.quarter, *t = pad + p.quarter;
-    float *tmp = t + p.quarter, *scratch = tmp + p.tmp;
-    double macs[NUM_STAGES];
-    progress pr = {progress_fn, user, 0, 0, 0};
-    pr.total = stage_macs(&p, macs);
-    const float eps = 1e-9f;
+    gen g = {0};
+    g.p = &p, g.m = m, g.pool = pool, g.in = in, g.out = out;
+    float *a = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63);
+    g.region = a, a += up16(p.region);
+    g.A = a, a += up16(p.buf);
+    g.B = a, a += up16(p.buf);
+    g.tmp = a, a += up16(p.tmp);
+    g.saved = a, a += up16(p.saved);
+    g.scratch = a, a += up16(p.scratch);
+    g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);
+    g.st = (chan_stats *)a;
+    g.memo_y0 = g.memo_y1 = -1;
+    g.pr = (progress){progress_fn, user, 0, 0, 0};
+    g.pr.total = stage_macs(&p, g.macs, 1);
 
-    /* Down: 7x7 on reflection, then two stride-2 stages. */
-    pad_reflect_forward(B, in, 3, h, w, 3);
-    conv_dims d = {3, h + 6, w + 6, 64, 7, 7, 1, 0};
-    conv(A, B, m, C01_1, &d, scratch, pool);
-    instance_norm_forward(A, A, m->norm_scale[N01_1], m->norm_shift[N01_1], NULL, 1, 64, h * w, eps, pool);
-    if (step(&pr, macs[0])) return CG_ERR_CANCELLED;
-
-    d = (conv_dims){64, h, w, 128, 3, 3, 2, 1};
-    conv(B, A, m, C02_1, &d, scratch, pool);
-    d = (conv_dims){128, p.h2, p.w2, 128, 3, 3, 1, 1};
-    conv(A, B, m, C02_2, &d, scratch, pool);
-    instance_norm_forward(A, A, m->norm_scale[N02_1], m->norm_shift[N02_1], NULL, 1, 128, p.h2 * p.w2, eps, pool);
-    if (step(&pr, macs[1])) return CG_ERR_CANCELLED;
-
-    d = (conv_dims){128, p.h2, p.w2, 256, 3, 3, 2, 1};
-    conv(B, A, m, C03_1, &d, scratch, pool);
-    d = (conv_dims){256, p.h3, p.w3, 256, 3, 3, 1, 1};
-    conv(x, B, m, C03_2, &d, scratch, pool);
-    const int q = p.h3 * p.w3;
-    instance_norm_forward(x, x, m->norm_scale[N03_1], m->norm_shift[N03_1], NULL, 1, 256, q, eps, pool);
-    if (step(&pr, macs[2])) return CG_ERR_CANCELLED;
-
-    /* Eight residual blocks on reflection padding; no ReLU after the add. */
-    d = (conv_dims){256, p.h3 + 2, p.w3 + 2, 256, 3, 3, 1, 0};
-    for (int r = 0; r < 8; r++) {
-        pad_reflect_forward(pad, x, 256, p.h3, p.w3, 1);
-        conv(t, pad, m, C_RES + 2 * r, &d, scratch, pool);
-        instance_norm_forward(t, t, m->norm_scale[N_RES + 2 * r], m->norm_shift[N_RES + 2 * r], NULL, 1, 256, q, eps, pool);
-        pad_reflect_forward(pad, t, 256, p.h3, p.w3, 1);
-        conv(t, pad, m, C_RES + 2 * r + 1, &d, scratch, pool);
-        instance_norm_forward(x, t, m->norm_scale[N_RES + 2 * r + 1], m->norm_shift[N_RES + 2 * r + 1], x, 0, 256, q, eps, pool);
-        if (step(&pr, macs[3 + r])) return CG_ERR_CANCELLED;
-    }
-
-    /* Up: two transposed-conv stages, then 7x7 on reflection and tanh. */
-    deconv_dims dd = {256, p.h3, p.w3, 128, 3, 3, 2, 1, 1};
-    deconv_s2_forward(A, tmp, x, &m->deconv[D01_1], m->deconv_bias[D01_1], &dd, scratch, pool);
-    d = (conv_dims){128, p.h4, p.w4, 128, 3, 3, 1, 1};
-    conv(B, A, m, C_DE01_2, &d, scratch, pool);
-    instance_norm_forward(B, B, m->norm_scale[N12_1], m->norm_shift[N12_1], NULL, 1, 128, p.h4 * p.w4, eps, pool);
-    if (step(&pr, macs[11])) return CG_ERR_CANCELLED;
-
-    dd = (deconv_dims){128, p.h4, p.w4, 64, 3, 3, 2, 1, 1};
-    deconv_s2_forward(A, tmp, B, &m->deconv[D02_1], m->deconv_bias[D02_1], &dd, scratch, pool);
-    d = (conv_dims){64, p.h5, p.w5, 64, 3, 3, 1, 1};
-    conv(B, A, m, C_DE02_2, &d, scratch, pool);
-    instance_norm_forward(B, B, m->norm_scale[N13_1], m->norm_shift[N13_1], NULL, 1, 64, p.h5 * p.w5, eps, pool);
-    if (step(&pr, macs[12])) return CG_ERR_CANCELLED;
-
-    pad_reflect_forward(A, B, 64, p.h5, p.w5, 3);
-    d = (conv_dims){64, p.h5 + 6, p.w5 + 6, 3, 7, 7, 1, 0};
-    conv(out, A, m, C_DE03_1, &d, scratch, pool);
-    tanh_forward(out, out, 3 * (size_t)p.h5 * p.w5);
-    step(&pr, macs[13]);
-    return pr.cancelled ? CG_ERR_CANCELLED : CG_OK;
+    if (down1(&g) || down2(&g) || down3(&g)) return CG_ERR_CANCELLED;
+    for (int r = 0; r < 8; r++)
+        if (residual(&g, r)) return CG_ERR_CANCELLED;
+    if (up1(&g) || up2(&g) || up3(&g)) return CG_ERR_CANCELLED;
+    return CG_OK;
 }

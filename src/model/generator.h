@@ -24,7 +24,8 @@ extern const gen_tensor_info gen_tensors[GEN_NUM_TENSORS];
 int gen_padded_side(int side);
 
 /* Bytes of arena generator_forward needs for an h x w input on a pool of `threads`
- * (0 when too large). */
+ * (0 when too large): about 128 bytes per pixel for the tensors it keeps whole, plus band
+ * buffers of at most about 170 MB. */
 size_t generator_arena_bytes(int h, int w, int threads);
 
 /* Runs the network on a BGR [-1,1] CHW input [3][h][w] of any size (sides need not be
@@ -37,6 +38,12 @@ struct cg_model;
 cg_status generator_forward(float *out, const float *in, int h, int w,
                             const struct cg_model *m, void *arena, cg_pool *pool,
                             cg_progress_fn progress, void *user);
+
+/* For tests: run every banded stage of generator_forward in bands of `rows` rows (some
+ * stages need a few more), so that small images take many bands; 0 restores the bands
+ * chosen from the memory budget. Not thread-safe: set it before generator_arena_bytes and
+ * generator_forward, with no network running. */
+void generator_set_band_rows(int rows);
 
 /* Raw parameter access for tests and tools: the tensor called `name`, or NULL. */
 const float *cg_model_tensor(const struct cg_model *m, const char *name);

@@ -4,6 +4,7 @@
 #define CG_MODEL_NPY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cartoongan.h"
 
@@ -19,6 +20,8 @@ typedef struct {
 /* Loads a float32 array; refuses other dtypes, Fortran order, truncated data, files larger
  * than max_bytes (0 = no limit) and trailing garbage, naming the file in cg_last_error(). */
 cg_status npy_load(npy_array *a, const char *path, size_t max_bytes);
+/* The same from a whole .npy file in memory (n bytes); `name` is used in messages. */
+cg_status npy_parse(npy_array *a, const uint8_t *buf, size_t n, const char *name, size_t max_bytes);
 void npy_free(npy_array *a);
 
 /* Writes a float32 C-order array (used by tests and tools to dump tensors). */

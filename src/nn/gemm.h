@@ -21,7 +21,7 @@ typedef struct gemm_arch {
     gemm_kernel_fn kernel;
 } gemm_arch;
 
-/* The best kernel for this CPU, chosen once. CARTOONGAN_KERNEL=portable|avx2|avx512 forces
+/* The best kernel for this CPU, chosen once. CARTOONGAN_KERNEL=portable|avx2|avx512|wasm forces
  * one (if the CPU has it), for tests and benchmarks. */
 const gemm_arch *gemm_arch_get(void);
 /* All kernels this CPU can run (for the tests); returns the count. */

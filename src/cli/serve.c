@@ -1,0 +1,332 @@
+/* serve.c: `cartoongan serve`: a small static file server for the browser app (build/web,
+ * made by `make web`), on libmicrohttpd, which parses HTTP so this file does not have to.
+ *
+ * What it adds to plain file serving:
+ *   - the headers that make the page cross-origin isolated, which browsers require before
+ *     they give a page SharedArrayBuffer and so wasm threads (Cross-Origin-Opener-Policy
+ *     and Cross-Origin-Embedder-Policy; --no-isolation leaves them out, to try the
+ *     single-threaded fallback);
+ *   - the MIME types browsers insist on (application/wasm for streaming compilation,
+ *     text/javascript for workers and modules);
+ *   - nothing outside the root: URLs are decoded once, strictly (bad or NUL escapes are
+ *     refused), any "." or ".." segment or hidden name is refused, and the file's real
+ *     path (symbolic links resolved) must lie inside the root's real path. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+#define CMD "serve"
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 8080
+#define MAX_URL 1024
+
+typedef struct {
+    char root[PATH_MAX]; /* real path, no trailing slash */
+    size_t root_len;
+    int isolation;
+    int quiet;
+} server;
+
+static void print_help(void) {
+    printf("usage: cartoongan serve [--host ADDR] [--port N] [--root DIR] [--no-isolation] [--quiet]\n"
+           "\n"
+           "Serve the browser app (built by `make web`) over HTTP, so that a browser can open it\n"
+           "at http://ADDR:N/. The page runs the engine on the visitor's own device; this\n"
+           "server only hands out files, and only those inside DIR.\n"
+           "\n"
+           "options:\n"
+           "  -h, --help       show this help and exit\n"
+           "  --host ADDR      address to listen on (default: " DEFAULT_HOST ", this machine only;\n"
+           "                   0.0.0.0 or :: for every interface)\n"
+           "  --port N         TCP port (default: %d; 0 picks a free one, printed at start)\n"
+           "  --root DIR       folder to serve (default: the web/ folder beside this program,\n"
+           "                   i.e. build/web)\n"
+           "  --no-isolation   leave out the Cross-Origin-Opener/Embedder-Policy headers, so the\n"
+           "                   page is not cross-origin isolated and uses its single-threaded\n"
+           "                   build (default: send them, and the page uses threads)\n"
+           "  --quiet          do not log requests (default: one line per request on stderr)\n",
+           DEFAULT_PORT);
+}
+
+/* <directory of this executable>/web: build/cartoongan serves build/web wherever it is
+ * started from. */
+static int default_root(char *buf, size_t n) {
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    return snprintf(buf, n, "%s/web", exe) < (int)n ? 0 : -1;
+}
+
+static const char *mime_type(const char *path) {
+    static const struct { const char *ext, *type; } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".wasm", "application/wasm"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".webp", "image/webp"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".md", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (!strcasecmp(dot, types[i].ext)) return types[i].type;
+    return "application/octet-stream";
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* MHD's unescaper, made strict: a malformed escape or an encoded NUL turns the whole
+ * string into "\x01", which the handler (and any path check) refuses, rather than being
+ * passed on as something else. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls, (void)c;
+    char *o = s;
+    for (const char *p = s; *p; p++) {
+        if (*p != '%') {
+            *o++ = *p;
+            continue;
+        }
+        int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            s[0] = '\x01', s[1] = '\0';
+            return 1;
+        }
+        *o++ = (char)(hi << 4 | lo);
+        p += 2;
+    }
+    *o = '\0';
+    return (size_t)(o - s);
+}
+
+/* Whether the decoded URL path is one this server may map into the root: absolute, short,
+ * no backslashes or control characters, and no empty-named, ".", ".." or hidden segments
+ * (a trailing slash is allowed and means index.html). */
+static int path_ok(const char *url) {
+    size_t n = strlen(url);
+    if (url[0] != '/' || n > MAX_URL) return 0;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\') return 0;
+    for (const char *seg = url + 1; *seg;) {
+        const char *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 && end) return 0; /* "//" */
+        if (len > 0 && seg[0] == '.') return 0; /* ".", "..", ".hidden" */
+        if (!end) break;
+        seg = end + 1;
+    }
+    return 1;
+}
+
+static void add_common_headers(const server *s, struct MHD_Response *r) {
+    if (s->isolation) {
+        MHD_add_response_header(r, "Cross-Origin-Opener-Policy", "same-origin");
+        MHD_add_response_header(r, "Cross-Origin-Embedder-Policy", "require-corp");
+    }
+    MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+static enum MHD_Result reply_text(const server *s, struct MHD_Connection *c, unsigned code,
+                                  const char *text, const char *method, const char *url) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_common_headers(s, r);
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    if (!s->quiet) fprintf(stderr, "%s %.200s %u\n", method, url[0] == '\x01' ? "(bad escape)" : url, code);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls) {
+    (void)version, (void)upload_data;
+    const server *s = cls;
+    /* The first call for a request comes before any body; answer on the second, so that
+     * a body sent with the request is drained and ignored rather than left unread. */
+    if (*req_cls == NULL) {
+        *req_cls = (void *)1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+        return reply_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "405 method not allowed\n", method, url);
+    if (url[0] == '\x01') return reply_text(s, c, MHD_HTTP_BAD_REQUEST, "400 bad request\n", method, url);
+    if (!path_ok(url)) return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+
+    char want[PATH_MAX], real[PATH_MAX];
+    size_t n = strlen(url);
+    if (snprintf(want, sizeof want, "%s%s%s", s->root, url, url[n - 1] == '/' ? "index.html" : "") >= (int)sizeof want ||
+        !realpath(want, real))
+        return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+    /* Symbolic links inside the root may point anywhere; only what they resolve to counts. */
+    if (strncmp(real, s->root, s->root_len) != 0 || real[s->root_len] != '/')
+        return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+    }
+    /* A weak validator from size and time: a reload revalidates instead of downloading
+     * the 45 MB weights again (the page also keeps them in the Cache API). */
+    char etag[64];
+    snprintf(etag, sizeof etag, "W/\"%llx-%llx\"", (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtime);
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *r;
+    unsigned code;
+    if (inm && !strcmp(inm, etag)) {
+        close(fd);
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        code = MHD_HTTP_NOT_MODIFIED;
+    } else {
+        r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd); /* owns fd from here */
+        code = MHD_HTTP_OK;
+        if (!r) close(fd);
+    }
+    if (!r) return MHD_NO;
+    add_common_headers(s, r);
+    MHD_add_response_header(r, "Content-Type", mime_type(real));
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", etag);
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    if (!s->quiet) fprintf(stderr, "%s %.200s %u\n", method, url, code);
+    return ret;
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *host = DEFAULT_HOST, *root_arg = NULL, *v;
+    int port = DEFAULT_PORT, r;
+    static server s;
+    s.isolation = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_help();
+            return CLI_EXIT_OK;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--host", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            host = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--port", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--port", v, 0, 65535, &port) < 0) return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--root", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            root_arg = v;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--no-isolation")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            s.isolation = 0;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--quiet")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            s.quiet = 1;
+        } else {
+            return cli_usage_error(CMD, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
+        }
+    }
+
+    char root[PATH_MAX];
+    if (root_arg) snprintf(root, sizeof root, "%s", root_arg);
+    else if (default_root(root, sizeof root) != 0) snprintf(root, sizeof root, "build/web");
+    struct stat st;
+    if (!realpath(root, s.root) || stat(s.root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cartoongan serve: %s: not a folder%s\n", root,
+                root_arg ? "" : " (run 'make web' to build the app, or give --root)");
+        return CLI_EXIT_FAIL;
+    }
+    s.root_len = strlen(s.root);
+    if (s.root_len == 1) s.root_len = 0; /* "/": every real path starts with "/" */
+
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port_s[8];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    int gai = getaddrinfo(host, port_s, &hints, &ai);
+    if (gai != 0 || !ai) {
+        fprintf(stderr, "cartoongan serve: --host %s: %s\n", host, gai ? gai_strerror(gai) : "no address");
+        return CLI_EXIT_USAGE;
+    }
+
+    /* SIGINT and SIGTERM are taken by sigwait below, in this thread only: blocked before
+     * the server's threads start, so they inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, handle, &s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        /* strict HTTP: e.g. an HTTP/1.1 request without Host is refused with 400 */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+        MHD_OPTION_CONNECTION_LIMIT, 256u,
+        MHD_OPTION_THREAD_POOL_SIZE, 4u,
+        MHD_OPTION_END);
+    char shown[INET6_ADDRSTRLEN + 2] = "";
+    if (ai->ai_family == AF_INET6) {
+        char b[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, b, sizeof b);
+        snprintf(shown, sizeof shown, "[%s]", b);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, shown, sizeof shown);
+    }
+    freeaddrinfo(ai);
+    if (!d) {
+        fprintf(stderr, "cartoongan serve: cannot listen on %s port %d (in use, or not an address of this machine?)\n",
+                shown, port);
+        return CLI_EXIT_FAIL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    if (info) port = info->port;
+    printf("cartoongan serve: serving %s at http://%s:%d/ (%s); Ctrl-C stops\n", s.root, shown, port,
+           s.isolation ? "cross-origin isolated: the page uses threads" : "not isolated: the page runs single-threaded");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    MHD_stop_daemon(d);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,275 @@
+// e2e.mjs: the browser app end to end in real headless Chromium (playwright-core driving
+// Debian's /usr/bin/chromium). For each of two servers, `cartoongan serve` cross-origin
+// isolated (the page uses the threaded build) and `--no-isolation` (the single-threaded
+// fallback), it uploads a photo, picks each style, waits for the result and compares its
+// pixels with the native CLI's output for the same photo (PSNR >= 45 dB), and checks the
+// failure paths a user can meet: a file that is no image, an image over the pixel limit,
+// a weights download that fails (error state, then Retry), and a path outside the app.
+//
+// Usage: node tests/web/e2e.mjs [--screenshot FILE.png PHOTO]  (run by tests/web/run.sh)
+// Env: CARTOONGAN_BIN (default build/cartoongan), CARTOONGAN_WEIGHTS, WEB_ROOT (build/web).
+// Prints "ok"/"FAIL" lines and ends with "e2e: P passed, F failed".
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const require = createRequire(path.join(repo, 'web/package.json'));
+const { chromium } = require('playwright-core');
+
+const BIN = process.env.CARTOONGAN_BIN || path.join(repo, 'build/cartoongan');
+const ROOT = process.env.WEB_ROOT || path.join(repo, 'build/web');
+const STYLES = ['shinkai', 'hayao', 'hosoda', 'paprika'];
+const PHOTO = path.join(repo, 'tests/data/model/input_64x48.png');
+const ODD_PHOTO = path.join(repo, 'tests/data/model/input_37x29.png');
+const MIN_PSNR = 45;
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let passed = 0, failed = 0;
+function check(cond, what, detail = '') {
+  if (cond) { passed++; console.log(`ok   ${what}${detail ? ` (${detail})` : ''}`); }
+  else { failed++; console.log(`FAIL ${what}${detail ? `: ${detail}` : ''}`); }
+  return cond;
+}
+
+// Starts `cartoongan serve` on a free loopback port; resolves with {url, proc}.
+export function startServer(args = [], root = ROOT) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(BIN, ['serve', '--port', '0', '--root', root, '--quiet', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const timer = setTimeout(() => { proc.kill(); reject(new Error(`serve did not start: ${out}`)); }, 10000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/http:\/\/[^/\s]+\//);
+      if (m) { clearTimeout(timer); resolve({ url: m[0], proc }); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`serve exited with ${code}: ${out}`)); });
+  });
+}
+
+export function stopServer(s) {
+  s.proc.removeAllListeners('exit');
+  s.proc.kill('SIGTERM');
+}
+
+// The native CLI's cartoons of one photo, all four styles, at the photo's size.
+function nativeOutputs(photo, tmp) {
+  const out = path.join(tmp, 'native');
+  execFileSync(BIN, ['cartoonize', '--all-styles', '--keep-original-size', '--skip-comparison', '--quiet',
+    '--overwrite', '--output-dir', out, photo], { stdio: 'inherit' });
+  const res = {};
+  for (const s of STYLES) res[s] = fs.readFileSync(path.join(out, s, path.basename(photo)));
+  return res;
+}
+
+// PSNR (dB, over RGB) between the page's result image and a PNG given as bytes; Infinity
+// when identical. Both are decoded by the browser without colour management.
+async function psnrInPage(page, pngBytes) {
+  return page.evaluate(async (b64) => {
+    const pixels = async (blob) => {
+      const bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      const c = new OffscreenCanvas(bmp.width, bmp.height);
+      const ctx = c.getContext('2d');
+      ctx.drawImage(bmp, 0, 0);
+      return { w: bmp.width, h: bmp.height, d: ctx.getImageData(0, 0, bmp.width, bmp.height).data };
+    };
+    const img = document.querySelector('[data-role="result"]');
+    const a = await pixels(await (await fetch(img.src)).blob());
+    const bin = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    const b = await pixels(new Blob([bin], { type: 'image/png' }));
+    if (a.w !== b.w || a.h !== b.h) return { error: `size ${a.w}x${a.h}, expected ${b.w}x${b.h}` };
+    let se = 0, n = 0, maxd = 0;
+    for (let i = 0; i < a.d.length; i += 4)
+      for (let c = 0; c < 3; c++) {
+        const d = a.d[i + c] - b.d[i + c];
+        se += d * d; n++; maxd = Math.max(maxd, Math.abs(d));
+      }
+    return { psnr: se === 0 ? Infinity : 10 * Math.log10(255 * 255 / (se / n)), maxd };
+  }, Buffer.from(pngBytes).toString('base64'));
+}
+
+// The number of the page's latest run (each upload, style or option change starts one).
+const runNumber = (page) => page.evaluate(() => Number(document.querySelector('[data-role="app"]').dataset.run || 0));
+
+// Waits until a run after `after` reaches one of `states`.
+async function waitState(page, after, states, timeout = 120000) {
+  await page.waitForFunction(([a, s]) => {
+    const app = document.querySelector('[data-role="app"]');
+    return Number(app.dataset.run || 0) > a && s.includes(app.dataset.state);
+  }, [after, states], { timeout });
+  return page.evaluate(() => ({
+    state: document.querySelector('[data-role="app"]').dataset.state,
+    text: document.querySelector('[data-role="status"]').textContent,
+  }));
+}
+
+// Waits for the result of a run of `style` (the result is cleared when a run starts).
+async function waitResult(page, style, timeout = 120000) {
+  await page.waitForFunction((st) => {
+    const app = document.querySelector('[data-role="app"]');
+    const img = document.querySelector('[data-role="result"]');
+    return app.dataset.state === 'error' || (app.dataset.state === 'done' && img.dataset.style === st && img.src.startsWith('blob:'));
+  }, style, { timeout });
+  return page.evaluate(() => ({
+    state: document.querySelector('[data-role="app"]').dataset.state,
+    text: document.querySelector('[data-role="status"]').textContent,
+  }));
+}
+
+async function setFile(page, file) {
+  await page.setInputFiles('input[type=file]', file);
+}
+
+async function runMode(browser, isolated, native, nativeOdd) {
+  const mode = isolated ? 'isolated' : 'not isolated';
+  const server = await startServer(isolated ? [] : ['--no-isolation']);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  try {
+    await page.goto(server.url);
+    await page.waitForFunction(() => /^Engine: .*kernel/.test(document.querySelector('[data-role="engine"]').textContent), null, { timeout: 60000 });
+    const env = await page.evaluate(() => ({
+      isolated: self.crossOriginIsolated, engine: document.querySelector('[data-role="engine"]').textContent,
+    }));
+    check(env.isolated === isolated, `${mode}: crossOriginIsolated is ${isolated}`, env.engine);
+    check(isolated ? /\d+ threads/.test(env.engine) && !/1 thread\b/.test(env.engine) : /1 thread/.test(env.engine),
+      `${mode}: ${isolated ? 'threaded' : 'single-threaded'} build chosen`, env.engine);
+
+    // Every style on the same photo: the first upload, then style changes.
+    await page.selectOption('select', STYLES[0]);
+    await setFile(page, PHOTO);
+    for (const [i, style] of STYLES.entries()) {
+      if (i > 0) await page.selectOption('select', style);
+      const st = await waitResult(page, style);
+      if (!check(st.state === 'done', `${mode}: ${style} result appears`, st.text)) continue;
+      const r = await psnrInPage(page, native[style]);
+      check(!r.error && r.psnr >= MIN_PSNR, `${mode}: ${style} equals the native CLI's output`,
+        r.error || `PSNR ${r.psnr === Infinity ? 'inf (identical)' : r.psnr.toFixed(1) + ' dB'}, max difference ${r.maxd}`);
+    }
+    // Sides that are not multiples of 4 (padded for the network and cropped back).
+    await setFile(page, ODD_PHOTO);
+    let st = await waitResult(page, STYLES[3]);
+    const r = await psnrInPage(page, nativeOdd.paprika);
+    check(st.state === 'done' && !r.error && r.psnr >= MIN_PSNR, `${mode}: 37x29 photo equals the native output`,
+      r.error || `PSNR ${r.psnr === Infinity ? 'inf' : r.psnr.toFixed(1) + ' dB'}`);
+
+    // Not an image: the error state, with a message.
+    let r0 = await runNumber(page);
+    await setFile(page, path.join(repo, 'tests/data/images/notimage.jpg'));
+    st = await waitState(page, r0, ['error', 'done']);
+    check(st.state === 'error' && /not a JPEG, PNG or WebP/.test(st.text), `${mode}: a text file is refused`, st.text);
+    const hasResult = await page.evaluate(() => document.querySelector('[data-role="result"]').hasAttribute('src'));
+    check(!hasResult, `${mode}: no stale result after an error`);
+
+    // A PNG header claiming 100000x100000: refused, never decoded.
+    r0 = await runNumber(page);
+    await setFile(page, path.join(repo, 'tests/data/images/huge.png'));
+    st = await waitState(page, r0, ['error', 'done']);
+    check(st.state === 'error' && /100000x100000 .* over this app's limit of 50 megapixels/.test(st.text),
+      `${mode}: a 100000x100000 PNG is refused from its header`, st.text);
+
+    if (isolated) {
+      // Over the full-size network limit (4 MP): a 2400x1800 image made in the page.
+      await page.check('[data-role="fullsize"]');
+      r0 = await runNumber(page);
+      await page.evaluate(async () => {
+        const c = new OffscreenCanvas(2400, 1800);
+        const ctx = c.getContext('2d');
+        ctx.fillStyle = '#4a8'; ctx.fillRect(0, 0, 2400, 1800);
+        const blob = await c.convertToBlob({ type: 'image/png' });
+        const dt = new DataTransfer();
+        dt.items.add(new File([blob], 'big.png', { type: 'image/png' }));
+        const input = document.querySelector('input[type=file]');
+        input.files = dt.files;
+        input.dispatchEvent(new Event('change'));
+      });
+      st = await waitState(page, r0, ['error', 'done']);
+      check(st.state === 'error' && /over the browser's limit/.test(st.text), `${mode}: full size over 4 megapixels is refused`, st.text);
+      await page.uncheck('[data-role="fullsize"]');
+
+      // The fp16 weights: a failed download first (error state and Retry), then the real one.
+      await context.route('**/weights/*.f16.safetensors', (route) => route.abort('failed'));
+      await page.check('[data-role="fp16"]');
+      await page.selectOption('select', 'hayao');
+      r0 = await runNumber(page);
+      await setFile(page, PHOTO);
+      st = await waitState(page, r0, ['error', 'done']);
+      const retryVisible = await page.isVisible('[data-role="retry"]');
+      check(st.state === 'error' && /weights/.test(st.text) && retryVisible, `${mode}: a failed weights download shows an error and Retry`, st.text);
+      await context.unroute('**/weights/*.f16.safetensors');
+      await page.click('[data-role="retry"]');
+      st = await waitResult(page, 'hayao');
+      const r16 = await psnrInPage(page, native.hayao);
+      check(st.state === 'done' && !r16.error && r16.psnr >= 30, `${mode}: fp16 weights after Retry, close to fp32`,
+        r16.error || `PSNR vs native fp32 ${r16.psnr.toFixed(1)} dB, max difference ${r16.maxd}`);
+      await page.uncheck('[data-role="fp16"]');
+
+      // Weights come from the Cache API the second time: no request for them.
+      let weightRequests = 0;
+      page.on('request', (req) => { if (req.url().includes('/weights/')) weightRequests++; });
+      await page.reload();
+      await page.waitForFunction(() => /kernel/.test(document.querySelector('[data-role="engine"]').textContent));
+      await page.selectOption('select', 'shinkai');
+      await setFile(page, PHOTO);
+      st = await waitResult(page, 'shinkai');
+      check(st.state === 'done' && weightRequests === 0, `${mode}: weights served from the Cache API on reload`, `${weightRequests} weight requests`);
+    }
+
+    // The server refuses paths outside the app, even when the browser is not the one asking.
+    const outside = await page.evaluate(async () => (await fetch('/%2e%2e/%2e%2e/etc/passwd')).status);
+    check(outside === 404, `${mode}: /%2e%2e/... is not served`, `HTTP ${outside}`);
+    check(errors.length === 0, `${mode}: no uncaught page errors`, errors.join('; '));
+  } finally {
+    await context.close();
+    stopServer(server);
+  }
+}
+
+async function screenshot(browser, file, photo) {
+  const server = await startServer();
+  const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
+  try {
+    await page.goto(server.url);
+    await page.waitForFunction(() => /kernel/.test(document.querySelector('[data-role="engine"]').textContent));
+    await page.selectOption('select', 'hayao');
+    await setFile(page, photo);
+    const st = await waitResult(page, 'hayao', 600000);
+    console.log(st.text);
+    await page.waitForFunction(() => document.querySelector('[data-role="original"]').complete);
+    await page.screenshot({ path: file, fullPage: true });
+  } finally {
+    await page.close();
+    stopServer(server);
+  }
+}
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cg_e2e_'));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS, chromiumSandbox: false,
+  });
+  try {
+    const argv = process.argv.slice(2);
+    if (argv[0] === '--screenshot') {
+      await screenshot(browser, argv[1], argv[2]);
+      return;
+    }
+    const native = nativeOutputs(PHOTO, tmp), nativeOdd = nativeOutputs(ODD_PHOTO, tmp);
+    await runMode(browser, true, native, nativeOdd);
+    await runMode(browser, false, native, nativeOdd);
+  } catch (e) {
+    check(false, 'e2e ran to the end', e.stack || String(e));
+  } finally {
+    await browser.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  console.log(`e2e: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) main();

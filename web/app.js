@@ -1,0 +1,168 @@
+// app.js: the page's logic: feature checks, the worker that runs the engine, the controls
+// and the visible states (idle, loading the model, cartoonizing, done, error). Every pixel
+// operation happens in worker.js; this file only shows and routes.
+//
+// URL parameters, for tests and benchmarks: ?build=st forces the single-threaded build,
+// ?threads=N sets the thread count of the threaded one (default: the CPU count, up to 8).
+
+const $ = (role) => document.querySelector(`[data-role="${role}"]`);
+const app = $('app');
+const ui = {
+  style: $('style'), file: $('file'), drop: $('drop'), fullsize: $('fullsize'), fp16: $('fp16'),
+  status: $('status'), progress: $('progress'), retry: $('retry'), original: $('original'),
+  result: $('result'), caption: $('result-caption'), download: $('download'), engine: $('engine'),
+};
+const LONG_SIDE = 720; // the seed's demo capped photos the same way
+const STYLE_NAMES = { shinkai: 'Shinkai', hayao: 'Hayao', hosoda: 'Hosoda', paprika: 'Paprika' };
+
+// A minimal module using v128 (as wasm-feature-detect checks SIMD).
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
+  10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+const params = new URLSearchParams(location.search);
+let worker = null, ready = false;
+let seq = 0;            // id of the latest request; results of older ones are ignored
+let photo = null;       // the File being shown
+let originalUrl = null, resultUrl = null;
+let engineInfo = '';
+
+function setState(state, text) {
+  app.dataset.state = state;
+  ui.status.textContent = text;
+  ui.progress.hidden = !(state === 'loading' || state === 'cartoonizing');
+  ui.retry.hidden = state !== 'error';
+}
+
+function mb(bytes) { return (bytes / 1e6).toFixed(1); }
+
+function startWorker() {
+  const isolated = self.crossOriginIsolated && typeof SharedArrayBuffer === 'function';
+  const build = isolated && params.get('build') !== 'st' ? 'mt' : 'st';
+  const threads = build === 'mt'
+    ? Math.max(1, Math.min(8, Number(params.get('threads')) || navigator.hardwareConcurrency || 2)) : 1;
+  ready = false;
+  worker = new Worker('worker.js');
+  worker.onmessage = (e) => onWorkerMessage(e.data);
+  worker.onerror = (e) => {
+    // an abort inside the engine (e.g. memory exhausted) ends the worker: start afresh
+    worker.terminate();
+    worker = null;
+    setState('error', `The engine stopped: ${e.message || 'unknown error'}`);
+  };
+  worker.postMessage({ type: 'init', build, threads });
+  engineInfo = build === 'mt'
+    ? `WebAssembly SIMD, ${threads} threads`
+    : `WebAssembly SIMD, 1 thread${isolated ? '' : ' (this page is not cross-origin isolated, so no threads)'}`;
+}
+
+function onWorkerMessage(m) {
+  if (m.type === 'ready') {
+    ready = true;
+    ui.engine.textContent = `Engine: ${engineInfo}, kernel ${m.kernel}.`;
+    if (photo) run();
+    return;
+  }
+  if (m.id !== seq && m.type !== 'error') return; // a superseded request
+  if (m.type === 'error' && m.id && m.id !== seq) return;
+  switch (m.type) {
+    case 'loading': {
+      const name = STYLE_NAMES[m.style] || m.style;
+      setState('loading', m.cached
+        ? `Loading the ${name} model from the cache (${mb(m.total)} MB)…`
+        : `Loading the ${name} model: ${mb(m.loaded)} of ${m.total ? mb(m.total) : '?'} MB…`);
+      ui.progress.value = m.total ? m.loaded / m.total : 0;
+      break;
+    }
+    case 'progress':
+      if (m.width) ui.progress.dataset.size = `${m.width}x${m.height}`;
+      setState('cartoonizing', `Cartoonizing (${ui.progress.dataset.size}): ${Math.round(m.fraction * 100)} %`);
+      ui.progress.value = m.fraction;
+      break;
+    case 'done':
+      showResult(m);
+      break;
+    case 'error':
+      setState('error', m.message);
+      if (m.stage === 'init') {
+        worker.terminate();
+        worker = null;
+      }
+      break;
+  }
+}
+
+async function showResult(m) {
+  const canvas = document.createElement('canvas');
+  canvas.width = m.width;
+  canvas.height = m.height;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(m.rgba), m.width, m.height), 0, 0);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  if (m.id !== seq) return;
+  if (resultUrl) URL.revokeObjectURL(resultUrl);
+  resultUrl = URL.createObjectURL(blob);
+  const style = ui.style.value;
+  ui.result.dataset.style = style;
+  ui.result.dataset.id = String(m.id);
+  ui.result.alt = `${STYLE_NAMES[style]} cartoon of the photo`;
+  ui.result.src = resultUrl;
+  ui.caption.textContent = `${STYLE_NAMES[style]}, ${m.width}x${m.height}`;
+  const base = (photo.name || 'photo').replace(/\.[^.]*$/, '');
+  ui.download.href = resultUrl;
+  ui.download.download = `${base}-${style}.png`;
+  ui.download.hidden = false;
+  setState('done', `Done in ${(m.ms / 1000).toFixed(1)} s on ${m.threads} thread${m.threads === 1 ? '' : 's'}.`);
+}
+
+function run() {
+  seq++;
+  app.dataset.run = String(seq);
+  setState('cartoonizing', 'Reading the photo…');
+  ui.progress.value = 0;
+  ui.result.removeAttribute('src');
+  delete ui.result.dataset.style;
+  ui.download.hidden = true;
+  ui.caption.textContent = 'Cartoon';
+  if (!worker) startWorker();
+  if (!ready) {
+    setState('loading', 'Starting the engine…');
+    return; // 'ready' calls run() again
+  }
+  worker.postMessage({
+    type: 'run', id: seq, style: ui.style.value, precision: ui.fp16.checked ? 'fp16' : 'fp32',
+    file: photo, maxSide: ui.fullsize.checked ? 0 : LONG_SIDE,
+  });
+}
+
+function choose(file) {
+  if (!file) return;
+  photo = file;
+  if (originalUrl) URL.revokeObjectURL(originalUrl);
+  originalUrl = URL.createObjectURL(file);
+  ui.original.src = originalUrl;
+  ui.original.alt = file.name;
+  run();
+}
+
+function main() {
+  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
+    setState('error', 'This browser cannot run the engine: it lacks WebAssembly SIMD (Chrome 91, Firefox 89 and Safari 16.4 or later have it).');
+    ui.retry.hidden = true;
+    for (const el of [ui.style, ui.file, ui.fullsize, ui.fp16]) el.disabled = true;
+    ui.engine.textContent = 'Engine: not available in this browser.';
+    return;
+  }
+  ui.file.addEventListener('change', () => choose(ui.file.files[0]));
+  for (const el of [ui.style, ui.fullsize, ui.fp16]) el.addEventListener('change', () => { if (photo) run(); });
+  ui.retry.addEventListener('click', () => { if (photo) run(); });
+  // dropping anywhere on the page works; the drop zone shows where
+  document.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
+  document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) ui.drop.classList.remove('over'); });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    ui.drop.classList.remove('over');
+    choose(e.dataTransfer.files[0]);
+  });
+  startWorker();
+}
+
+main();
