@@ -3,6 +3,7 @@
  * names the file and the tensor, never a crash. The style's weights come from
  * $CARTOONGAN_WEIGHTS (set by `make test`); the damaged copies are made in a temp folder. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,6 +60,39 @@ static void test_formats_agree(void) {
     if (a && b) CHECK(same_params(a, base) && same_params(b, base), "parameters differ after a round trip");
     cg_model_free(a);
     cg_model_free(b);
+}
+
+/* The browser's weights: F16 files (cg_model_save_fp16) load, widened to within half
+ * precision of the float32 ones, and loading from memory gives what loading the file gives. */
+static void test_fp16_and_memory(void) {
+    char st[512];
+    snprintf(st, sizeof st, "%s/half.safetensors", tmpdir);
+    CHECK(cg_model_save_fp16(base, st) == CG_OK, "%s", cg_last_error());
+    cg_model *h = NULL, *mem = NULL;
+    CHECK(cg_model_load(&h, st) == CG_OK, "%s", cg_last_error());
+    FILE *f = fopen(st, "rb");
+    static unsigned char buf[24u << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 0 && n < sizeof buf, "read %zu bytes", n);
+    CHECK(n < (size_t)GEN_NUM_PARAMS * 2 + 16384, "an F16 file of %zu bytes is not half the size", n);
+    CHECK(cg_model_load_memory(&mem, buf, n, "half") == CG_OK, "%s", cg_last_error());
+    if (h && mem) CHECK(same_params(h, mem), "loading from memory differs from loading the file");
+    double worst = 0;
+    for (int i = 0; h && i < GEN_NUM_TENSORS; i++) {
+        const float *a = cg_model_tensor(base, gen_tensors[i].name), *b = cg_model_tensor(h, gen_tensors[i].name);
+        for (size_t k = 0; k < count(&gen_tensors[i]); k++) {
+            /* half precision: 11 significant bits, or 2^-24 absolute below 2^-14 */
+            double e = fabs((double)a[k] - b[k]), tol = fabs(a[k]) * (1.0 / 2048) + 0x1p-24;
+            if (e / tol > worst) worst = e / tol;
+        }
+    }
+    CHECK(worst <= 1.0, "a widened value is %g rounding steps off", worst);
+    /* damage through the memory path: the same checks, the given name in the message */
+    CHECK(cg_model_load_memory(&mem, buf, 1000, "cut") == CG_ERR_FORMAT && strstr(cg_last_error(), "cut: "),
+          "%s", cg_last_error());
+    CHECK(mem == NULL, "handle not cleared");
+    cg_model_free(h);
 }
 
 static void expect_fail(const char *path, cg_status want, const char *needle1, const char *needle2) {
@@ -164,6 +198,7 @@ int main(void) {
     RUN(test_formats_agree);
     RUN(test_npy_dir_damage);
     RUN(test_safetensors_damage);
+    RUN(test_fp16_and_memory);
     cg_model_free(base);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -220,6 +220,18 @@ async function runMode(browser, isolated, native, nativeOdd) {
       check(st.state === 'done' && weightRequests === 0, `${mode}: weights served from the Cache API on reload`, `${weightRequests} weight requests`);
     }
 
+    if (!isolated) {
+      // A browser without WebAssembly SIMD: a clear message, and nothing to click.
+      const old = await browser.newContext();
+      const p2 = await old.newPage();
+      await p2.addInitScript(() => { WebAssembly.validate = () => false; });
+      await p2.goto(server.url);
+      const s2 = await waitState(p2, -1, ['error']);
+      const disabled = await p2.isDisabled('input[type=file]');
+      check(/lacks WebAssembly SIMD/.test(s2.text) && disabled, `${mode}: a browser without SIMD gets a message`, s2.text);
+      await old.close();
+    }
+
     // The server refuses paths outside the app, even when the browser is not the one asking.
     const outside = await page.evaluate(async () => (await fetch('/%2e%2e/%2e%2e/etc/passwd')).status);
     check(outside === 404, `${mode}: /%2e%2e/... is not served`, `HTTP ${outside}`);
