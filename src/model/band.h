@@ -2,9 +2,11 @@
  * filling a convolution's explicitly padded input for a band of rows, and instance-norm
  * statistics merged band by band.
  *
- * Tensors stored whole between stages are kept row-major, [row][channel][column], so that
- * a band of rows is one contiguous block: a stage can then write its output over rows of
- * its input that no later band reads. Band buffers, which the convolutions take, are CHW. */
+ * Tensors stored whole between stages are kept in blocks of STORE_ROWS rows, each block
+ * [channel][row][column], so that a band of rows is one contiguous stretch of memory: a
+ * stage can then write its output over rows of its input that no later band reads. (Whole
+ * rows, [row][channel][column], would do too, but each channel's run would be one row, too
+ * short for the hardware prefetchers.) Band buffers, which the convolutions take, are CHW. */
 #ifndef CG_MODEL_BAND_H
 #define CG_MODEL_BAND_H
 
@@ -14,17 +16,22 @@
 
 #define BAND_MAX_CHANNELS 256
 
-/* Rows [y0, y1) of a tensor of c channels and width w: element (ch, y, x) is at
- * base[ch * cstride + (y - y0) * rstride + x]. A CHW band buffer has cstride = rows * w and
- * rstride = w; a row-major stored tensor cstride = w and rstride = its row pitch. */
+#define STORE_ROWS 4
+
+/* Rows [y0, y1) of a tensor of c channels and width w, in blocks of `block` rows [c][block]
+ * [w], bstride floats apart: element (ch, y, x), with i = y - y0, is at
+ * base[i / block * bstride + (ch * block + i % block) * w + x]. A CHW band buffer is one
+ * block; a stored tensor has blocks of STORE_ROWS rows. */
 typedef struct {
     float *base;
-    int c, w, y0, y1;
-    size_t cstride, rstride;
+    int c, w, y0, y1, block;
+    size_t bstride;
 } rows_view;
 
 rows_view view_chw(float *base, int c, int w, int y0, int y1);
-rows_view view_stored(float *base, int c, int w, int y0, int y1, size_t pitch);
+/* Rows [y0, y1) of a stored tensor whose blocks start at `base`, bstride apart; y0 must be
+ * a multiple of STORE_ROWS. */
+rows_view view_stored(float *base, int c, int w, int y0, int y1, size_t bstride);
 
 /* Per channel: pixel count, mean and sum of squared deviations from the mean, merged row
  * by row in row order (Chan, Golub and LeVeque's pairwise update), so that the statistics

@@ -2,7 +2,13 @@
  * authors, written out layer by layer: no graph, no dispatch, just the calls in order.
  *
  * Note the padding, which is the original's and not the TensorFlow port's: reflection
- * around the 7x7 convolutions and inside the residual blocks, zeros everywhere else. */
+ * around the 7x7 convolutions and inside the residual blocks, zeros everywhere else.
+ *
+ * It runs in bands of rows, so that a full-size photo fits in bounded memory: about 150
+ * bytes per pixel instead of 800 (see the plan below). Instance norm needs the whole
+ * image's statistics, so the 64-channel full-resolution tensors are computed twice, once
+ * for their statistics and once to be used, and the rest is stored whole in a compact
+ * layout. The output is exactly what running the image as one band gives. */
 #include "generator.h"
 
 #include <stdint.h>
@@ -119,25 +125,26 @@ int gen_out_side(int side) { return 4 * ((side + 3) / 4); }
  * Tensor sizes: h1 x w1 the input, h2 = ceil(h1/2) after the first stride-2 stage, h3 =
  * ceil(h2/2) the residual blocks', h4 = 2 h3 after the first deconvolution, h5 = 2 h4 the
  * output. Only three tensors are ever stored whole, one after another in the same region
- * of 2 h3 rows of 256 w3 floats (about 32 floats per input pixel), row-major:
+ * (about 32 floats per input pixel), in blocks of 4 rows (band.h):
  *   C22 (conv02_2's output before its norm, 128 x h2 x w2),
  *   x and t (the residual blocks' activation and temporary, 256 x h3 x w3 each, x in the
- *            region's first h3 rows and t in the next h3, until the last block leaves x
- *            in the second half),
+ *            region's first half and t in its second, until the last residual block
+ *            leaves x in the second half),
  *   D12 (deconv01_2's output before its norm, 128 x h4 x w4).
- * Each row of any of them takes at most 256 w3 floats, so row y of each lives at row y of
- * the region (of its half for x and t). Each stage writes over rows of its input that no
+ * A row of any of them takes at most 256 w3 floats, so the region is 2 hb blocks of 4 such
+ * rows (hb = ceil(h3 / 4), each half hb blocks), and block k of each tensor is block k of
+ * the region (of its half for x and t). Each stage writes over blocks of its input that no
  * later band reads. Everything at full resolution with 64 channels exists only a band at a
  * time: its statistics come from one pass, and the next stage computes it again.
  *
- * Bands are whole multiples of 4 rows (or the rest of the image), so that a band's
- * Winograd tiles are the whole image's, and the statistics are merged row by row: a
- * banded run computes exactly what a single band does. */
+ * Bands are whole multiples of 4 rows (or the rest of the image), so that they are whole
+ * blocks and a band's Winograd tiles are the whole image's; and the statistics are merged
+ * in groups of 4 rows, in order: a banded run computes exactly what a single band does. */
 
 enum { B_D1, B_D2, B_D3, B_RES, B_U1, B_U2, B_U3, NUM_BANDED };
 
-/* Floats per band buffer (two of them): 80 MB, which runs images up to about 512x512 as
- * one band (no recomputation) and costs about 2 % of the time at 4K. */
+/* Floats per band buffer (there are two): 80 MB, which runs images up to about 512x512 as
+ * one band (nothing computed twice) and full-resolution bands of 70 to 80 rows at 4K. */
 #define BAND_FLOATS ((size_t)20 << 20)
 
 static int band_override;
@@ -146,7 +153,8 @@ void generator_set_band_rows(int rows) { band_override = rows > 0 ? (rows + 3) /
 typedef struct {
     int h1, w1, h2, w2, h3, w3, h4, w4, h5, w5;
     int band[NUM_BANDED]; /* rows per band, counted in the stage's own rows */
-    size_t pitch;         /* floats per stored row: 256 w3 */
+    int hb;               /* blocks of STORE_ROWS rows in each half of the region */
+    size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
     size_t region, buf, tmp, saved, scratch;
 } plan;
 
@@ -156,7 +164,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 
 /* Rows each stage produces (the unit of its bands). U1's band is counted in rows of x, its
- * input, as it runs from the bottom up and its in-place rule is about x's rows. */
+ * input, as its in-place rule is about x's rows (each gives two rows of D12). */
 static int stage_rows(const plan *p, int s) {
     switch (s) {
     case B_D1: return p->h1;
@@ -233,8 +241,9 @@ static plan make_plan(int h, int w, int threads) {
     p.h3 = (p.h2 + 1) / 2, p.w3 = (p.w2 + 1) / 2;
     p.h4 = 2 * p.h3, p.w4 = 2 * p.w3;
     p.h5 = 2 * p.h4, p.w5 = 2 * p.w4;
-    p.pitch = 256 * (size_t)p.w3;
-    p.region = 2 * (size_t)p.h3 * p.pitch;
+    p.hb = (p.h3 + STORE_ROWS - 1) / STORE_ROWS;
+    p.bpitch = STORE_ROWS * 256 * (size_t)p.w3;
+    p.region = 2 * (size_t)p.hb * p.bpitch;
     p.buf = p.tmp = 0;
     for (int s = 0; s < NUM_BANDED; s++) {
         p.band[s] = choose_band(&p, s);
@@ -349,9 +358,13 @@ static void finish_norm(gen *g, int n, int c) {
     stats_finish(&g->np[n], g->st, c, g->m->norm_scale[n], g->m->norm_shift[n], 1e-9f);
 }
 
-/* The stored tensors, as views of the region or (second_half) of its rows h3 on. */
+/* The stored tensors, as views of the region or (second_half) of its blocks hb on. */
+static float *half(gen *g, int second_half) {
+    return g->region + (second_half ? (size_t)g->p->hb * g->p->bpitch : 0);
+}
+
 static rows_view stored(gen *g, int c, int w, int h, int second_half) {
-    return view_stored(g->region + (second_half ? (size_t)g->p->h3 * g->p->pitch : 0), c, w, 0, h, g->p->pitch);
+    return view_stored(half(g, second_half), c, w, 0, h, g->p->bpitch);
 }
 
 /* Each stage below reports progress after each band: its share of the stage's work. */
@@ -384,7 +397,8 @@ static int down1(gen *g) {
 
 /* D2: C22 = conv02_2(conv02_1(relu(in01(conv01)))) rows [r0, r1) per band, stored with
  * its statistics. conv02_2's rows need conv02_1's rows [r0 - 1, r1 + 1), which (stride 2)
- * need conv01's rows [2 r0 - 3, 2 r1 + 1); rows outside the image are zero padding. */
+ * need conv01's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are zero padding.
+ * conv01 is computed again, unless D1 left exactly those rows in B (one band). */
 static int down2(gen *g) {
     const plan *p = g->p;
     rows_view c22 = stored(g, 128, p->w2, p->h2, 0);
@@ -409,8 +423,8 @@ static int down2(gen *g) {
 }
 
 /* D3: x = conv03_2(conv03_1(relu(in02(C22)))) rows [r0, r1) per band, written over C22
- * (row r of x at row r of the region): the bands after this one read C22 from row
- * 2 r1 - 3 on, past the rows written so far (< r1) as bands have 4 rows or more. Then
+ * (block k of x at block k of the region): the bands after this one read C22 from row
+ * 2 r1 - 3 on, in block r1/2 - 1 and later, past the blocks written so far (< r1/4). Then
  * x = relu(in03(x)) in place. */
 static int down3(gen *g) {
     const plan *p = g->p;
@@ -457,7 +471,7 @@ static int residual(gen *g, int r) {
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < h3; r0 += n) {
         int r1 = imin(r0 + n, h3);
-        rows_view intact = view_stored(t.base, 256, w3, r0, h3, p->pitch); /* rows >= r0 */
+        rows_view intact = view_stored(half(g, 1), 256, w3, r0, h3, p->bpitch); /* rows >= r0 */
         fill(g, r0 - 1, r1 + 1, h3, 1, 1, intact, &g->np[na], 1, g->saved);
         for (int c = 0; c < 256; c++) /* input row r1 - 1, the next band's row r0 - 1 */
             memcpy(g->saved + (size_t)c * dw, g->A + ((size_t)c * (r1 - r0 + 2) + (r1 - r0)) * dw, (size_t)dw * sizeof(float));
@@ -487,9 +501,9 @@ static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int 
 }
 
 /* U1: D12 = deconv01_2(deconv01_1(x)) rows [2 r0, 2 r1) per band of x's rows [r0, r1),
- * stored with its statistics over t and x: x's row r is at region row h3 + r, and the
- * bands after this one read it from row r1 - 1 on, at region rows h3 + r1 - 1 >= 2 r1
- * (while r1 < h3), past the rows written so far. */
+ * stored with its statistics over t and x: block k of x is region block hb + k, and the
+ * bands after this one read x from row r1 - 1 on, in region blocks hb + r1/4 - 1 and
+ * later, past the blocks written so far (< r1/2, as r1/4 < hb while r1 < h3). */
 static int up1(gen *g) {
     const plan *p = g->p;
     const int n = p->band[B_U1];
@@ -521,10 +535,11 @@ static int up2(gen *g) {
     return 0;
 }
 
-/* U3: the same rows again with the 7x7's halo of 3 more on each side, computed as 4 (whole
- * Winograd tiles, so the same values as U2's) and clipped to the image: the reflection
- * padding at the top and bottom reads rows 1..3 and h5-4..h5-2, inside them. Then
- * relu(in13), reflection padding, deconv03_1 (7x7) and tanh, into out's rows. */
+/* U3: the same rows again (unless U2 left exactly them in B: one band) with the 7x7's
+ * halo of 3 more on each side, computed as 4 (whole Winograd tiles, so the same values as
+ * U2's) and clipped to the image: the reflection padding at the top and bottom reads rows
+ * 1..3 and h5-4..h5-2, inside them. Then relu(in13), reflection padding, deconv03_1 (7x7)
+ * and tanh, into out's rows. */
 static int up3(gen *g) {
     const plan *p = g->p;
     rows_view d12 = stored(g, 128, p->w4, p->h4, 0);

@@ -24,8 +24,8 @@ extern const gen_tensor_info gen_tensors[GEN_NUM_TENSORS];
 int gen_padded_side(int side);
 
 /* Bytes of arena generator_forward needs for an h x w input on a pool of `threads`
- * (0 when too large): about 128 bytes per pixel for the tensors it keeps whole, plus band
- * buffers of at most about 170 MB. */
+ * (0 when too large): about 128 bytes per pixel for the tensors it keeps whole, plus about
+ * 200 MB of band buffers and scratch (less for small images). */
 size_t generator_arena_bytes(int h, int w, int threads);
 
 /* Runs the network on a BGR [-1,1] CHW input [3][h][w] of any size (sides need not be
