@@ -88,6 +88,7 @@ static void test_fp16_and_memory(void) {
         }
     }
     CHECK(worst <= 1.0, "a widened value is %g rounding steps off", worst);
+    cg_model_free(mem);
     /* damage through the memory path: the same checks, the given name in the message */
     CHECK(cg_model_load_memory(&mem, buf, 1000, "cut") == CG_ERR_FORMAT && strstr(cg_last_error(), "cut: "),
           "%s", cg_last_error());
