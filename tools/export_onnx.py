@@ -7,9 +7,9 @@
 Writes build/onnx/<style>.onnx: input "input", BGR in [-1,1], float32 [1,3,H,W]; output
 "output", the tanh output [1,3,H',W']; H and W are dynamic, so one file serves every size.
 The graph is the reference's: reflection padding exports as Pad mode=reflect, instance
-norm as InstanceNormalization with epsilon 1e-9 (--norm instancenorm, the default: ONNX
-Runtime's fast kernel) or as the reference's own ReduceMean/Sub/Mul/Sqrt/Div ops
-(--norm ops).
+norm as InstanceNormalization with epsilon 1e-9 (--norm instancenorm, the default) or as
+the reference's own ReduceMean/Sub/Pow/Sqrt/Div ops (--norm ops); ONNX Runtime 1.30 runs
+both in about the same time.
 
 Checks after the export, and fails if one does not hold:
 - the graph (read with a small protobuf reader, no onnx package needed): 18 Pad nodes,
