@@ -33,36 +33,12 @@ trap 'rm -rf "$T"' EXIT
 
 passed=0 failed=0 checks_failed=0 rc=0
 
-# ---- helpers (as in test_cli.sh) ----
+# ---- helpers (the shared ones are in tests/cli_lib.sh) ----
+# shellcheck source=tests/cli_lib.sh
+. "$ROOT/tests/cli_lib.sh"
 
-cg() { # ARGS...: runs the binary; $rc, stdout in $T/out, stderr in $T/err
-    $TIMEOUT "$BIN" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
-note_failure() {
-    echo "  FAIL: $*" >&2
-    checks_failed=$((checks_failed + 1))
-}
-
-expect_rc() {
-    if [ "$rc" -ne "$1" ]; then
-        note_failure "exit status $rc, expected $1"
-        sed 's/^/    stderr: /' "$T/err" | head -5 >&2
-    fi
-}
-
-expect_err() { grep -qF -- "$1" "$T/err" || note_failure "stderr lacks '$1': $(head -c 300 "$T/err")"; }
-expect_out() { grep -qF -- "$1" "$T/out" || note_failure "stdout lacks '$1': $(head -c 300 "$T/out")"; }
 expect_quiet_err() { [ ! -s "$T/err" ] || note_failure "unexpected stderr: $(head -c 300 "$T/err")"; }
 
-files() { (cd "$1" 2>/dev/null && find . -type f | sed 's|^\./||' | LC_ALL=C sort); }
-
-expect_files() { # DIR EXPECTED-NEWLINE-LIST
-    local got
-    got=$(files "$1")
-    [ "$got" = "$2" ] || note_failure "files under $1 are [${got//$'\n'/ }], expected [${2//$'\n'/ }]"
-}
 
 expect_probe() { # FILE EXPECTED: the probe's one-line description
     local got
@@ -70,20 +46,6 @@ expect_probe() { # FILE EXPECTED: the probe's one-line description
     [ "$got" = "$2" ] || note_failure "$1: probe says '$got', expected '$2'"
 }
 
-run() { # TEST-FUNCTION: runs it in a fresh directory $D
-    local name=$1
-    checks_failed=0
-    D=$T/$name
-    mkdir -p "$D"
-    "$name"
-    if [ $checks_failed -eq 0 ]; then
-        echo "ok   $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        failed=$((failed + 1))
-    fi
-}
 
 # ---- tests ----
 
