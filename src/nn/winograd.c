@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define WT 16          /* tiles per transform batch: one per vector lane */
-#define TASK_PANELS 4  /* NR-wide panels of tiles per task */
+#define TASK_PANELS 1  /* NR-wide panels of tiles per task: V and M stay in L2 */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -107,53 +107,29 @@ typedef struct {
     float *out;
     const float *in, *bias;
     const winograd_weights *ww;
-    int cin, h, w, pad, oh, ow, tw, ntiles;
+    int cin, h, w, pad, oh, ow, tw, ntiles; /* tw: tiles per row, padded to a multiple of WT */
     int nr, task_tiles;
+    int avx512; /* the AVX-512 transforms (with the AVX-512 micro-kernel) */
     float *scratch;
     size_t per_thread;
 } wino_job;
 
 /* Gathers the 6x6 input tiles of WT consecutive tiles (zero outside the input) and
- * transforms them into V's panel layout [36][cin][nr], lanes lane0.. of the panel. */
+ * transforms them into V's panel layout [36][cin][nr], lanes lane0.. of the panel. The
+ * portable version, which the other kernels use and the AVX-512 one is tested against. */
 MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0, int lane0) {
     const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
     float d[36 * WT];
-    /* The common case: all WT tiles on one tile row and inside the input, so each of the
-     * patch's 36 elements is a stride-4 walk along one input row, which vectorises. */
-    const int ty = tile0 / j->tw, tx = tile0 % j->tw;
-    const int iy0 = ty * 4 - j->pad, ix0 = tx * 4 - j->pad;
-    const int interior = tile0 + WT <= j->ntiles && tx + WT <= j->tw && iy0 >= 0 && ix0 >= 0 &&
-                         iy0 + 6 <= j->h && ix0 + 4 * (WT - 1) + 6 <= j->w;
     for (int c = 0; c < j->cin; c++) {
         const float *src = j->in + c * plane;
-        if (interior) {
-            for (int r = 0; r < 6; r++) {
-                const float *restrict row = src + (size_t)(iy0 + r) * j->w + ix0;
+        for (int t = 0; t < WT; t++) {
+            int iy = ((tile0 + t) / j->tw) * 4 - j->pad, ix = ((tile0 + t) % j->tw) * 4 - j->pad;
+            for (int r = 0; r < 6; r++)
                 for (int e = 0; e < 6; e++) {
-                    float *restrict o = d + (r * 6 + e) * WT;
-                    for (int t = 0; t < WT; t++) o[t] = row[4 * t + e];
+                    int y = iy + r, x = ix + e;
+                    d[(r * 6 + e) * WT + t] =
+                        (y >= 0 && y < j->h && x >= 0 && x < j->w) ? src[(size_t)y * j->w + x] : 0.f;
                 }
-            }
-        } else for (int t = 0; t < WT; t++) {
-            int tile = tile0 + t;
-            if (tile >= j->ntiles) {
-                for (int e = 0; e < 36; e++) d[e * WT + t] = 0.f;
-                continue;
-            }
-            int iy = (tile / j->tw) * 4 - j->pad, ix = (tile % j->tw) * 4 - j->pad;
-            if (iy >= 0 && ix >= 0 && iy + 6 <= j->h && ix + 6 <= j->w) {
-                for (int r = 0; r < 6; r++) {
-                    const float *row = src + (size_t)(iy + r) * j->w + ix;
-                    for (int e = 0; e < 6; e++) d[(r * 6 + e) * WT + t] = row[e];
-                }
-            } else {
-                for (int r = 0; r < 6; r++)
-                    for (int e = 0; e < 6; e++) {
-                        int y = iy + r, x = ix + e;
-                        d[(r * 6 + e) * WT + t] =
-                            (y >= 0 && y < j->h && x >= 0 && x < j->w) ? src[(size_t)y * j->w + x] : 0.f;
-                    }
-            }
         }
         for (int e = 0; e < 6; e++) bt6(d + e * WT, d + e * WT, 6 * WT); /* columns */
         for (int r = 0; r < 6; r++) bt6(d + r * 6 * WT, d + r * 6 * WT, WT); /* rows */
@@ -175,7 +151,7 @@ MULTIVERSION static void output_transform(const float *m, const wino_job *j, int
         for (int r = 0; r < 4; r++) at6(o + r * 4 * WT, WT, y + r * 6 * WT, WT); /* rows: 4x6 -> 4x4 */
         float b = j->bias ? j->bias[k] : 0.f;
         float *dst = j->out + k * plane;
-        for (int t = 0; t < WT && tile0 + t < j->ntiles; t++) {
+        for (int t = 0; t < WT; t++) {
             int oy = ((tile0 + t) / j->tw) * 4, ox = ((tile0 + t) % j->tw) * 4;
             for (int r = 0; r < 4 && oy + r < j->oh; r++)
                 for (int e = 0; e < 4 && ox + e < j->ow; e++)
@@ -183,6 +159,144 @@ MULTIVERSION static void output_transform(const float *m, const wino_job *j, int
         }
     }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+
+/* The AVX-512 transforms: WT = 16 tiles, one per lane, as above, but without the
+ * element-by-element gather and scatter, which cost more than the GEMM at 64 channels.
+ * The 16 tiles of a group lie on one tile row (tw is padded to a multiple of WT), so their
+ * 6 input rows are 66 contiguous floats each: the vertical half of B^T d B runs on those
+ * rows as loaded, and only its 6 results are deinterleaved (lane t <- column 4t + e) with
+ * two-source permutes. The output side is the mirror image: the 4x4 results of 16 tiles
+ * are interleaved back into 4 rows of 64 contiguous floats. */
+
+static inline AVX512 void bt6_v(__m512 *y, const __m512 *d) {
+    const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f);
+    __m512 d4 = d[4];
+    y[0] = _mm512_add_ps(_mm512_fnmadd_ps(five, d[2], _mm512_mul_ps(four, d[0])), d4);
+    y[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d4));
+    y[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d4, d[3]));
+    y[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d4, d[2]));
+    y[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d4, d[2]));
+    y[5] = _mm512_add_ps(_mm512_fnmadd_ps(five, d[3], _mm512_mul_ps(four, d[1])), d[5]);
+}
+
+static inline AVX512 void at6_v(__m512 *y, const __m512 *m) {
+    __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+    __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), d, b);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), c, a);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d, b), m[5]);
+}
+
+/* Lanes 0..n-1 set (n clamped to [0, 16]). */
+static inline __mmask16 first_lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0, int lane0) {
+    const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
+    const int iy0 = (tile0 / j->tw) * 4 - j->pad, ix0 = (tile0 % j->tw) * 4 - j->pad;
+    /* lane t of idx[e] reads element 4t + e of a 32-float pair of vectors */
+    __m512i idx[4];
+    for (int e = 0; e < 4; e++)
+        idx[e] = _mm512_and_si512(_mm512_add_epi32(_mm512_mullo_epi32(_mm512_set1_epi32(4),
+                                                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                                   _mm512_set1_epi32(e)),
+                                  _mm512_set1_epi32(31));
+    /* The 66 columns [ix0, ix0 + 66) as 5 vectors; columns outside [0, w) read zero. A
+     * group whose span starts left of the input (zero padding) goes through a copy. */
+    __mmask16 mask[5];
+    for (int q = 0; q < 5; q++) {
+        int lo = ix0 + 16 * q;
+        mask[q] = first_lanes((j->w - lo < 66 - 16 * q ? j->w - lo : 66 - 16 * q));
+    }
+    for (int c = 0; c < j->cin; c++) {
+        const float *src = j->in + c * plane;
+        __m512 rows[6][5], z[6][5];
+        for (int r = 0; r < 6; r++) {
+            int y = iy0 + r;
+            if (y < 0 || y >= j->h) {
+                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_setzero_ps();
+            } else if (ix0 >= 0) {
+                const float *row = src + (size_t)y * j->w + ix0;
+                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
+            } else {
+                float tmp[80];
+                for (int x = 0; x < 80; x++) {
+                    int ix = ix0 + x;
+                    tmp[x] = (x < 66 && ix >= 0 && ix < j->w) ? src[(size_t)y * j->w + ix] : 0.f;
+                }
+                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_loadu_ps(tmp + 16 * q);
+            }
+        }
+        for (int q = 0; q < 5; q++) { /* columns: z[i] = (B^T d)[i], along the row span */
+            __m512 d[6], y[6];
+            for (int r = 0; r < 6; r++) d[r] = rows[r][q];
+            bt6_v(y, d);
+            for (int i = 0; i < 6; i++) z[i][q] = y[i];
+        }
+        float *dst = v + (size_t)c * j->nr + lane0;
+        for (int i = 0; i < 6; i++) { /* rows: deinterleave tile columns, then B^T again */
+            __m512 p[6], y[6];
+            for (int e = 0; e < 4; e++)
+                p[e] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(z[i][0], idx[e], z[i][1]),
+                                            _mm512_permutex2var_ps(z[i][2], idx[e], z[i][3]));
+            /* columns 4t + 4 and 4t + 5 are columns 4(t+1) and 4(t+1) + 1 */
+            __m512i tail = _mm512_castps_si512(z[i][4]);
+            p[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(tail, _mm512_castps_si512(p[0]), 1));
+            p[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_alignr_epi32(tail, tail, 1),
+                                                           _mm512_castps_si512(p[1]), 1));
+            bt6_v(y, p);
+            for (int e = 0; e < 6; e++) _mm512_store_ps(dst + (i * 6 + e) * xi_stride, y[e]);
+        }
+    }
+}
+
+AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0,
+                                           int lane0) {
+    const size_t xi_stride = (size_t)rows * j->nr, plane = (size_t)j->oh * j->ow;
+    const int oy = (tile0 / j->tw) * 4, ox = (tile0 % j->tw) * 4;
+    /* interleaving: lo/hi pair lanes 0..7 / 8..15 of two vectors, then pairs of pairs */
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lo2 = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i hi2 = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    __mmask16 mask[4];
+    for (int q = 0; q < 4; q++) mask[q] = first_lanes(j->ow - ox - 16 * q);
+    const int nrows = j->oh - oy < 4 ? j->oh - oy : 4;
+    for (int k = 0; k < j->ww->cout; k++) {
+        const float *src = m + (size_t)k * j->nr + lane0;
+        __m512 y[6][4], o[4][4];
+        for (int i = 0; i < 6; i++) { /* rows of M: 6 -> 4 columns */
+            __m512 x[6];
+            for (int e = 0; e < 6; e++) x[e] = _mm512_load_ps(src + (i * 6 + e) * xi_stride);
+            at6_v(y[i], x);
+        }
+        const __m512 b = _mm512_set1_ps(j->bias ? j->bias[k] : 0.f);
+        for (int e = 0; e < 4; e++) { /* columns: 6 -> 4 rows */
+            __m512 x[6], r[4];
+            for (int i = 0; i < 6; i++) x[i] = y[i][e];
+            at6_v(r, x);
+            for (int i = 0; i < 4; i++) o[i][e] = _mm512_add_ps(r[i], b);
+        }
+        float *dst = j->out + k * plane + (size_t)oy * j->ow + ox;
+        for (int r = 0; r < nrows; r++, dst += j->ow) {
+            __m512 l01 = _mm512_permutex2var_ps(o[r][0], lo, o[r][1]);
+            __m512 h01 = _mm512_permutex2var_ps(o[r][0], hi, o[r][1]);
+            __m512 l23 = _mm512_permutex2var_ps(o[r][2], lo, o[r][3]);
+            __m512 h23 = _mm512_permutex2var_ps(o[r][2], hi, o[r][3]);
+            _mm512_mask_storeu_ps(dst, mask[0], _mm512_permutex2var_ps(l01, lo2, l23));
+            _mm512_mask_storeu_ps(dst + 16, mask[1], _mm512_permutex2var_ps(l01, hi2, l23));
+            _mm512_mask_storeu_ps(dst + 32, mask[2], _mm512_permutex2var_ps(h01, lo2, h23));
+            _mm512_mask_storeu_ps(dst + 48, mask[3], _mm512_permutex2var_ps(h01, hi2, h23));
+        }
+    }
+}
+#endif
 
 static void wino_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
@@ -197,14 +311,26 @@ static void wino_task(void *ctx, int task, int ntasks) {
     const float zero[GEMM_MR_MAX] = {0};
     for (int q = 0; q < npanels; q++) {
         float *vq = v + (size_t)q * 36 * cin * nr;
-        for (int l = 0; l < nr; l += WT) input_transform(vq, j, t0 + q * nr + l, l);
+        for (int l = 0; l < nr; l += WT) {
+            int tile0 = t0 + q * nr + l;
+#ifdef AVX512
+            if (j->avx512) {
+                if (tile0 < j->ntiles) input_transform_avx512(vq, j, tile0, l);
+                else for (int xi = 0; xi < 36; xi++) /* past the last tile row */
+                    for (int c = 0; c < cin; c++) memset(vq + ((size_t)xi * cin + c) * nr + l, 0, WT * sizeof(float));
+                continue;
+            }
+#endif
+            input_transform(vq, j, tile0, l);
+        }
     }
     for (int xi = 0; xi < 36; xi++) {
         const packed_weights *u = &j->ww->u[xi];
-        for (int p = 0; p < rows / mr; p++) {
-            const float *a = u->panels + (size_t)p * cin * mr;
-            for (int q = 0; q < npanels; q++) {
-                const float *b = v + ((size_t)q * 36 + xi) * cin * nr;
+        /* Each B panel stays in L1 while the weight panels stream from L2. */
+        for (int q = 0; q < npanels; q++) {
+            const float *b = v + ((size_t)q * 36 + xi) * cin * nr;
+            for (int p = 0; p < rows / mr; p++) {
+                const float *a = u->panels + (size_t)p * cin * mr;
                 float *c = m + (((size_t)q * 36 + xi) * rows + (size_t)p * mr) * nr;
                 arch->kernel(cin, a, b, c, (size_t)nr, zero);
             }
@@ -212,7 +338,14 @@ static void wino_task(void *ctx, int task, int ntasks) {
     }
     for (int q = 0; q < npanels; q++) {
         const float *mq = m + (size_t)q * 36 * rows * nr;
-        for (int l = 0; l < nr; l += WT) output_transform(mq, j, rows, t0 + q * nr + l, l);
+        for (int l = 0; l < nr; l += WT) {
+            int tile0 = t0 + q * nr + l;
+            if (tile0 >= j->ntiles) continue;
+#ifdef AVX512
+            if (j->avx512) { output_transform_avx512(mq, j, rows, tile0, l); continue; }
+#endif
+            output_transform(mq, j, rows, tile0, l);
+        }
     }
 }
 
@@ -229,9 +362,10 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
     j.out = out, j.in = in, j.bias = b, j.ww = ww;
     j.cin = d->cin, j.h = d->h, j.w = d->w, j.pad = d->pad;
     j.oh = conv_out_h(d), j.ow = conv_out_w(d);
-    j.tw = (j.ow + 3) / 4;
+    j.tw = ((j.ow + 3) / 4 + WT - 1) / WT * WT;
     j.ntiles = ((j.oh + 3) / 4) * j.tw;
     j.nr = arch->nr;
+    j.avx512 = !strcmp(arch->name, "avx512");
     j.task_tiles = TASK_PANELS * arch->nr;
     j.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     j.per_thread = (size_t)36 * TASK_PANELS * arch->nr * (d->cin + ww->cout + arch->mr);
