@@ -70,11 +70,14 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
     _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
 
-/* AVX-512, 6x32: the same shape with vectors twice as wide. */
+/* AVX-512, 8x32: 16 zmm accumulators. 8 rows rather than the 6 of AVX2's shape: 16
+ * independent FMA chains measured 6 % faster than 12 on this kernel alone, and 8 divides
+ * the model's channel counts (64, 128, 256), where 6 left up to 3 % of each tile empty. */
+#define AVX512_ROW(r) c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0), c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1)
 __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a,
                                                               const float *b, float *c,
                                                               size_t ldc, const float *bias) {
-    __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
     if (bias) {
         c00 = c01 = _mm512_set1_ps(bias[0]);
         c10 = c11 = _mm512_set1_ps(bias[1]);
@@ -82,6 +85,8 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         c30 = c31 = _mm512_set1_ps(bias[3]);
         c40 = c41 = _mm512_set1_ps(bias[4]);
         c50 = c51 = _mm512_set1_ps(bias[5]);
+        c60 = c61 = _mm512_set1_ps(bias[6]);
+        c70 = c71 = _mm512_set1_ps(bias[7]);
     } else {
         c00 = _mm512_loadu_ps(c), c01 = _mm512_loadu_ps(c + 16);
         c10 = _mm512_loadu_ps(c + ldc), c11 = _mm512_loadu_ps(c + ldc + 16);
@@ -89,21 +94,19 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         c30 = _mm512_loadu_ps(c + 3 * ldc), c31 = _mm512_loadu_ps(c + 3 * ldc + 16);
         c40 = _mm512_loadu_ps(c + 4 * ldc), c41 = _mm512_loadu_ps(c + 4 * ldc + 16);
         c50 = _mm512_loadu_ps(c + 5 * ldc), c51 = _mm512_loadu_ps(c + 5 * ldc + 16);
+        c60 = _mm512_loadu_ps(c + 6 * ldc), c61 = _mm512_loadu_ps(c + 6 * ldc + 16);
+        c70 = _mm512_loadu_ps(c + 7 * ldc), c71 = _mm512_loadu_ps(c + 7 * ldc + 16);
     }
-    for (int k = 0; k < kc; k++, a += 6, b += 32) {
+    for (int k = 0; k < kc; k++, a += 8, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
-        av = _mm512_set1_ps(a[0]);
-        c00 = _mm512_fmadd_ps(av, b0, c00), c01 = _mm512_fmadd_ps(av, b1, c01);
-        av = _mm512_set1_ps(a[1]);
-        c10 = _mm512_fmadd_ps(av, b0, c10), c11 = _mm512_fmadd_ps(av, b1, c11);
-        av = _mm512_set1_ps(a[2]);
-        c20 = _mm512_fmadd_ps(av, b0, c20), c21 = _mm512_fmadd_ps(av, b1, c21);
-        av = _mm512_set1_ps(a[3]);
-        c30 = _mm512_fmadd_ps(av, b0, c30), c31 = _mm512_fmadd_ps(av, b1, c31);
-        av = _mm512_set1_ps(a[4]);
-        c40 = _mm512_fmadd_ps(av, b0, c40), c41 = _mm512_fmadd_ps(av, b1, c41);
-        av = _mm512_set1_ps(a[5]);
-        c50 = _mm512_fmadd_ps(av, b0, c50), c51 = _mm512_fmadd_ps(av, b1, c51);
+        av = _mm512_set1_ps(a[0]), AVX512_ROW(0);
+        av = _mm512_set1_ps(a[1]), AVX512_ROW(1);
+        av = _mm512_set1_ps(a[2]), AVX512_ROW(2);
+        av = _mm512_set1_ps(a[3]), AVX512_ROW(3);
+        av = _mm512_set1_ps(a[4]), AVX512_ROW(4);
+        av = _mm512_set1_ps(a[5]), AVX512_ROW(5);
+        av = _mm512_set1_ps(a[6]), AVX512_ROW(6);
+        av = _mm512_set1_ps(a[7]), AVX512_ROW(7);
     }
     _mm512_storeu_ps(c, c00), _mm512_storeu_ps(c + 16, c01);
     _mm512_storeu_ps(c + ldc, c10), _mm512_storeu_ps(c + ldc + 16, c11);
@@ -111,7 +114,10 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
     _mm512_storeu_ps(c + 3 * ldc, c30), _mm512_storeu_ps(c + 3 * ldc + 16, c31);
     _mm512_storeu_ps(c + 4 * ldc, c40), _mm512_storeu_ps(c + 4 * ldc + 16, c41);
     _mm512_storeu_ps(c + 5 * ldc, c50), _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+    _mm512_storeu_ps(c + 6 * ldc, c60), _mm512_storeu_ps(c + 6 * ldc + 16, c61);
+    _mm512_storeu_ps(c + 7 * ldc, c70), _mm512_storeu_ps(c + 7 * ldc + 16, c71);
 }
+#undef AVX512_ROW
 #endif
 
 #ifdef __wasm_simd128__
@@ -148,7 +154,7 @@ static const gemm_arch archs[] = {
     {"wasm", 2, 16, kernel_wasm},
 #endif
 #ifdef CG_X86
-    {"avx512", 6, 32, kernel_avx512},
+    {"avx512", 8, 32, kernel_avx512},
     {"avx2", 6, 16, kernel_avx2},
 #endif
     {"portable", 6, 16, kernel_portable},
