@@ -17,6 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
 #define KC 256 /* rows of B per block: a 6x256 weight panel (6 KB) stays in L1 */
 #define NC 384 /* columns of B per block (a multiple of every kernel's NR): 384 KB in L2 */
 
@@ -64,7 +70,7 @@ static void copy_row(float *o, const float *s, int n) {
 
 /* Packs rows [k0, k0+kc) and columns [n0, n0+nc) of im2col(in) into dst as NR-wide
  * panels [kc][NR], zero beyond the last column. */
-static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
+MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
                    const int NR) {
     const int ksz = g->kh * g->kw;
     const size_t plane = (size_t)g->h * g->w;
@@ -95,6 +101,11 @@ static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, i
                 } else if (g->stride == 1 && ixa >= 0 && ixb < g->w) {
                     copy_row(o, src + (size_t)iy * g->w + ixa, cols);
                     for (int t = cols; t < NR; t++) o[t] = 0.f;
+                } else if (g->stride == 2 && cols == NR && ixa >= 0 && ixb < g->w) {
+                    /* a constant trip count, so that it vectorises (even/odd permutes) */
+                    const float *restrict row = src + (size_t)iy * g->w + ixa;
+                    if (NR == 32) for (int t = 0; t < 32; t++) o[t] = row[2 * t];
+                    else for (int t = 0; t < NR; t++) o[t] = row[2 * t];
                 } else {
                     const float *row = src + (size_t)iy * g->w;
                     for (int t = 0; t < NR; t++) {
@@ -188,12 +199,6 @@ static void run_gemm(float *out, const float *in, const packed_weights *pw, cons
  * The output layer (64 -> 3, 7x7) would leave most of a GEMM tile empty and spend its time
  * packing 3136 rows of im2col for 3 outputs each. Directly, each input row is loaded once
  * and multiply-added into every output row, along contiguous pixels, which vectorises. */
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MULTIVERSION
-#endif
 
 typedef struct {
     float *out;
