@@ -87,7 +87,7 @@ static void check_deconv(int cin, int h, int w, int cout, cg_pool *pool) {
     size_t nout = (size_t)cout * oh * ow;
     float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cin * cout * 9),
           *b = rand_buf(cout), *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float)),
-          *tmp = malloc((size_t)cout * h * w * sizeof(float));
+          *tmp = malloc(deconv_tmp_floats(&d) * sizeof(float));
     float *panels = malloc(packed_deconv_floats(cin, cout) * sizeof(float));
     float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
     packed_deconv pd;

@@ -64,7 +64,7 @@ static void test_deconv(void) {
     deconv_dims d = {(int)in.shape[0], (int)in.shape[1], (int)in.shape[2], (int)w.shape[1], 3, 3, 2, 1, 1};
     CHECK(deconv_out_h(&d) == want.shape[1] && deconv_out_w(&d) == want.shape[2], "output size");
     float *ref = malloc(want.count * sizeof(float)), *fast = malloc(want.count * sizeof(float));
-    float *tmp = malloc((size_t)d.cout * d.h * d.w * sizeof(float));
+    float *tmp = malloc(deconv_tmp_floats(&d) * sizeof(float));
     float *panels = malloc(packed_deconv_floats(d.cin, d.cout) * sizeof(float));
     float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
     packed_deconv pd;

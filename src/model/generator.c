@@ -209,7 +209,7 @@ static band_need stage_need(const plan *p, int s, int n) {
         size_t nx = (size_t)imin((int)ne / 2 + 3, hin);
         r.a = max2(cin * nx * win, cout * (ne + 2) * (wout + 2));
         r.b = max2(cout * 2 * nx * wout, cout * ne * wout);
-        r.tmp = cout * nx * win;
+        r.tmp = 4 * cout * nx * win; /* deconv_tmp_floats */
         if (s == B_U3) {
             r.a = max2(r.a, 64 * (nn + 6) * (w5 + 6));
             r.b = max2(r.b, 3 * nn * w5);
@@ -218,16 +218,16 @@ static band_need stage_need(const plan *p, int s, int n) {
     return r;
 }
 
-/* The tallest band that keeps the buffers within BAND_FLOATS: the whole stage if it fits,
+/* The tallest band that keeps the buffers (each of A, B and tmp) within BAND_FLOATS: the whole stage if it fits,
  * else a multiple of 4 rows (whole Winograd tiles), at least 4. */
 static int choose_band(const plan *p, int s) {
     int rows = stage_rows(p, s);
     if (band_override) return imin(band_override, rows);
     band_need r = stage_need(p, s, rows);
-    if (max2(r.a, r.b) <= BAND_FLOATS) return rows;
+    if (max3(r.a, r.b, r.tmp) <= BAND_FLOATS) return rows;
     for (int n = rows / 4 * 4; n > 4; n -= 4) {
         r = stage_need(p, s, n);
-        if (max2(r.a, r.b) <= BAND_FLOATS) return n;
+        if (max3(r.a, r.b, r.tmp) <= BAND_FLOATS) return n;
     }
     return imin(4, rows);
 }

@@ -83,12 +83,14 @@ void conv2d_direct_forward(float *out, const float *in, const float *w, const fl
 
 /* Transposed conv k3 s2 p1 op1, decomposed into four stride-1 sub-convolutions (one per
  * output parity), so no multiply touches an inserted zero. `pw` holds the four phases'
- * packed weights (made by pack_deconv_weights); `tmp` holds cout*h*w floats. */
+ * packed weights (made by pack_deconv_weights); `tmp` holds deconv_tmp_floats(d) floats
+ * (the four phases' outputs). */
 typedef struct {
     packed_weights phase[4];
 } packed_deconv;
 
 size_t packed_deconv_floats(int cin, int cout);
+size_t deconv_tmp_floats(const deconv_dims *d);
 /* Returns 0, or -1 when out of memory. */
 int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int cin, int cout);
 int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
