@@ -122,8 +122,10 @@ static void deconv_shapes_one_arch(void) {
 /* Winograd F(4x4,3x3) rounds differently: its transforms scale values by up to 4-5 and
  * sum 36 products per tile, so the error is larger than direct convolution's but still a
  * few hundred float ulps of the sum's scale; 5e-5 is about 4x the worst seen (1.3e-5), and any
- * wrong coefficient or tile offset gives errors of order 1. */
-static double wino_worst;
+ * wrong coefficient or tile offset gives errors of order 1. The AMX kernel's products are
+ * bf16x3 (winograd.c), each within about 3 * 2^-16 of the exact one rather than 2^-24, so
+ * its error is some 15x larger: 6e-4 is about 3x its worst seen (1.9e-4). */
+static double wino_worst, wino_worst_amx;
 
 static void check_winograd(int cin, int h, int w, int cout, int pad, cg_pool *pool) {
     conv_dims d = {cin, h, w, cout, 3, 3, 1, pad};
@@ -138,8 +140,10 @@ static void check_winograd(int cin, int h, int w, int cout, int pad, cg_pool *po
     conv2d_forward_ref(ref, in, wt, b, &d);
     conv3x3_winograd_forward(out, in, &ww, b, &d, scratch, pool);
     double err = max_rel_err(out, ref, nout, sqrt((double)cin * 9));
-    if (err > wino_worst) wino_worst = err;
-    CHECK(err < 5e-5, "%s winograd cin=%d %dx%d cout=%d pad=%d: max error %g", arch->name, cin, h, w, cout,
+    const int amx = ww.amx != NULL;
+    double *worst = amx ? &wino_worst_amx : &wino_worst;
+    if (err > *worst) *worst = err;
+    CHECK(err < (amx ? 6e-4 : 5e-5), "%s winograd cin=%d %dx%d cout=%d pad=%d: max error %g", arch->name, cin, h, w, cout,
           pad, err);
     free(in), free(wt), free(b), free(ref), free(out), free(buf), free(scratch);
 }
@@ -159,8 +163,9 @@ static void test_winograd_shapes(void) {
         check_winograd(256, 10, 9, 256, 0, pool); /* the residual blocks' depth */
         check_winograd(8, 14, 80, 6, 0, pool);    /* whole rows of 16 interior tiles */
         check_winograd(5, 13, 150, 7, 1, pool);   /* interior and border groups mixed */
+        check_winograd(32, 13, 150, 16, 1, pool); /* the same, AMX-shaped (cin 32k, cout 16k) */
     }
-    printf("     winograd worst relative error %.2e\n", wino_worst);
+    printf("     winograd worst relative error %.2e in fp32, %.2e with AMX tiles\n", wino_worst, wino_worst_amx);
     cg_pool_free(pool);
 }
 

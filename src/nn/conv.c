@@ -308,7 +308,7 @@ void conv2d_direct_forward(float *out, const float *in, const float *w, const fl
                            const conv_dims *d, cg_pool *pool) {
     direct_job j = {out, in, w, b, *d, conv_out_h(d), conv_out_w(d)};
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (d->cout == 3 && !strcmp(gemm_arch_get()->name, "avx512")) {
+    if (d->cout == 3 && gemm_arch_get()->level >= GEMM_AVX512) {
         cg_pool_run(pool, direct3_rows_avx512, &j, (j.oh + DIRECT_ROWS - 1) / DIRECT_ROWS);
         return;
     }

@@ -151,18 +151,45 @@ static void kernel_wasm(int kc, const float *a, const float *b, float *c, size_t
 /* Best first. */
 static const gemm_arch archs[] = {
 #ifdef __wasm_simd128__
-    {"wasm", 2, 16, kernel_wasm},
+    {"wasm", 2, 16, kernel_wasm, GEMM_PORTABLE},
 #endif
 #ifdef CG_X86
-    {"avx512", 8, 32, kernel_avx512},
-    {"avx2", 6, 16, kernel_avx2},
+    {"amx", 8, 32, kernel_avx512, GEMM_AMX},
+    {"avx512", 8, 32, kernel_avx512, GEMM_AVX512},
+    {"avx2", 6, 16, kernel_avx2, GEMM_AVX2},
 #endif
-    {"portable", 6, 16, kernel_portable},
+    {"portable", 6, 16, kernel_portable, GEMM_PORTABLE},
 };
 #define NUM_ARCHS ((int)(sizeof archs / sizeof archs[0]))
 
+#ifdef CG_X86
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* AMX needs the tile and BF16 instructions, AVX512-BF16 for the conversions, and the
+ * kernel's permission to use the tile state (Linux 5.16+: arch_prctl(ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA), process-wide). */
+static int amx_ok;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 22))) return;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return;
+#ifdef SYS_arch_prctl
+    amx_ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#endif
+}
+#endif
+
 static int supported(const gemm_arch *g) {
 #ifdef CG_X86
+    if (!strcmp(g->name, "amx")) {
+        pthread_once(&amx_once, amx_probe);
+        return amx_ok;
+    }
     if (!strcmp(g->name, "avx512")) return __builtin_cpu_supports("avx512f");
     if (!strcmp(g->name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
@@ -190,4 +217,9 @@ static void choose(void) {
 const gemm_arch *gemm_arch_get(void) {
     pthread_once(&chosen_once, choose);
     return chosen;
+}
+
+void gemm_arch_set(const gemm_arch *arch) {
+    pthread_once(&chosen_once, choose);
+    chosen = arch;
 }

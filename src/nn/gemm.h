@@ -15,15 +15,24 @@
 typedef void (*gemm_kernel_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
                                const float *bias);
 
+/* What a kernel's CPU can do beyond its own micro-kernel, for the code around it (the
+ * Winograd transforms, the direct convolution) to pick its vector width. */
+enum { GEMM_PORTABLE, GEMM_AVX2, GEMM_AVX512, GEMM_AMX };
+
 typedef struct gemm_arch {
-    const char *name; /* "avx512", "avx2", "portable", ... */
+    const char *name; /* "amx", "avx512", "avx2", "portable", ... */
     int mr, nr;
     gemm_kernel_fn kernel;
+    int level; /* GEMM_* */
 } gemm_arch;
 
-/* The best kernel for this CPU, chosen once. CARTOONGAN_KERNEL=portable|avx2|avx512|wasm forces
- * one (if the CPU has it), for tests and benchmarks. */
+/* The best kernel for this CPU, chosen once. CARTOONGAN_KERNEL=portable|avx2|avx512|amx|wasm
+ * forces one (if the CPU has it), for tests and benchmarks. "amx" is the AVX-512 kernel for
+ * the im2col convolutions plus Intel AMX tiles for the Winograd products (winograd.c). */
 const gemm_arch *gemm_arch_get(void);
+/* For the tests: models loaded from now on use this kernel (one of gemm_arch_list's). Not
+ * thread-safe with loading. */
+void gemm_arch_set(const gemm_arch *arch);
 /* All kernels this CPU can run (for the tests); returns the count. */
 int gemm_arch_list(const gemm_arch **out, int max);
 

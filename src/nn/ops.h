@@ -105,6 +105,9 @@ void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_dec
 typedef struct {
     int cout, cin;
     packed_weights u[36];
+    /* With the "amx" kernel (cin a multiple of 32, cout of 16): U split into bf16 high and
+     * low halves, in AMX tiles, instead of u's panels; NULL otherwise. */
+    const unsigned short *amx;
 } winograd_weights;
 
 int winograd_supported(const struct gemm_arch *arch);

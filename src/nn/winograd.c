@@ -9,7 +9,15 @@
  * packed-B layout of the micro-kernel directly, multiplied, and transformed back, so the
  * transformed tensors never exist for the whole image. The transforms are vectorised over
  * WT tiles at a time (one tile per lane), and compiled for AVX2 and AVX-512 as well as the
- * baseline, picked at run time. */
+ * baseline, picked at run time.
+ *
+ * With Intel AMX (the "amx" kernel), the 36 products run on the tile unit instead, in
+ * "bf16x3": each fp32 operand x is split into bf16 halves x = hi + lo + e (hi and lo
+ * rounded to nearest, |e| <= 2^-16 |x|), and a.b is computed as hi_a.hi_b + hi_a.lo_b +
+ * lo_a.hi_b with fp32 accumulation, leaving out lo_a.lo_b (<= 2^-16 |a.b|). Each product
+ * is then within about 3 * 2^-16 of fp32's, the same order as F(4x4, 3x3)'s own rounding
+ * (the transforms multiply magnitudes by up to 100), and the tile unit does the three
+ * products in less time than the AVX-512 FMAs do one. */
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
@@ -68,6 +76,20 @@ static const double G[6][3] = {
     {0, 0, 1},
 };
 
+/* bf16, rounded to nearest even (the model's values are finite), and back. */
+static unsigned short bf16_round(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    return (unsigned short)((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+}
+
+static float bf16_float(unsigned short h) {
+    uint32_t b = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
 int winograd_supported(const gemm_arch *arch) { return arch->nr % WT == 0; }
 
 size_t winograd_weights_floats(int cout, int cin) { return 36 * packed_weights_floats(cout, cin); }
@@ -90,6 +112,27 @@ int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w,
         }
     ww->cout = cout;
     ww->cin = cin;
+    ww->amx = NULL;
+    if (arch->level == GEMM_AMX && cin % 32 == 0 && cout % 16 == 0) {
+        /* tiles [xi][cout/16][cin/32][hi, lo], each 16 rows (outputs) x 32 bf16 (inputs);
+         * 36 * cout * cin * 4 bytes, which buf (winograd_weights_floats) has room for */
+        unsigned short *t = (unsigned short *)buf;
+        const int mb = cout / 16, kb = cin / 32;
+        for (int xi = 0; xi < 36; xi++)
+            for (int k = 0; k < cout; k++)
+                for (int c = 0; c < cin; c++) {
+                    float x = u[((size_t)xi * cout + k) * cin + c];
+                    unsigned short hi = bf16_round(x), lo = bf16_round(x - bf16_float(hi));
+                    size_t tile = (((size_t)xi * mb + k / 16) * kb + c / 32) * 2;
+                    size_t at = (size_t)(k % 16) * 32 + c % 32;
+                    t[tile * 512 + at] = hi;
+                    t[(tile + 1) * 512 + at] = lo;
+                }
+        ww->amx = t;
+        for (int xi = 0; xi < 36; xi++) ww->u[xi] = (packed_weights){cout, cin, NULL, arch};
+        free(u);
+        return 0;
+    }
     for (int xi = 0; xi < 36; xi++)
         pack_weights_arch(&ww->u[xi], buf + xi * packed_weights_floats(cout, cin),
                           u + (size_t)xi * cout * cin, cout, cin, arch);
@@ -109,7 +152,7 @@ typedef struct {
     const winograd_weights *ww;
     int cin, h, w, pad, oh, ow, tw, ntiles; /* tw: tiles per row, padded to a multiple of WT */
     int nr, task_tiles;
-    int avx512; /* the AVX-512 transforms (with the AVX-512 micro-kernel) */
+    int avx512; /* the AVX-512 transforms (with the AVX-512 or AMX kernels) */
     float *scratch;
     size_t per_thread;
 } wino_job;
@@ -197,63 +240,152 @@ static inline __mmask16 first_lanes(int n) {
     return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
 }
 
-AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0, int lane0) {
-    const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
-    const int iy0 = (tile0 / j->tw) * 4 - j->pad, ix0 = (tile0 % j->tw) * 4 - j->pad;
-    /* lane t of idx[e] reads element 4t + e of a 32-float pair of vectors */
-    __m512i idx[4];
-    for (int e = 0; e < 4; e++)
-        idx[e] = _mm512_and_si512(_mm512_add_epi32(_mm512_mullo_epi32(_mm512_set1_epi32(4),
-                                                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
-                                                   _mm512_set1_epi32(e)),
-                                  _mm512_set1_epi32(31));
-    /* The 66 columns [ix0, ix0 + 66) as 5 vectors; columns outside [0, w) read zero. A
-     * group whose span starts left of the input (zero padding) goes through a copy. */
+/* Where a group's rows are read and how: shared by the fp32 and AMX input transforms. */
+typedef struct {
+    int iy0, ix0;
+    __m512i idx[4]; /* lane t of idx[e] reads element 4t + e of a 32-float pair of vectors */
     __mmask16 mask[5];
+} group_geom;
+
+AVX512 static void group_setup(group_geom *g, const wino_job *j, int tile0) {
+    g->iy0 = (tile0 / j->tw) * 4 - j->pad, g->ix0 = (tile0 % j->tw) * 4 - j->pad;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int e = 0; e < 4; e++)
+        g->idx[e] = _mm512_and_si512(_mm512_add_epi32(_mm512_slli_epi32(lane, 2), _mm512_set1_epi32(e)),
+                                     _mm512_set1_epi32(31));
+    /* The 66 columns [ix0, ix0 + 66) as 5 vectors; columns outside [0, w) read zero. */
     for (int q = 0; q < 5; q++) {
-        int lo = ix0 + 16 * q;
-        mask[q] = first_lanes((j->w - lo < 66 - 16 * q ? j->w - lo : 66 - 16 * q));
+        int lo = g->ix0 + 16 * q;
+        g->mask[q] = first_lanes((j->w - lo < 66 - 16 * q ? j->w - lo : 66 - 16 * q));
     }
-    for (int c = 0; c < j->cin; c++) {
-        const float *src = j->in + c * plane;
-        __m512 rows[6][5], z[6][5];
-        for (int r = 0; r < 6; r++) {
-            int y = iy0 + r;
-            if (y < 0 || y >= j->h) {
-                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_setzero_ps();
-            } else if (ix0 >= 0) {
-                const float *row = src + (size_t)y * j->w + ix0;
-                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
-            } else {
-                float tmp[80];
-                for (int x = 0; x < 80; x++) {
-                    int ix = ix0 + x;
-                    tmp[x] = (x < 66 && ix >= 0 && ix < j->w) ? src[(size_t)y * j->w + ix] : 0.f;
-                }
-                for (int q = 0; q < 5; q++) rows[r][q] = _mm512_loadu_ps(tmp + 16 * q);
+}
+
+/* y[xi] = (B^T d B)[xi] for channel c of the group's 16 tiles, lane t = tile t. */
+static inline AVX512 void transform_channel(__m512 y[36], const wino_job *j, const group_geom *g, int c) {
+    const float *src = j->in + (size_t)c * j->h * j->w;
+    __m512 rows[6][5], z[6][5];
+    for (int r = 0; r < 6; r++) {
+        int yy = g->iy0 + r;
+        if (yy < 0 || yy >= j->h) {
+            for (int q = 0; q < 5; q++) rows[r][q] = _mm512_setzero_ps();
+        } else if (g->ix0 >= 0) {
+            const float *row = src + (size_t)yy * j->w + g->ix0;
+            for (int q = 0; q < 5; q++) rows[r][q] = _mm512_maskz_loadu_ps(g->mask[q], row + 16 * q);
+        } else { /* the span starts left of the input (zero padding): through a copy */
+            float tmp[80];
+            for (int x = 0; x < 80; x++) {
+                int ix = g->ix0 + x;
+                tmp[x] = (x < 66 && ix >= 0 && ix < j->w) ? src[(size_t)yy * j->w + ix] : 0.f;
             }
-        }
-        for (int q = 0; q < 5; q++) { /* columns: z[i] = (B^T d)[i], along the row span */
-            __m512 d[6], y[6];
-            for (int r = 0; r < 6; r++) d[r] = rows[r][q];
-            bt6_v(y, d);
-            for (int i = 0; i < 6; i++) z[i][q] = y[i];
-        }
-        float *dst = v + (size_t)c * j->nr + lane0;
-        for (int i = 0; i < 6; i++) { /* rows: deinterleave tile columns, then B^T again */
-            __m512 p[6], y[6];
-            for (int e = 0; e < 4; e++)
-                p[e] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(z[i][0], idx[e], z[i][1]),
-                                            _mm512_permutex2var_ps(z[i][2], idx[e], z[i][3]));
-            /* columns 4t + 4 and 4t + 5 are columns 4(t+1) and 4(t+1) + 1 */
-            __m512i tail = _mm512_castps_si512(z[i][4]);
-            p[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(tail, _mm512_castps_si512(p[0]), 1));
-            p[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_alignr_epi32(tail, tail, 1),
-                                                           _mm512_castps_si512(p[1]), 1));
-            bt6_v(y, p);
-            for (int e = 0; e < 6; e++) _mm512_store_ps(dst + (i * 6 + e) * xi_stride, y[e]);
+            for (int q = 0; q < 5; q++) rows[r][q] = _mm512_loadu_ps(tmp + 16 * q);
         }
     }
+    for (int q = 0; q < 5; q++) { /* columns: z[i] = (B^T d)[i], along the row span */
+        __m512 d[6], t[6];
+        for (int r = 0; r < 6; r++) d[r] = rows[r][q];
+        bt6_v(t, d);
+        for (int i = 0; i < 6; i++) z[i][q] = t[i];
+    }
+    for (int i = 0; i < 6; i++) { /* rows: deinterleave tile columns, then B^T again */
+        __m512 p[6];
+        for (int e = 0; e < 4; e++)
+            p[e] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(z[i][0], g->idx[e], z[i][1]),
+                                        _mm512_permutex2var_ps(z[i][2], g->idx[e], z[i][3]));
+        /* columns 4t + 4 and 4t + 5 are columns 4(t+1) and 4(t+1) + 1 */
+        __m512i tail = _mm512_castps_si512(z[i][4]);
+        p[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(tail, _mm512_castps_si512(p[0]), 1));
+        p[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_alignr_epi32(tail, tail, 1),
+                                                       _mm512_castps_si512(p[1]), 1));
+        bt6_v(y + 6 * i, p);
+    }
+}
+
+AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0, int lane0) {
+    const size_t xi_stride = (size_t)j->cin * j->nr;
+    group_geom g;
+    group_setup(&g, j, tile0);
+    for (int c = 0; c < j->cin; c++) {
+        __m512 y[36];
+        transform_channel(y, j, &g, c);
+        float *dst = v + (size_t)c * j->nr + lane0;
+        for (int xi = 0; xi < 36; xi++) _mm512_store_ps(dst + xi * xi_stride, y[xi]);
+    }
+}
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+
+/* The same transform, written as AMX B tiles: for each xi and block of 32 channels, tiles
+ * [hi, lo][16-tile half of the panel], each 16 rows (channel pairs) x 16 tiles x 2 (the
+ * pair), bf16. lane0 (0 or 16) picks the half. */
+AMX_TARGET static void input_transform_amx(unsigned short *v, const wino_job *j, int tile0, int lane0) {
+    const int kb = j->cin / 32;
+    group_geom g;
+    group_setup(&g, j, tile0);
+    /* interleave two 16-element halves: bf16 element 2n <- n, 2n + 1 <- 16 + n */
+    const __m512i pair = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                          23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int c = 0; c < j->cin; c += 2) {
+        __m512 y0[36], y1[36];
+        transform_channel(y0, j, &g, c);
+        transform_channel(y1, j, &g, c + 1);
+        for (int xi = 0; xi < 36; xi++) {
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(y1[xi], y0[xi]);
+            __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+            __m512 h1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+            __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(y1[xi], h1), _mm512_sub_ps(y0[xi], h0));
+            size_t tile = (((size_t)xi * kb + c / 32) * 2) * 2 + lane0 / 16; /* hi; lo is 2 tiles on */
+            unsigned short *row = v + tile * 512 + (size_t)(c % 32 / 2) * 32;
+            _mm512_store_si512(row, _mm512_permutexvar_epi16(pair, h));
+            _mm512_store_si512(row + 2 * 512, _mm512_permutexvar_epi16(pair, l));
+        }
+    }
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+/* M[xi] (cout x 32 tiles, fp32, row stride nr = 32) = U[xi] . V[xi] for all 36 xi, from
+ * the tiles above: per 16 outputs, C0 and C1 (the two halves of the panel) accumulate
+ * hi.hi + lo.hi + hi.lo over the blocks of 32 channels. Tiles: 0-1 C, 2-3 A hi/lo, 4-5 B
+ * hi, 6-7 B lo. */
+AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigned short *v, int cout,
+                                int cin) {
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    /* ldtilecfg reads cfg, which the compiler does not know: keep its stores */
+    __asm__ volatile("" : : "m"(cfg) : "memory");
+    _tile_loadconfig(&cfg);
+    const int mb = cout / 16, kb = cin / 32;
+    for (int xi = 0; xi < 36; xi++)
+        for (int p = 0; p < mb; p++) {
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int k = 0; k < kb; k++) {
+                const unsigned short *a = u + ((((size_t)xi * mb + p) * kb + k) * 2) * 512;
+                const unsigned short *b = v + (((size_t)xi * kb + k) * 4) * 512;
+                _tile_loadd(2, a, 64);
+                _tile_loadd(3, a + 512, 64);
+                _tile_loadd(4, b, 64);
+                _tile_loadd(5, b + 512, 64);
+                _tile_dpbf16ps(0, 2, 4);
+                _tile_dpbf16ps(1, 2, 5);
+                _tile_dpbf16ps(0, 3, 4);
+                _tile_dpbf16ps(1, 3, 5);
+                _tile_loadd(6, b + 1024, 64);
+                _tile_loadd(7, b + 1536, 64);
+                _tile_dpbf16ps(0, 2, 6);
+                _tile_dpbf16ps(1, 2, 7);
+            }
+            float *c = m + ((size_t)xi * cout + (size_t)p * 16) * 32;
+            _tile_stored(0, c, 32 * sizeof(float));
+            _tile_stored(1, c + 16, 32 * sizeof(float));
+        }
+    _tile_release();
 }
 
 AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0,
@@ -308,20 +440,23 @@ static void wino_task(void *ctx, int task, int ntasks) {
     float *m = v + (size_t)36 * TASK_PANELS * cin * nr;
     const int t0 = task * j->task_tiles;
     const int npanels = (j->ntiles - t0 < j->task_tiles ? j->ntiles - t0 + nr - 1 : j->task_tiles) / nr;
+#ifdef AVX512
+    if (j->ww->amx) { /* one panel of 32 tiles (nr is 32, TASK_PANELS 1) */
+        for (int l = 0; l < nr; l += WT) input_transform_amx((unsigned short *)v, j, t0 + l, l);
+        gemm_amx(m, j->ww->amx, (const unsigned short *)v, cout, cin);
+        for (int l = 0; l < nr && t0 + l < j->ntiles; l += WT) output_transform_avx512(m, j, cout, t0 + l, l);
+        return;
+    }
+#endif
     const float zero[GEMM_MR_MAX] = {0};
     for (int q = 0; q < npanels; q++) {
         float *vq = v + (size_t)q * 36 * cin * nr;
         for (int l = 0; l < nr; l += WT) {
-            int tile0 = t0 + q * nr + l;
 #ifdef AVX512
-            if (j->avx512) {
-                if (tile0 < j->ntiles) input_transform_avx512(vq, j, tile0, l);
-                else for (int xi = 0; xi < 36; xi++) /* past the last tile row */
-                    for (int c = 0; c < cin; c++) memset(vq + ((size_t)xi * cin + c) * nr + l, 0, WT * sizeof(float));
-                continue;
-            }
+            /* (a group past the last tile row reads rows past the input: zeros) */
+            if (j->avx512) { input_transform_avx512(vq, j, t0 + q * nr + l, l); continue; }
 #endif
-            input_transform(vq, j, tile0, l);
+            input_transform(vq, j, t0 + q * nr + l, l);
         }
     }
     for (int xi = 0; xi < 36; xi++) {
@@ -365,7 +500,7 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
     j.tw = ((j.ow + 3) / 4 + WT - 1) / WT * WT;
     j.ntiles = ((j.oh + 3) / 4) * j.tw;
     j.nr = arch->nr;
-    j.avx512 = !strcmp(arch->name, "avx512");
+    j.avx512 = arch->level >= GEMM_AVX512;
     j.task_tiles = TASK_PANELS * arch->nr;
     j.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     j.per_thread = (size_t)36 * TASK_PANELS * arch->nr * (d->cin + ww->cout + arch->mr);
