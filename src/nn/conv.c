@@ -9,6 +9,7 @@
  *
  * The transposed convolution (k3, s2, p1, op1) is four stride-1 convolutions, one per
  * output parity, each reading only the taps that land on that parity. */
+#include "amx.h"
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
@@ -36,16 +37,28 @@ typedef struct {
     int tap_major; /* rows of B ordered (ky, kx, ci) instead of (ci, ky, kx) */
 } geom;
 
-/* ceil(m / mr) * mr <= m + GEMM_MR_MAX for every kernel, whichever packs. */
-size_t packed_weights_floats(int m, int k) { return (size_t)(m + GEMM_MR_MAX) * k; }
+/* ceil(m / mr) * mr <= m + GEMM_MR_MAX for every kernel, whichever packs; AMX tiles take
+ * m * ceil(k / 32) * 32 * 2 bf16. */
+size_t packed_weights_floats(int m, int k) { return (size_t)(m + GEMM_MR_MAX) * (k + 31); }
 
-void pack_weights_arch(packed_weights *pw, float *panels, const float *w, int m, int k,
-                       const gemm_arch *arch) {
+/* amx_ok: the caller can run these weights on AMX tiles (see conv_task_amx). */
+static void pack_weights_as(packed_weights *pw, float *panels, const float *w, int m, int k,
+                            const gemm_arch *arch, int amx_ok) {
     const int mr = arch->mr;
     pw->m = m;
     pw->k = k;
     pw->panels = panels;
     pw->arch = arch;
+    pw->amx = 0;
+#ifdef CG_HAVE_AMX
+    if (amx_ok && arch->level == GEMM_AMX && m % 16 == 0) {
+        amx_pack_a((unsigned short *)panels, w, m, k, (size_t)k);
+        pw->amx = 1;
+        return;
+    }
+#else
+    (void)amx_ok;
+#endif
     int np = (m + mr - 1) / mr;
     for (int p = 0; p < np; p++)
         for (int kk = 0; kk < k; kk++)
@@ -53,6 +66,11 @@ void pack_weights_arch(packed_weights *pw, float *panels, const float *w, int m,
                 int row = p * mr + r;
                 panels[((size_t)p * k + kk) * mr + r] = row < m ? w[(size_t)row * k + kk] : 0.f;
             }
+}
+
+void pack_weights_arch(packed_weights *pw, float *panels, const float *w, int m, int k,
+                       const gemm_arch *arch) {
+    pack_weights_as(pw, panels, w, m, k, arch, 1);
 }
 
 void pack_weights(packed_weights *pw, float *panels, const float *w, int m, int k) {
@@ -146,16 +164,63 @@ typedef struct {
     const float *bias;
     geom g;
     int npix;
-    float *scratch; /* per thread: KC * NC floats, 64-byte aligned */
+    float *scratch; /* per thread: 2 * KC * NC floats, 64-byte aligned */
 } conv_job;
+
+#ifdef CG_HAVE_AMX
+/* The convolution on AMX tiles (amx.h): each packed block of B is converted to tiles,
+ * panel by panel, and multiplied 16 outputs x 32 columns at a time. */
+AMX_TARGET static void conv_task_amx(conv_job *j, int task) {
+    const packed_weights *pw = j->pw;
+    const int m = pw->m, k = pw->k, kbt = (k + 31) / 32;
+    const int n0 = task * NC, nc = j->npix - n0 < NC ? j->npix - n0 : NC;
+    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
+    unsigned short *bt = (unsigned short *)(bpack + KC * NC);
+    const unsigned short *a0 = (const unsigned short *)pw->panels;
+    float bias16[256] __attribute__((aligned(64)));
+    amx_configure();
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC, kbs = (kc + 31) / 32;
+        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, 32);
+        for (int jp = 0; jp * 32 < nc; jp++)
+            amx_pack_b_panel(bt + (size_t)jp * kbs * 4 * AMX_TILE, bpack + (size_t)jp * 32 * kc, kc);
+        for (int p = 0; p < m / 16; p++) {
+            const unsigned short *a = a0 + ((size_t)p * kbt + k0 / 32) * 2 * AMX_TILE;
+            if (k0 == 0)
+                for (int r = 0; r < 256; r++) bias16[r] = j->bias ? j->bias[p * 16 + r / 16] : 0.f;
+            for (int jp = 0; jp * 32 < nc; jp++) {
+                const int cols = nc - jp * 32 < 32 ? nc - jp * 32 : 32;
+                float *c = j->out + (size_t)p * 16 * j->npix + n0 + jp * 32;
+                const unsigned short *b = bt + (size_t)jp * kbs * 4 * AMX_TILE;
+                if (cols == 32) {
+                    amx_gemm(c, (size_t)j->npix, a, b, kbs, k0 == 0 ? bias16 : NULL);
+                } else { /* edge panel: through a full tile */
+                    float t[16 * 32];
+                    if (k0)
+                        for (int r = 0; r < 16; r++) memcpy(t + r * 32, c + (size_t)r * j->npix, cols * sizeof(float));
+                    amx_gemm(t, 32, a, b, kbs, k0 == 0 ? bias16 : NULL);
+                    for (int r = 0; r < 16; r++) memcpy(c + (size_t)r * j->npix, t + r * 32, cols * sizeof(float));
+                }
+            }
+        }
+    }
+    amx_release();
+}
+#endif
 
 static void conv_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
     conv_job *j = ctx;
+#ifdef CG_HAVE_AMX
+    if (j->pw->amx) {
+        conv_task_amx(j, task);
+        return;
+    }
+#endif
     const int m = j->pw->m, k = j->pw->k;
     const int n0 = task * NC;
     const int nc = j->npix - n0 < NC ? j->npix - n0 : NC;
-    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * KC * NC;
+    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
     const gemm_arch *arch = j->pw->arch;
     const int MR = arch->mr, NR = arch->nr;
     gemm_kernel_fn kern = arch->kernel;
@@ -193,7 +258,8 @@ static void conv_task(void *ctx, int task, int ntasks) {
     }
 }
 
-size_t conv_scratch_floats(int threads) { return (size_t)threads * KC * NC + 16; }
+/* Per thread: a packed block of B, and as much again for its AMX tiles. */
+size_t conv_scratch_floats(int threads) { return (size_t)threads * 2 * KC * NC + 16; }
 
 static void run_gemm(float *out, const float *in, const packed_weights *pw, const float *b,
                      const geom *g, float *scratch, cg_pool *pool) {
@@ -365,7 +431,8 @@ int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, i
                             sub[(size_t)co * k + (dy * tw + dx) * cin + ci] =
                                 w[(((size_t)ci * cout + co) * 3 + taps_k[py][dy]) * 3 +
                                   taps_k[px][dx]];
-            pack_weights_arch(&pd->phase[py * 2 + px], panels, sub, cout, k, arch);
+            /* AMX needs each tap's rows to start on a 32-row tile boundary */
+            pack_weights_as(&pd->phase[py * 2 + px], panels, sub, cout, k, arch, cin % 32 == 0);
             panels += packed_weights_floats(cout, k);
         }
     free(sub);
@@ -381,12 +448,69 @@ typedef struct {
     float *scratch;
 } deconv_job;
 
+#ifdef CG_HAVE_AMX
+AMX_TARGET static void deconv_task_amx(deconv_job *j, int task) {
+    const int cin = j->g.cin, m = j->pd->phase[0].m, k = 4 * cin;
+    const int n0 = task * NC, nc = j->npix - n0 < NC ? j->npix - n0 : NC;
+    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
+    unsigned short *bt = (unsigned short *)(bpack + KC * NC);
+    float bias16[256] __attribute__((aligned(64)));
+    amx_configure();
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC, kbs = kc / 32;
+        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, 32);
+        for (int jp = 0; jp * 32 < nc; jp++)
+            amx_pack_b_panel(bt + (size_t)jp * kbs * 4 * AMX_TILE, bpack + (size_t)jp * 32 * kc, kc);
+        for (int ph = 0; ph < 4; ph++) {
+            const packed_weights *pw = &j->pd->phase[ph];
+            const unsigned short *a0 = (const unsigned short *)pw->panels;
+            const int th = taps_n[ph >> 1], tw = taps_n[ph & 1], kbt = pw->k / 32;
+            float *out = j->tmp + (size_t)ph * m * j->npix;
+            for (int dy = 0; dy < th; dy++)
+                for (int dx = 0; dx < tw; dx++) {
+                    int ga = (dy * 2 + dx) * cin, ka = ga > k0 ? ga : k0;
+                    int kb = ga + cin < k0 + kc ? ga + cin : k0 + kc;
+                    if (ka >= kb) continue;
+                    int klocal = (dy * tw + dx) * cin + (ka - ga);
+                    for (int p = 0; p < m / 16; p++) {
+                        const unsigned short *a = a0 + ((size_t)p * kbt + klocal / 32) * 2 * AMX_TILE;
+                        if (ka == 0)
+                            for (int r = 0; r < 256; r++) bias16[r] = j->bias ? j->bias[p * 16 + r / 16] : 0.f;
+                        for (int jp = 0; jp * 32 < nc; jp++) {
+                            const int cols = nc - jp * 32 < 32 ? nc - jp * 32 : 32;
+                            float *c = out + (size_t)p * 16 * j->npix + n0 + jp * 32;
+                            const unsigned short *b =
+                                bt + ((size_t)jp * kbs + (ka - k0) / 32) * 4 * AMX_TILE;
+                            if (cols == 32) {
+                                amx_gemm(c, (size_t)j->npix, a, b, (kb - ka) / 32, ka == 0 ? bias16 : NULL);
+                            } else {
+                                float t[16 * 32];
+                                if (ka)
+                                    for (int r = 0; r < 16; r++) memcpy(t + r * 32, c + (size_t)r * j->npix, cols * sizeof(float));
+                                amx_gemm(t, 32, a, b, (kb - ka) / 32, ka == 0 ? bias16 : NULL);
+                                for (int r = 0; r < 16; r++) memcpy(c + (size_t)r * j->npix, t + r * 32, cols * sizeof(float));
+                            }
+                        }
+                    }
+                }
+        }
+    }
+    amx_release();
+}
+#endif
+
 static void deconv_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
     deconv_job *j = ctx;
+#ifdef CG_HAVE_AMX
+    if (j->pd->phase[0].amx) {
+        deconv_task_amx(j, task);
+        return;
+    }
+#endif
     const int cin = j->g.cin, m = j->pd->phase[0].m, k = 4 * cin;
     const int n0 = task * NC, nc = j->npix - n0 < NC ? j->npix - n0 : NC;
-    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * KC * NC;
+    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
     const gemm_arch *arch = j->pd->phase[0].arch;
     const int MR = arch->mr, NR = arch->nr;
     for (int k0 = 0; k0 < k; k0 += KC) {

@@ -58,6 +58,7 @@ typedef struct {
     int m, k;       /* rows (cout) and depth (cin*kh*kw) */
     float *panels;  /* ceil(m/mr) panels of [k][mr], zero-filled past m */
     const struct gemm_arch *arch; /* the micro-kernel the panels were packed for */
+    int amx;        /* panels hold AMX tiles instead (amx.h: "amx" kernel, m a multiple of 16) */
 } packed_weights;
 
 size_t packed_weights_floats(int m, int k);

@@ -11,13 +11,10 @@
  * WT tiles at a time (one tile per lane), and compiled for AVX2 and AVX-512 as well as the
  * baseline, picked at run time.
  *
- * With Intel AMX (the "amx" kernel), the 36 products run on the tile unit instead, in
- * "bf16x3": each fp32 operand x is split into bf16 halves x = hi + lo + e (hi and lo
- * rounded to nearest, |e| <= 2^-16 |x|), and a.b is computed as hi_a.hi_b + hi_a.lo_b +
- * lo_a.hi_b with fp32 accumulation, leaving out lo_a.lo_b (<= 2^-16 |a.b|). Each product
- * is then within about 3 * 2^-16 of fp32's, the same order as F(4x4, 3x3)'s own rounding
- * (the transforms multiply magnitudes by up to 100), and the tile unit does the three
- * products in less time than the AVX-512 FMAs do one. */
+ * With Intel AMX (the "amx" kernel), the 36 products run on the tile unit instead, as
+ * bf16x3 (amx.h): each product within about 3 * 2^-16 of fp32's, the same order as
+ * F(4x4, 3x3)'s own rounding, whose transforms scale values by up to 100. */
+#include "amx.h"
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
@@ -76,20 +73,6 @@ static const double G[6][3] = {
     {0, 0, 1},
 };
 
-/* bf16, rounded to nearest even (the model's values are finite), and back. */
-static unsigned short bf16_round(float x) {
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    return (unsigned short)((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
-static float bf16_float(unsigned short h) {
-    uint32_t b = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &b, 4);
-    return x;
-}
-
 int winograd_supported(const gemm_arch *arch) { return arch->nr % WT == 0; }
 
 size_t winograd_weights_floats(int cout, int cin) { return 36 * packed_weights_floats(cout, cin); }
@@ -113,26 +96,19 @@ int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w,
     ww->cout = cout;
     ww->cin = cin;
     ww->amx = NULL;
+#ifdef CG_HAVE_AMX
     if (arch->level == GEMM_AMX && cin % 32 == 0 && cout % 16 == 0) {
         /* tiles [xi][cout/16][cin/32][hi, lo], each 16 rows (outputs) x 32 bf16 (inputs);
          * 36 * cout * cin * 4 bytes, which buf (winograd_weights_floats) has room for */
         unsigned short *t = (unsigned short *)buf;
-        const int mb = cout / 16, kb = cin / 32;
         for (int xi = 0; xi < 36; xi++)
-            for (int k = 0; k < cout; k++)
-                for (int c = 0; c < cin; c++) {
-                    float x = u[((size_t)xi * cout + k) * cin + c];
-                    unsigned short hi = bf16_round(x), lo = bf16_round(x - bf16_float(hi));
-                    size_t tile = (((size_t)xi * mb + k / 16) * kb + c / 32) * 2;
-                    size_t at = (size_t)(k % 16) * 32 + c % 32;
-                    t[tile * 512 + at] = hi;
-                    t[(tile + 1) * 512 + at] = lo;
-                }
+            amx_pack_a(t + (size_t)xi * cout * cin * 2, u + (size_t)xi * cout * cin, cout, cin, cin);
         ww->amx = t;
-        for (int xi = 0; xi < 36; xi++) ww->u[xi] = (packed_weights){cout, cin, NULL, arch};
+        for (int xi = 0; xi < 36; xi++) ww->u[xi] = (packed_weights){cout, cin, NULL, arch, 0};
         free(u);
         return 0;
     }
+#endif
     for (int xi = 0; xi < 36; xi++)
         pack_weights_arch(&ww->u[xi], buf + xi * packed_weights_floats(cout, cin),
                           u + (size_t)xi * cout * cin, cout, cin, arch);
@@ -312,80 +288,35 @@ AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0
     }
 }
 
-#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
-
-/* The same transform, written as AMX B tiles: for each xi and block of 32 channels, tiles
- * [hi, lo][16-tile half of the panel], each 16 rows (channel pairs) x 16 tiles x 2 (the
- * pair), bf16. lane0 (0 or 16) picks the half. */
+/* The same transform, written as AMX B tiles (amx.h) for the panel's 32 tiles: lane0 (0
+ * or 16) picks the half. */
 AMX_TARGET static void input_transform_amx(unsigned short *v, const wino_job *j, int tile0, int lane0) {
     const int kb = j->cin / 32;
     group_geom g;
     group_setup(&g, j, tile0);
-    /* interleave two 16-element halves: bf16 element 2n <- n, 2n + 1 <- 16 + n */
-    const __m512i pair = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                          23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int c = 0; c < j->cin; c += 2) {
         __m512 y0[36], y1[36];
         transform_channel(y0, j, &g, c);
         transform_channel(y1, j, &g, c + 1);
         for (int xi = 0; xi < 36; xi++) {
-            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(y1[xi], y0[xi]);
-            __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
-            __m512 h1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
-            __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(y1[xi], h1), _mm512_sub_ps(y0[xi], h0));
-            size_t tile = (((size_t)xi * kb + c / 32) * 2) * 2 + lane0 / 16; /* hi; lo is 2 tiles on */
-            unsigned short *row = v + tile * 512 + (size_t)(c % 32 / 2) * 32;
-            _mm512_store_si512(row, _mm512_permutexvar_epi16(pair, h));
-            _mm512_store_si512(row + 2 * 512, _mm512_permutexvar_epi16(pair, l));
+            size_t tile = ((size_t)xi * kb + c / 32) * 4 + lane0 / 16;
+            amx_put_pair(v + tile * AMX_TILE + (size_t)(c % 32 / 2) * 32, y0[xi], y1[xi]);
         }
     }
 }
 
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_config;
-
-/* M[xi] (cout x 32 tiles, fp32, row stride nr = 32) = U[xi] . V[xi] for all 36 xi, from
- * the tiles above: per 16 outputs, C0 and C1 (the two halves of the panel) accumulate
- * hi.hi + lo.hi + hi.lo over the blocks of 32 channels. Tiles: 0-1 C, 2-3 A hi/lo, 4-5 B
- * hi, 6-7 B lo. */
+/* M[xi] (cout x 32 tiles, row stride 32) = U[xi] . V[xi] for the 36 xi. */
 AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigned short *v, int cout,
                                 int cin) {
-    amx_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-    /* ldtilecfg reads cfg, which the compiler does not know: keep its stores */
-    __asm__ volatile("" : : "m"(cfg) : "memory");
-    _tile_loadconfig(&cfg);
+    static const float zero16[256] __attribute__((aligned(64)));
     const int mb = cout / 16, kb = cin / 32;
+    amx_configure();
     for (int xi = 0; xi < 36; xi++)
-        for (int p = 0; p < mb; p++) {
-            _tile_zero(0);
-            _tile_zero(1);
-            for (int k = 0; k < kb; k++) {
-                const unsigned short *a = u + ((((size_t)xi * mb + p) * kb + k) * 2) * 512;
-                const unsigned short *b = v + (((size_t)xi * kb + k) * 4) * 512;
-                _tile_loadd(2, a, 64);
-                _tile_loadd(3, a + 512, 64);
-                _tile_loadd(4, b, 64);
-                _tile_loadd(5, b + 512, 64);
-                _tile_dpbf16ps(0, 2, 4);
-                _tile_dpbf16ps(1, 2, 5);
-                _tile_dpbf16ps(0, 3, 4);
-                _tile_dpbf16ps(1, 3, 5);
-                _tile_loadd(6, b + 1024, 64);
-                _tile_loadd(7, b + 1536, 64);
-                _tile_dpbf16ps(0, 2, 6);
-                _tile_dpbf16ps(1, 2, 7);
-            }
-            float *c = m + ((size_t)xi * cout + (size_t)p * 16) * 32;
-            _tile_stored(0, c, 32 * sizeof(float));
-            _tile_stored(1, c + 16, 32 * sizeof(float));
-        }
-    _tile_release();
+        for (int p = 0; p < mb; p++)
+            amx_gemm(m + ((size_t)xi * cout + (size_t)p * 16) * 32, 32,
+                     u + (((size_t)xi * mb + p) * kb) * 2 * AMX_TILE, v + (size_t)xi * kb * 4 * AMX_TILE, kb,
+                     zero16);
+    amx_release();
 }
 
 AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0,
@@ -440,7 +371,7 @@ static void wino_task(void *ctx, int task, int ntasks) {
     float *m = v + (size_t)36 * TASK_PANELS * cin * nr;
     const int t0 = task * j->task_tiles;
     const int npanels = (j->ntiles - t0 < j->task_tiles ? j->ntiles - t0 + nr - 1 : j->task_tiles) / nr;
-#ifdef AVX512
+#ifdef CG_HAVE_AMX
     if (j->ww->amx) { /* one panel of 32 tiles (nr is 32, TASK_PANELS 1) */
         for (int l = 0; l < nr; l += WT) input_transform_amx((unsigned short *)v, j, t0 + l, l);
         gemm_amx(m, j->ww->amx, (const unsigned short *)v, cout, cin);
