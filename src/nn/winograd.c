@@ -25,6 +25,8 @@
 
 #define WT 16          /* tiles per transform batch: one per vector lane */
 #define TASK_PANELS 1  /* NR-wide panels of tiles per task: V and M stay in L2 */
+#define AMX_PANELS 4   /* with AMX: U (streamed from L3 once per task) was the bound; measured best of 1-16 */
+#define MAX_PANELS 4
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -127,7 +129,7 @@ typedef struct {
     const float *in, *bias;
     const winograd_weights *ww;
     int cin, h, w, pad, oh, ow, tw, ntiles; /* tw: tiles per row, padded to a multiple of WT */
-    int nr, task_tiles;
+    int nr, task_tiles, panels;
     int avx512; /* the AVX-512 transforms (with the AVX-512 or AMX kernels) */
     float *scratch;
     size_t per_thread;
@@ -305,17 +307,20 @@ AMX_TARGET static void input_transform_amx(unsigned short *v, const wino_job *j,
     }
 }
 
-/* M[xi] (cout x 32 tiles, row stride 32) = U[xi] . V[xi] for the 36 xi. */
-AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigned short *v, int cout,
-                                int cin) {
+/* M[xi] (cout x 32 tiles, row stride 32) = U[xi] . V[xi] for the 36 xi, for each of the
+ * task's panels (V vpanel bf16 apart, M 36 * cout * 32 floats apart): a weight tile is
+ * loaded from L3 once for all of them. */
+AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigned short *v, size_t vpanel,
+                                int npanels, int cout, int cin) {
     static const float zero16[256] __attribute__((aligned(64)));
     const int mb = cout / 16, kb = cin / 32;
     amx_configure();
     for (int xi = 0; xi < 36; xi++)
         for (int p = 0; p < mb; p++)
-            amx_gemm(m + ((size_t)xi * cout + (size_t)p * 16) * 32, 32,
-                     u + (((size_t)xi * mb + p) * kb) * 2 * AMX_TILE, v + (size_t)xi * kb * 4 * AMX_TILE, kb,
-                     zero16);
+            for (int q = 0; q < npanels; q++)
+                amx_gemm(m + (((size_t)q * 36 + xi) * cout + (size_t)p * 16) * 32, 32,
+                         u + (((size_t)xi * mb + p) * kb) * 2 * AMX_TILE,
+                         v + q * vpanel + (size_t)xi * kb * 4 * AMX_TILE, kb, zero16);
     amx_release();
 }
 
@@ -368,14 +373,19 @@ static void wino_task(void *ctx, int task, int ntasks) {
     const int mr = arch->mr, nr = j->nr, cin = j->cin, cout = j->ww->cout;
     const int rows = (cout + mr - 1) / mr * mr;
     float *v = j->scratch + (size_t)cg_pool_thread_index() * j->per_thread;
-    float *m = v + (size_t)36 * TASK_PANELS * cin * nr;
+    float *m = v + (size_t)36 * j->panels * cin * nr;
     const int t0 = task * j->task_tiles;
     const int npanels = (j->ntiles - t0 < j->task_tiles ? j->ntiles - t0 + nr - 1 : j->task_tiles) / nr;
 #ifdef CG_HAVE_AMX
-    if (j->ww->amx) { /* one panel of 32 tiles (nr is 32, TASK_PANELS 1) */
-        for (int l = 0; l < nr; l += WT) input_transform_amx((unsigned short *)v, j, t0 + l, l);
-        gemm_amx(m, j->ww->amx, (const unsigned short *)v, cout, cin);
-        for (int l = 0; l < nr && t0 + l < j->ntiles; l += WT) output_transform_avx512(m, j, cout, t0 + l, l);
+    if (j->ww->amx) { /* panels of 32 tiles (nr is 32) */
+        unsigned short *vt = (unsigned short *)v;
+        const size_t vpanel = (size_t)36 * cin * 32 * 2; /* bf16 per panel: hi and lo */
+        for (int q = 0; q < npanels; q++)
+            for (int l = 0; l < nr; l += WT) input_transform_amx(vt + q * vpanel, j, t0 + q * nr + l, l);
+        gemm_amx(m, j->ww->amx, vt, vpanel, npanels, cout, cin);
+        for (int q = 0; q < npanels; q++)
+            for (int l = 0; l < nr && t0 + q * nr + l < j->ntiles; l += WT)
+                output_transform_avx512(m + (size_t)q * 36 * cout * 32, j, cout, t0 + q * nr + l, l);
         return;
     }
 #endif
@@ -417,7 +427,7 @@ static void wino_task(void *ctx, int task, int ntasks) {
 
 size_t winograd_scratch_floats(int threads, int cin, int cout) {
     const gemm_arch *arch = gemm_arch_get();
-    size_t per = (size_t)36 * TASK_PANELS * arch->nr * (cin + cout + arch->mr);
+    size_t per = (size_t)36 * MAX_PANELS * arch->nr * (cin + cout + arch->mr);
     return (size_t)threads * per + 16;
 }
 
@@ -432,8 +442,9 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
     j.ntiles = ((j.oh + 3) / 4) * j.tw;
     j.nr = arch->nr;
     j.avx512 = arch->level >= GEMM_AVX512;
-    j.task_tiles = TASK_PANELS * arch->nr;
+    j.panels = ww->amx ? AMX_PANELS : TASK_PANELS;
+    j.task_tiles = j.panels * arch->nr;
     j.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    j.per_thread = (size_t)36 * TASK_PANELS * arch->nr * (d->cin + ww->cout + arch->mr);
+    j.per_thread = (size_t)36 * j.panels * arch->nr * (d->cin + ww->cout + arch->mr);
     cg_pool_run(pool, wino_task, &j, (j.ntiles + j.task_tiles - 1) / j.task_tiles);
 }
