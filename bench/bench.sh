@@ -3,6 +3,7 @@
 #   0. the machine's FMA peak (bench/fma_peak.c, all cores, AVX2 and AVX-512 if present);
 #   1. the engine alone (`cartoongan bench`): 1 thread at 256x256 and 512x512, and 2
 #      threads at 256x256, 512x512 and 1920x1200, each in its own process (peak RSS);
+#      where the CPU has AMX, again with CARTOONGAN_KERNEL=avx512 (fp32 products);
 #   2. the whole `cartoongan cartoonize --keep-original-size` command at the three sizes
 #      (decode, network, encode), with its peak resident memory;
 #   3. PyTorch (Debian's python3-torch, tools/reference.py) at the three sizes, 2 threads;
@@ -88,6 +89,19 @@ for sz in "${sizes[@]}"; do
     read -r _ _ "ours[$sz]" _ "ours_gf[$sz]" _ < <(grep "^$sz " "$tmp/ours.txt")
     ours_rss[$sz]=$(( $(cat "$tmp/time") / 1024 ))
 done
+kernel=$(sed -n 's/^kernel: //p' "$tmp/ours.txt")
+declare -A fp32_s
+if [ "$kernel" = amx ]; then
+    # AMX runs the products as bf16x3 (src/nn/amx.h); the same engine with fp32 products:
+    echo "   the same with CARTOONGAN_KERNEL=avx512 (fp32 products, no AMX tiles):"
+    for sz in "${sizes[@]}"; do
+        # shellcheck disable=SC2046
+        CARTOONGAN_KERNEL=avx512 "$bin" bench --style "$style" --sizes "$sz" --threads 2 --runs "$(runs_for "$sz")" \
+            $(input_for "$sz") > "$tmp/fp32.txt"
+        grep "^$sz " "$tmp/fp32.txt" | sed 's/^/   /'
+        read -r _ _ "fp32_s[$sz]" _ < <(grep "^$sz " "$tmp/fp32.txt")
+    done
+fi
 
 if [ $have_pil = 1 ]; then
     echo
@@ -189,6 +203,17 @@ for sz in "${sizes[@]}"; do
             (p5 == "" || gf == "") ? "-" : sprintf("%.0f %%", 100 * gf / p5), fid
     }'
 done
+if [ "$kernel" = amx ]; then
+    echo
+    echo "Ours ran with the \`amx\` kernel (bf16x3 products on AMX tiles). With fp32 products (CARTOONGAN_KERNEL=avx512):"
+    for sz in "${sizes[@]}"; do
+        awk -v sz="$sz" -v f="${fp32_s[$sz]:-}" -v r="${ort_s[$sz]:-}" -v t="${torch_s[$sz]:-}" 'BEGIN {
+            if (f == "") exit
+            printf "- %s: %.2f s; PyTorch / ours %s, ORT / ours %s\n", sz, f,
+                t == "" ? "-" : sprintf("%.2fx", t / f), r == "" ? "-" : sprintf("%.2fx", r / f)
+        }'
+    done
+fi
 echo
 echo "GFLOP/s counts 2 flops per multiply-add of direct convolution (a fast algorithm such as Winograd does fewer," \
      "so the share of the peak can pass 100 %); the FMA peaks are bench/fma_peak.c's, all $(nproc) cores." \

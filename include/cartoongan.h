@@ -88,6 +88,12 @@ size_t cg_stylize_memory(const cg_model *m, int width, int height);
 /* Multiply-adds the network performs for a width x height image (for rates and ETAs). */
 double cg_stylize_macs(int width, int height);
 
+/* The compute kernel models loaded now use, chosen from the CPU's features: "amx" (Intel
+ * AMX tiles, bf16x3 products: each within ~3 * 2^-16 of fp32's), "avx512", "avx2",
+ * "portable" or "wasm" (fp32). The environment variable CARTOONGAN_KERNEL, read once,
+ * picks another the CPU has (e.g. avx512 to keep every product in fp32). */
+const char *cg_kernel_name(void);
+
 /* Write a model's weights as a single `.safetensors` file (atomically: a temporary file
  * is renamed into place). */
 cg_status cg_model_save(const cg_model *m, const char *path);

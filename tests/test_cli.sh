@@ -578,6 +578,23 @@ test_threads() {
         note_failure "output depends on the thread count"
 }
 
+# bench names its kernel, and CARTOONGAN_KERNEL picks another one the CPU has (every CPU
+# has portable). What each kernel computes is checked in test_model.
+test_bench_and_kernels() {
+    cg bench --sizes 20x12 --runs 1 --threads 2
+    expect_rc 0
+    expect_out "kernel: "
+    expect_out "20x12 "
+    CARTOONGAN_KERNEL=portable cg bench --sizes 20x12 --runs 1
+    expect_rc 0
+    expect_out "kernel: portable"
+    cg bench --sizes 20x0
+    expect_rc 2
+    CARTOONGAN_KERNEL=portable cg cartoonize --output-dir "$D/kp" "$DATA/plain.png"
+    expect_rc 0
+    expect_file "$D/kp/shinkai/plain.png"
+}
+
 # SIGKILL mid-write leaves at most a hidden temporary file, never a partial output; the next
 # run removes such leftovers once they are unlocked and 10 minutes old, and keeps the files
 # of a writer still alive. An LD_PRELOAD shim slows fsync down to 1 s, so the kill surely
@@ -690,7 +707,7 @@ for t in test_help test_usage_errors test_unknown_style test_layout_files test_l
     test_default_dirs test_empty_input test_comparison_layouts test_max_height \
     test_skip_and_overwrite test_styles_forms test_bad_inputs test_converted_inputs \
     test_batch_with_bad_file test_duplicate_names test_output_inside_input \
-    test_missing_weights test_export_and_corrupt_weights test_threads test_kill_mid_write \
+    test_missing_weights test_export_and_corrupt_weights test_threads test_bench_and_kernels test_kill_mid_write \
     test_max_pixels test_mutations; do
     run "$t"
 done

@@ -29,7 +29,11 @@ static void print_help(void) {
            "  --weights-dir DIR     where styles are looked up (default: $CARTOONGAN_WEIGHTS\n"
            "                        if set, else %s)\n"
            "  --input FILE          a photo resized to each size (default: a synthetic image)\n"
-           "  -h, --help            show this help and exit\n",
+           "  -h, --help            show this help and exit\n"
+           "\n"
+           "The first line names the compute kernel: the best this CPU has (amx, avx512,\n"
+           "avx2 or portable), or the one CARTOONGAN_KERNEL names (e.g. CARTOONGAN_KERNEL=avx512\n"
+           "to time fp32 products where amx would be chosen).\n",
            CG_DEFAULT_WEIGHTS_DIR);
 }
 
@@ -100,6 +104,7 @@ int cmd_bench(int argc, char **argv) {
         cg_image_free(&photo);
         return CLI_EXIT_FAIL;
     }
+    printf("kernel: %s\n", cg_kernel_name());
     printf("%-11s %8s %10s %10s %9s %12s\n", "size", "threads", "median s", "best s", "GFLOP/s", "work MB");
     int status = CLI_EXIT_OK;
     for (int s = 0; s < nsizes && status == CLI_EXIT_OK; s++) {

@@ -13,6 +13,8 @@
 
 const char *const cg_style_names[CG_NUM_STYLES] = {"shinkai", "hayao", "hosoda", "paprika"};
 
+const char *cg_kernel_name(void) { return gemm_arch_get()->name; }
+
 static int tensor_index(const char *name) {
     for (int i = 0; i < GEN_NUM_TENSORS; i++)
         if (strcmp(gen_tensors[i].name, name) == 0) return i;
