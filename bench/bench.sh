@@ -85,7 +85,7 @@ for sz in "${sizes[@]}"; do
     # shellcheck disable=SC2046
     /usr/bin/time -f '%M' -o "$tmp/time" "$bin" bench --style "$style" --sizes "$sz" --threads 2 \
         --runs "$(runs_for "$sz")" $(input_for "$sz") > "$tmp/ours.txt"
-    grep -v -e '^peak' -e '^size' "$tmp/ours.txt"
+    grep -v -e '^peak' -e '^size' -e '^kernel' "$tmp/ours.txt"
     read -r _ _ "ours[$sz]" _ "ours_gf[$sz]" _ < <(grep "^$sz " "$tmp/ours.txt")
     ours_rss[$sz]=$(( $(cat "$tmp/time") / 1024 ))
 done

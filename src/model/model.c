@@ -54,6 +54,46 @@ static int use_winograd(int c) {
     return is_winograd_layer(c) && winograd_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
 }
 
+/* Packing the weights (the Winograd transform in double, the AMX split) is most of a
+ * load's time, so the layers are packed in parallel, each into its own part of m->packed. */
+typedef struct {
+    cg_model *m;
+    float *dst[NUM_CONVS + NUM_DECONVS];
+    int failed[NUM_CONVS + NUM_DECONVS];
+} pack_job;
+
+static const char *const deconv_names[NUM_DECONVS] = {"deconv01_1", "deconv02_1"};
+static const int deconv_cin[NUM_DECONVS] = {256, 128}, deconv_cout[NUM_DECONVS] = {128, 64};
+
+static void pack_task(void *ctx, int i, int n) {
+    (void)n;
+    pack_job *j = ctx;
+    cg_model *m = j->m;
+    char name[32];
+    if (i >= NUM_CONVS) {
+        int d = i - NUM_CONVS;
+        j->failed[i] = pack_deconv_weights(&m->deconv[d], j->dst[i], param(m, deconv_names[d], ".weight"),
+                                           deconv_cin[d], deconv_cout[d]) != 0;
+        m->deconv_bias[d] = param(m, deconv_names[d], ".bias");
+        return;
+    }
+    const int c = i;
+    conv_name(name, sizeof name, c);
+    const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
+    int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
+    conv_name(name, sizeof name, c);
+    const float *w = param(m, name, ".weight");
+    if (rows <= CONV_DIRECT_MAX_COUT) {
+        m->direct[c] = w;
+    } else if (use_winograd(c)) {
+        m->wino[c] = &m->wino_store[c];
+        j->failed[i] = pack_winograd_weights(m->wino[c], j->dst[i], w, rows, t->shape[1]) != 0;
+    } else {
+        pack_weights(&m->conv[c], j->dst[i], w, rows, k);
+    }
+    m->conv_bias[c] = param(m, name, ".bias");
+}
+
 cg_status model_prepare(cg_model *m) {
     const float *p = m->params;
     for (int i = 0; i < GEN_NUM_TENSORS; i++) {
@@ -62,47 +102,30 @@ cg_status model_prepare(cg_model *m) {
         for (int d = 0; d < gen_tensors[i].ndim; d++) n *= (size_t)gen_tensors[i].shape[d];
         p += n;
     }
-    size_t total = 0;
+    size_t offset[NUM_CONVS + NUM_DECONVS], total = 0;
     char name[32];
     for (int c = 0; c < NUM_CONVS; c++) {
         conv_name(name, sizeof name, c);
         const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
+        offset[c] = total;
         if (rows > CONV_DIRECT_MAX_COUT)
             total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
     }
-    total += packed_deconv_floats(256, 128) + packed_deconv_floats(128, 64);
+    for (int d = 0; d < NUM_DECONVS; d++) {
+        offset[NUM_CONVS + d] = total;
+        total += packed_deconv_floats(deconv_cin[d], deconv_cout[d]);
+    }
     m->packed = malloc(total * sizeof(float));
     m->wino_store = calloc(NUM_CONVS, sizeof *m->wino_store);
     if (!m->packed || !m->wino_store) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
-    float *dst = m->packed;
-    for (int c = 0; c < NUM_CONVS; c++) {
-        conv_name(name, sizeof name, c);
-        const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
-        int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
-        conv_name(name, sizeof name, c);
-        const float *w = param(m, name, ".weight");
-        if (rows <= CONV_DIRECT_MAX_COUT) {
-            m->direct[c] = w;
-        } else if (use_winograd(c)) {
-            m->wino[c] = &m->wino_store[c];
-            if (pack_winograd_weights(m->wino[c], dst, w, rows, t->shape[1]) != 0)
-                return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
-            dst += winograd_weights_floats(rows, t->shape[1]);
-        } else {
-            pack_weights(&m->conv[c], dst, w, rows, k);
-            dst += packed_weights_floats(rows, k);
-        }
-        m->conv_bias[c] = param(m, name, ".bias");
-    }
-    static const char *const dname[NUM_DECONVS] = {"deconv01_1", "deconv02_1"};
-    static const int dcin[NUM_DECONVS] = {256, 128}, dcout[NUM_DECONVS] = {128, 64};
-    for (int d = 0; d < NUM_DECONVS; d++) {
-        if (pack_deconv_weights(&m->deconv[d], dst, param(m, dname[d], ".weight"), dcin[d], dcout[d]) != 0)
-            return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
-        m->deconv_bias[d] = param(m, dname[d], ".bias");
-        dst += packed_deconv_floats(dcin[d], dcout[d]);
-    }
+    pack_job j = {.m = m};
+    for (int i = 0; i < NUM_CONVS + NUM_DECONVS; i++) j.dst[i] = m->packed + offset[i];
+    cg_pool *pool = cg_pool_create(0); /* NULL (no threads to spare): runs the tasks here */
+    cg_pool_run(pool, pack_task, &j, NUM_CONVS + NUM_DECONVS);
+    cg_pool_free(pool);
+    for (int i = 0; i < NUM_CONVS + NUM_DECONVS; i++)
+        if (j.failed[i]) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
     for (int n = 0; n < NUM_NORMS; n++) {
         norm_name(name, sizeof name, n);
         m->norm_scale[n] = param(m, name, ".scale");

@@ -25,31 +25,22 @@
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
 #define AMX_TILE 512 /* bf16 per tile */
 
-/* bf16, rounded to nearest even (the model's values are finite), and back. */
-static inline unsigned short bf16_round(float x) {
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    return (unsigned short)((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
-static inline float bf16_float(unsigned short h) {
-    uint32_t b = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &b, 4);
-    return x;
-}
-
-/* A [m][k] (row stride ldk) into tiles [m/16][ceil(k/32)][hi, lo], zero past k. */
-static inline void amx_pack_a(unsigned short *t, const float *a, int m, int k, size_t ldk) {
+/* A [m][k] (row stride ldk) into tiles [m/16][ceil(k/32)][hi, lo], zero past k; 16
+ * values at a time (this is most of loading a model). */
+static inline AMX_TARGET void amx_pack_a(unsigned short *t, const float *a, int m, int k, size_t ldk) {
     const int kb = (k + 31) / 32;
     for (int r = 0; r < m; r++)
-        for (int c = 0; c < kb * 32; c++) {
-            float x = c < k ? a[(size_t)r * ldk + c] : 0.f;
-            unsigned short hi = bf16_round(x), lo = bf16_round(x - bf16_float(hi));
-            size_t tile = (((size_t)(r / 16) * kb + c / 32) * 2);
-            size_t at = (size_t)(r % 16) * 32 + c % 32;
-            t[tile * AMX_TILE + at] = hi;
-            t[(tile + 1) * AMX_TILE + at] = lo;
+        for (int c = 0; c < kb * 32; c += 16) {
+            int left = k - c;
+            __mmask16 mask = left <= 0 ? 0 : left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            __m512 x = _mm512_maskz_loadu_ps(mask, a + (size_t)r * ldk + c);
+            __m256i hi = (__m256i)_mm512_cvtneps_pbh(x);
+            __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+            __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(x, hf));
+            size_t tile = ((size_t)(r / 16) * kb + c / 32) * 2;
+            unsigned short *at = t + tile * AMX_TILE + (size_t)(r % 16) * 32 + c % 32;
+            _mm256_storeu_si256((__m256i *)at, hi);
+            _mm256_storeu_si256((__m256i *)(at + AMX_TILE), lo);
         }
 }
 
