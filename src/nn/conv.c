@@ -7,6 +7,10 @@
  * which were packed once at load time into MR-tall row panels. Work is split over the
  * pool by column blocks, so threads share nothing but the read-only inputs.
  *
+ * With the "amx" kernel (and cout a multiple of 16), the weights are packed as AMX tiles
+ * instead, each packed block of B is converted to tiles, and the products run on the tile
+ * unit as bf16x3 (amx.h).
+ *
  * The transposed convolution (k3, s2, p1, op1) is four stride-1 convolutions, one per
  * output parity, each reading only the taps that land on that parity. */
 #include "amx.h"
@@ -24,7 +28,7 @@
 #define MULTIVERSION
 #endif
 
-#define KC 256 /* rows of B per block: a 6x256 weight panel (6 KB) stays in L1 */
+#define KC 256 /* rows of B per block: an 8x256 weight panel (8 KB) stays in L1 */
 #define NC 384 /* columns of B per block (a multiple of every kernel's NR): 384 KB in L2 */
 
 /* Everything the packer needs to read im2col(in) without building it. The output may have
@@ -167,6 +171,60 @@ typedef struct {
     float *scratch; /* per thread: 2 * KC * NC floats, 64-byte aligned */
 } conv_job;
 
+/* One micro-kernel tile c[rows][cols] (row stride ldc) of a product, through a full tile
+ * in registers' shape when it is an edge tile (rows < mr or cols < nr). bias as the kernel
+ * takes it (NULL: accumulate onto c). */
+static void tile_product(const gemm_arch *arch, int kc, const float *a, const float *b, float *c,
+                         size_t ldc, const float *bias, int rows, int cols) {
+    if (rows == arch->mr && cols == arch->nr) {
+        arch->kernel(kc, a, b, c, ldc, bias);
+        return;
+    }
+    float tile[GEMM_MR_MAX * GEMM_NR_MAX];
+    if (!bias)
+        for (int r = 0; r < rows; r++) memcpy(tile + r * arch->nr, c + (size_t)r * ldc, cols * sizeof(float));
+    arch->kernel(kc, a, b, tile, (size_t)arch->nr, bias);
+    for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldc, tile + r * arch->nr, cols * sizeof(float));
+}
+
+/* The bias of output rows [row0, row0 + n) for a kernel, zero past m or without a bias. */
+static void bias_rows(float *dst, const float *bias, int row0, int n, int m) {
+    for (int r = 0; r < n; r++) dst[r] = bias && row0 + r < m ? bias[row0 + r] : 0.f;
+}
+
+#ifdef CG_HAVE_AMX
+/* Packs rows [k0, k0 + kc) of B's column block [n0, n0 + nc) as fp32 panels (bpack) and
+ * converts them to AMX tiles (bt), panel after panel: [panel][ceil(kc/32)][4 tiles]. */
+AMX_TARGET static void amx_pack_block(unsigned short *bt, float *bpack, const float *in, const geom *g,
+                                      int k0, int kc, int n0, int nc) {
+    const int kbs = (kc + 31) / 32;
+    pack_b(bpack, in, g, k0, kc, n0, nc, 32);
+    for (int jp = 0; jp * 32 < nc; jp++)
+        amx_pack_b_panel(bt + (size_t)jp * kbs * 4 * AMX_TILE, bpack + (size_t)jp * 32 * kc, kc);
+}
+
+/* amx_gemm for a panel of `cols` <= 32 columns: an edge panel goes through a full tile. */
+AMX_TARGET static void amx_panel(float *c, size_t ldc, const unsigned short *a, const unsigned short *b,
+                                 int kb, const float *bias16, int cols) {
+    if (cols == 32) {
+        amx_gemm(c, ldc, a, b, kb, bias16);
+        return;
+    }
+    float t[16 * 32];
+    if (!bias16)
+        for (int r = 0; r < 16; r++) memcpy(t + r * 32, c + (size_t)r * ldc, cols * sizeof(float));
+    amx_gemm(t, 32, a, b, kb, bias16);
+    for (int r = 0; r < 16; r++) memcpy(c + (size_t)r * ldc, t + r * 32, cols * sizeof(float));
+}
+
+/* [16][16]: row r all the bias of output row0 + r (what amx_gemm starts a tile from). */
+static void bias_tile(float *b16, const float *bias, int row0) {
+    float rows[16];
+    bias_rows(rows, bias, row0, 16, row0 + 16);
+    for (int r = 0; r < 256; r++) b16[r] = rows[r / 16];
+}
+#endif
+
 #ifdef CG_HAVE_AMX
 /* The convolution on AMX tiles (amx.h): each packed block of B is converted to tiles,
  * panel by panel, and multiplied 16 outputs x 32 columns at a time. */
@@ -181,27 +239,14 @@ AMX_TARGET static void conv_task_amx(conv_job *j, int task) {
     amx_configure();
     for (int k0 = 0; k0 < k; k0 += KC) {
         const int kc = k - k0 < KC ? k - k0 : KC, kbs = (kc + 31) / 32;
-        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, 32);
-        for (int jp = 0; jp * 32 < nc; jp++)
-            amx_pack_b_panel(bt + (size_t)jp * kbs * 4 * AMX_TILE, bpack + (size_t)jp * 32 * kc, kc);
+        amx_pack_block(bt, bpack, j->in, &j->g, k0, kc, n0, nc);
         for (int p = 0; p < m / 16; p++) {
             const unsigned short *a = a0 + ((size_t)p * kbt + k0 / 32) * 2 * AMX_TILE;
-            if (k0 == 0)
-                for (int r = 0; r < 256; r++) bias16[r] = j->bias ? j->bias[p * 16 + r / 16] : 0.f;
-            for (int jp = 0; jp * 32 < nc; jp++) {
-                const int cols = nc - jp * 32 < 32 ? nc - jp * 32 : 32;
-                float *c = j->out + (size_t)p * 16 * j->npix + n0 + jp * 32;
-                const unsigned short *b = bt + (size_t)jp * kbs * 4 * AMX_TILE;
-                if (cols == 32) {
-                    amx_gemm(c, (size_t)j->npix, a, b, kbs, k0 == 0 ? bias16 : NULL);
-                } else { /* edge panel: through a full tile */
-                    float t[16 * 32];
-                    if (k0)
-                        for (int r = 0; r < 16; r++) memcpy(t + r * 32, c + (size_t)r * j->npix, cols * sizeof(float));
-                    amx_gemm(t, 32, a, b, kbs, k0 == 0 ? bias16 : NULL);
-                    for (int r = 0; r < 16; r++) memcpy(c + (size_t)r * j->npix, t + r * 32, cols * sizeof(float));
-                }
-            }
+            if (k0 == 0) bias_tile(bias16, j->bias, p * 16);
+            for (int jp = 0; jp * 32 < nc; jp++)
+                amx_panel(j->out + (size_t)p * 16 * j->npix + n0 + jp * 32, (size_t)j->npix, a,
+                          bt + (size_t)jp * kbs * 4 * AMX_TILE, kbs, k0 == 0 ? bias16 : NULL,
+                          nc - jp * 32 < 32 ? nc - jp * 32 : 32);
         }
     }
     amx_release();
@@ -223,42 +268,21 @@ static void conv_task(void *ctx, int task, int ntasks) {
     float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
     const gemm_arch *arch = j->pw->arch;
     const int MR = arch->mr, NR = arch->nr;
-    gemm_kernel_fn kern = arch->kernel;
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC;
         pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, NR);
         for (int p = 0; p < (m + MR - 1) / MR; p++) {
             const float *a = j->pw->panels + ((size_t)p * k + k0) * MR;
             int rows = m - p * MR < MR ? m - p * MR : MR;
-            /* The first depth block starts from the bias (zero past the last row). */
-            float bias_rows[GEMM_MR_MAX] = {0};
-            const float *bias = NULL;
-            if (k0 == 0) {
-                for (int r = 0; r < rows && j->bias; r++) bias_rows[r] = j->bias[p * MR + r];
-                bias = bias_rows;
-            }
-            for (int j0 = 0; j0 < nc; j0 += NR) {
-                int cols = nc - j0 < NR ? nc - j0 : NR;
-                float *c = j->out + (size_t)p * MR * j->npix + n0 + j0;
-                const float *b = bpack + (size_t)j0 * kc;
-                if (rows == MR && cols == NR) {
-                    kern(kc, a, b, c, (size_t)j->npix, bias);
-                } else {
-                    /* Edge tile: compute into a full tile and copy out the valid part. */
-                    float tile[GEMM_MR_MAX * GEMM_NR_MAX];
-                    if (!bias)
-                        for (int r = 0; r < rows; r++)
-                            memcpy(tile + r * NR, c + (size_t)r * j->npix, cols * sizeof(float));
-                    kern(kc, a, b, tile, NR, bias);
-                    for (int r = 0; r < rows; r++)
-                        memcpy(c + (size_t)r * j->npix, tile + r * NR, cols * sizeof(float));
-                }
-            }
+            float bias[GEMM_MR_MAX]; /* the first depth block starts from the bias */
+            bias_rows(bias, j->bias, p * MR, MR, m);
+            for (int j0 = 0; j0 < nc; j0 += NR)
+                tile_product(arch, kc, a, bpack + (size_t)j0 * kc, j->out + (size_t)p * MR * j->npix + n0 + j0,
+                             (size_t)j->npix, k0 == 0 ? bias : NULL, rows, nc - j0 < NR ? nc - j0 : NR);
         }
     }
 }
 
-/* Per thread: a packed block of B, and as much again for its AMX tiles. */
 size_t conv_scratch_floats(int threads) { return (size_t)threads * 2 * KC * NC + 16; }
 
 static void run_gemm(float *out, const float *in, const packed_weights *pw, const float *b,
@@ -448,6 +472,17 @@ typedef struct {
     float *scratch;
 } deconv_job;
 
+/* Tap (dy, dx) of a phase whose window is tw taps wide: its rows of B are global rows
+ * [ga, ga + cin); those within the block [k0, k0 + kc) are [*ka, *kb), which start at row
+ * *klocal of the phase's weights. Returns 0 when the block has none of them. */
+static int tap_rows(int cin, int dy, int dx, int tw, int k0, int kc, int *ka, int *kb, int *klocal) {
+    int ga = (dy * 2 + dx) * cin;
+    *ka = ga > k0 ? ga : k0;
+    *kb = ga + cin < k0 + kc ? ga + cin : k0 + kc;
+    *klocal = (dy * tw + dx) * cin + (*ka - ga);
+    return *ka < *kb;
+}
+
 #ifdef CG_HAVE_AMX
 AMX_TARGET static void deconv_task_amx(deconv_job *j, int task) {
     const int cin = j->g.cin, m = j->pd->phase[0].m, k = 4 * cin;
@@ -458,39 +493,22 @@ AMX_TARGET static void deconv_task_amx(deconv_job *j, int task) {
     amx_configure();
     for (int k0 = 0; k0 < k; k0 += KC) {
         const int kc = k - k0 < KC ? k - k0 : KC, kbs = kc / 32;
-        pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, 32);
-        for (int jp = 0; jp * 32 < nc; jp++)
-            amx_pack_b_panel(bt + (size_t)jp * kbs * 4 * AMX_TILE, bpack + (size_t)jp * 32 * kc, kc);
+        amx_pack_block(bt, bpack, j->in, &j->g, k0, kc, n0, nc);
         for (int ph = 0; ph < 4; ph++) {
             const packed_weights *pw = &j->pd->phase[ph];
-            const unsigned short *a0 = (const unsigned short *)pw->panels;
             const int th = taps_n[ph >> 1], tw = taps_n[ph & 1], kbt = pw->k / 32;
             float *out = j->tmp + (size_t)ph * m * j->npix;
             for (int dy = 0; dy < th; dy++)
                 for (int dx = 0; dx < tw; dx++) {
-                    int ga = (dy * 2 + dx) * cin, ka = ga > k0 ? ga : k0;
-                    int kb = ga + cin < k0 + kc ? ga + cin : k0 + kc;
-                    if (ka >= kb) continue;
-                    int klocal = (dy * tw + dx) * cin + (ka - ga);
+                    int ka, kb, klocal;
+                    if (!tap_rows(cin, dy, dx, tw, k0, kc, &ka, &kb, &klocal)) continue;
                     for (int p = 0; p < m / 16; p++) {
-                        const unsigned short *a = a0 + ((size_t)p * kbt + klocal / 32) * 2 * AMX_TILE;
-                        if (ka == 0)
-                            for (int r = 0; r < 256; r++) bias16[r] = j->bias ? j->bias[p * 16 + r / 16] : 0.f;
-                        for (int jp = 0; jp * 32 < nc; jp++) {
-                            const int cols = nc - jp * 32 < 32 ? nc - jp * 32 : 32;
-                            float *c = out + (size_t)p * 16 * j->npix + n0 + jp * 32;
-                            const unsigned short *b =
-                                bt + ((size_t)jp * kbs + (ka - k0) / 32) * 4 * AMX_TILE;
-                            if (cols == 32) {
-                                amx_gemm(c, (size_t)j->npix, a, b, (kb - ka) / 32, ka == 0 ? bias16 : NULL);
-                            } else {
-                                float t[16 * 32];
-                                if (ka)
-                                    for (int r = 0; r < 16; r++) memcpy(t + r * 32, c + (size_t)r * j->npix, cols * sizeof(float));
-                                amx_gemm(t, 32, a, b, (kb - ka) / 32, ka == 0 ? bias16 : NULL);
-                                for (int r = 0; r < 16; r++) memcpy(c + (size_t)r * j->npix, t + r * 32, cols * sizeof(float));
-                            }
-                        }
+                        if (ka == 0) bias_tile(bias16, j->bias, p * 16); /* every phase's first rows */
+                        for (int jp = 0; jp * 32 < nc; jp++)
+                            amx_panel(out + (size_t)p * 16 * j->npix + n0 + jp * 32, (size_t)j->npix,
+                                      (const unsigned short *)pw->panels + ((size_t)p * kbt + klocal / 32) * 2 * AMX_TILE,
+                                      bt + ((size_t)jp * kbs + (ka - k0) / 32) * 4 * AMX_TILE, (kb - ka) / 32,
+                                      ka == 0 ? bias16 : NULL, nc - jp * 32 < 32 ? nc - jp * 32 : 32);
                     }
                 }
         }
@@ -522,36 +540,17 @@ static void deconv_task(void *ctx, int task, int ntasks) {
             float *out = j->tmp + (size_t)ph * m * j->npix;
             for (int dy = 0; dy < th; dy++)
                 for (int dx = 0; dx < tw; dx++) {
-                    /* this tap's rows of B: global [ga, ga + cin), within the block [ka, kb) */
-                    int ga = (dy * 2 + dx) * cin, ka = ga > k0 ? ga : k0;
-                    int kb = ga + cin < k0 + kc ? ga + cin : k0 + kc;
-                    if (ka >= kb) continue;
-                    int klocal = (dy * tw + dx) * cin + (ka - ga); /* row in the phase's weights */
+                    int ka, kb, klocal;
+                    if (!tap_rows(cin, dy, dx, tw, k0, kc, &ka, &kb, &klocal)) continue;
                     for (int p = 0; p < (m + MR - 1) / MR; p++) {
-                        const float *a = pw->panels + ((size_t)p * pw->k + klocal) * MR;
-                        int rows = m - p * MR < MR ? m - p * MR : MR;
-                        float bias_rows[GEMM_MR_MAX] = {0};
-                        const float *bias = NULL;
-                        if (ka == 0) { /* the first rows of every phase: start from the bias */
-                            for (int r = 0; r < rows && j->bias; r++) bias_rows[r] = j->bias[p * MR + r];
-                            bias = bias_rows;
-                        }
-                        for (int j0 = 0; j0 < nc; j0 += NR) {
-                            int cols = nc - j0 < NR ? nc - j0 : NR;
-                            float *c = out + (size_t)p * MR * j->npix + n0 + j0;
-                            const float *b = bpack + (size_t)j0 * kc + (size_t)(ka - k0) * NR;
-                            if (rows == MR && cols == NR) {
-                                arch->kernel(kb - ka, a, b, c, (size_t)j->npix, bias);
-                            } else {
-                                float tile[GEMM_MR_MAX * GEMM_NR_MAX];
-                                if (!bias)
-                                    for (int r = 0; r < rows; r++)
-                                        memcpy(tile + r * NR, c + (size_t)r * j->npix, cols * sizeof(float));
-                                arch->kernel(kb - ka, a, b, tile, NR, bias);
-                                for (int r = 0; r < rows; r++)
-                                    memcpy(c + (size_t)r * j->npix, tile + r * NR, cols * sizeof(float));
-                            }
-                        }
+                        float bias[GEMM_MR_MAX]; /* every phase's first rows start from it */
+                        bias_rows(bias, j->bias, p * MR, MR, m);
+                        for (int j0 = 0; j0 < nc; j0 += NR)
+                            tile_product(arch, kb - ka, pw->panels + ((size_t)p * pw->k + klocal) * MR,
+                                         bpack + (size_t)j0 * kc + (size_t)(ka - k0) * NR,
+                                         out + (size_t)p * MR * j->npix + n0 + j0, (size_t)j->npix,
+                                         ka == 0 ? bias : NULL, m - p * MR < MR ? m - p * MR : MR,
+                                         nc - j0 < NR ? nc - j0 : NR);
                     }
                 }
         }
