@@ -147,48 +147,82 @@ typedef struct {
     size_t per_thread;
 } wino_job;
 
-/* Gathers the 6x6 input tiles of WT consecutive tiles (zero outside the input) and
- * transforms them into V's panel layout [36][cin][nr], lanes lane0.. of the panel. The
- * portable version, which the other kernels use and the AVX-512 one is tested against. */
+/* The portable transforms (the AVX2, portable and wasm kernels use them; the AVX-512
+ * ones are tested against them through the naive convolution). A group's WT tiles lie on
+ * one tile row (tw is padded to a multiple of WT), so their 6 input rows are 4 WT + 2
+ * contiguous floats each: the vertical half of B^T d B runs along those rows, and the
+ * horizontal half reads them at stride 4, loops that compilers vectorise. */
+enum { SPAN = 4 * WT + 2 };
+
+/* Gathers the 6x6 input tiles of the WT tiles from tile0 (zero outside the input) and
+ * transforms them into V's panel layout [36][cin][nr], lanes lane0.. of the panel. */
 MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0, int lane0) {
     const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
-    float d[36 * WT];
+    const int iy0 = (tile0 / j->tw) * 4 - j->pad, ix0 = (tile0 % j->tw) * 4 - j->pad;
+    /* the span's columns [xa, xb) are inside the input */
+    const int xa = ix0 < 0 ? (-ix0 < SPAN ? -ix0 : SPAN) : 0;
+    const int xb = j->w - ix0 < SPAN ? (j->w - ix0 > xa ? j->w - ix0 : xa) : SPAN;
+    float rows[6][SPAN], z[6][SPAN], d[36 * WT];
     for (int c = 0; c < j->cin; c++) {
         const float *src = j->in + c * plane;
-        for (int t = 0; t < WT; t++) {
-            int iy = ((tile0 + t) / j->tw) * 4 - j->pad, ix = ((tile0 + t) % j->tw) * 4 - j->pad;
-            for (int r = 0; r < 6; r++)
-                for (int e = 0; e < 6; e++) {
-                    int y = iy + r, x = ix + e;
-                    d[(r * 6 + e) * WT + t] =
-                        (y >= 0 && y < j->h && x >= 0 && x < j->w) ? src[(size_t)y * j->w + x] : 0.f;
-                }
+        for (int r = 0; r < 6; r++) {
+            int y = iy0 + r;
+            memset(rows[r], 0, sizeof rows[r]);
+            if (y >= 0 && y < j->h && xb > xa)
+                memcpy(rows[r] + xa, src + (size_t)y * j->w + ix0 + xa, (size_t)(xb - xa) * sizeof(float));
         }
-        for (int e = 0; e < 6; e++) bt6(d + e * WT, d + e * WT, 6 * WT); /* columns */
-        for (int r = 0; r < 6; r++) bt6(d + r * 6 * WT, d + r * 6 * WT, WT); /* rows */
+        for (int x = 0; x < SPAN; x++) { /* columns: z = B^T d, along the rows */
+            float d0 = rows[0][x], d1 = rows[1][x], d2 = rows[2][x], d3 = rows[3][x], d4 = rows[4][x],
+                  d5 = rows[5][x];
+            z[0][x] = 4.f * d0 - 5.f * d2 + d4;
+            z[1][x] = -4.f * (d1 + d2) + d3 + d4;
+            z[2][x] = 4.f * (d1 - d2) - d3 + d4;
+            z[3][x] = 2.f * (d3 - d1) - d2 + d4;
+            z[4][x] = 2.f * (d1 - d3) - d2 + d4;
+            z[5][x] = 4.f * d1 - 5.f * d3 + d5;
+        }
+        for (int i = 0; i < 6; i++) { /* rows: tile t's columns are 4t .. 4t + 5 */
+            float *o = d + i * 6 * WT;
+            for (int t = 0; t < WT; t++) {
+                float d0 = z[i][4 * t], d1 = z[i][4 * t + 1], d2 = z[i][4 * t + 2], d3 = z[i][4 * t + 3],
+                      d4 = z[i][4 * t + 4], d5 = z[i][4 * t + 5];
+                o[t] = 4.f * d0 - 5.f * d2 + d4;
+                o[WT + t] = -4.f * (d1 + d2) + d3 + d4;
+                o[2 * WT + t] = 4.f * (d1 - d2) - d3 + d4;
+                o[3 * WT + t] = 2.f * (d3 - d1) - d2 + d4;
+                o[4 * WT + t] = 2.f * (d1 - d3) - d2 + d4;
+                o[5 * WT + t] = 4.f * d1 - 5.f * d3 + d5;
+            }
+        }
         float *dst = v + (size_t)c * j->nr + lane0;
         for (int xi = 0; xi < 36; xi++) memcpy(dst + xi * xi_stride, d + xi * WT, WT * sizeof(float));
     }
 }
 
 /* Transforms WT lanes of M ([36][cout_rows][nr]) back into 4x4 output tiles, adds the bias
- * and writes what falls inside the output. */
+ * and writes what falls inside the output: rows of 4 WT contiguous floats. */
 MULTIVERSION static void output_transform(const float *m, const wino_job *j, int rows, int tile0,
                                           int lane0) {
     const size_t xi_stride = (size_t)rows * j->nr, plane = (size_t)j->oh * j->ow;
-    float x[36 * WT], y[24 * WT], o[16 * WT];
+    const int oy = (tile0 / j->tw) * 4, ox = (tile0 % j->tw) * 4;
+    const int ncols = j->ow - ox < 4 * WT ? j->ow - ox : 4 * WT, nrows = j->oh - oy < 4 ? j->oh - oy : 4;
+    float x[36 * WT], y[24 * WT], o[16 * WT], line[4 * WT];
     for (int k = 0; k < j->ww->cout; k++) {
         const float *src = m + (size_t)k * j->nr + lane0;
         for (int xi = 0; xi < 36; xi++) memcpy(x + xi * WT, src + xi * xi_stride, WT * sizeof(float));
         for (int e = 0; e < 6; e++) at6(y + e * WT, 6 * WT, x + e * WT, 6 * WT); /* columns: 6x6 -> 4x6 */
         for (int r = 0; r < 4; r++) at6(o + r * 4 * WT, WT, y + r * 6 * WT, WT); /* rows: 4x6 -> 4x4 */
-        float b = j->bias ? j->bias[k] : 0.f;
-        float *dst = j->out + k * plane;
-        for (int t = 0; t < WT; t++) {
-            int oy = ((tile0 + t) / j->tw) * 4, ox = ((tile0 + t) % j->tw) * 4;
-            for (int r = 0; r < 4 && oy + r < j->oh; r++)
-                for (int e = 0; e < 4 && ox + e < j->ow; e++)
-                    dst[(size_t)(oy + r) * j->ow + ox + e] = o[(r * 4 + e) * WT + t] + b;
+        const float b = j->bias ? j->bias[k] : 0.f;
+        float *dst = j->out + k * plane + (size_t)oy * j->ow + ox;
+        for (int r = 0; r < nrows; r++, dst += j->ow) {
+            const float *q = o + r * 4 * WT;
+            for (int t = 0; t < WT; t++) { /* interleave: column 4t + e is lane t of q[e] */
+                line[4 * t] = q[t] + b;
+                line[4 * t + 1] = q[WT + t] + b;
+                line[4 * t + 2] = q[2 * WT + t] + b;
+                line[4 * t + 3] = q[3 * WT + t] + b;
+            }
+            memcpy(dst, line, (size_t)ncols * sizeof(float));
         }
     }
 }
