@@ -34,21 +34,17 @@
 #define MULTIVERSION
 #endif
 
-/* ---- the transforms, on 6 (or 4) vectors of WT lanes spaced s floats apart ---- */
+/* ---- the transforms ---- */
 
-/* y = B^T x, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
- *                   0 2 -1 -2 1 0; 0 4 0 -5 0 1]; y may equal x. */
-static inline void bt6(float *y, const float *x, int s) {
-    for (int t = 0; t < WT; t++) {
-        float d0 = x[t], d1 = x[s + t], d2 = x[2 * s + t], d3 = x[3 * s + t], d4 = x[4 * s + t],
-              d5 = x[5 * s + t];
-        y[t] = 4.f * d0 - 5.f * d2 + d4;
-        y[s + t] = -4.f * (d1 + d2) + d3 + d4;
-        y[2 * s + t] = 4.f * (d1 - d2) - d3 + d4;
-        y[3 * s + t] = 2.f * (d3 - d1) - d2 + d4;
-        y[4 * s + t] = 2.f * (d1 - d3) - d2 + d4;
-        y[5 * s + t] = 4.f * d1 - 5.f * d3 + d5;
-    }
+/* y = B^T d, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ *                   0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+static inline void bt6(float y[6], const float d[6]) {
+    y[0] = 4.f * d[0] - 5.f * d[2] + d[4];
+    y[1] = -4.f * (d[1] + d[2]) + d[3] + d[4];
+    y[2] = 4.f * (d[1] - d[2]) - d[3] + d[4];
+    y[3] = 2.f * (d[3] - d[1]) - d[2] + d[4];
+    y[4] = 2.f * (d[1] - d[3]) - d[2] + d[4];
+    y[5] = 4.f * d[1] - 5.f * d[3] + d[5];
 }
 
 /* y[0..3] = A^T x, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
@@ -172,28 +168,17 @@ MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0,
                 memcpy(rows[r] + xa, src + (size_t)y * j->w + ix0 + xa, (size_t)(xb - xa) * sizeof(float));
         }
         for (int x = 0; x < SPAN; x++) { /* columns: z = B^T d, along the rows */
-            float d0 = rows[0][x], d1 = rows[1][x], d2 = rows[2][x], d3 = rows[3][x], d4 = rows[4][x],
-                  d5 = rows[5][x];
-            z[0][x] = 4.f * d0 - 5.f * d2 + d4;
-            z[1][x] = -4.f * (d1 + d2) + d3 + d4;
-            z[2][x] = 4.f * (d1 - d2) - d3 + d4;
-            z[3][x] = 2.f * (d3 - d1) - d2 + d4;
-            z[4][x] = 2.f * (d1 - d3) - d2 + d4;
-            z[5][x] = 4.f * d1 - 5.f * d3 + d5;
+            float col[6], y[6];
+            for (int r = 0; r < 6; r++) col[r] = rows[r][x];
+            bt6(y, col);
+            for (int i = 0; i < 6; i++) z[i][x] = y[i];
         }
-        for (int i = 0; i < 6; i++) { /* rows: tile t's columns are 4t .. 4t + 5 */
-            float *o = d + i * 6 * WT;
+        for (int i = 0; i < 6; i++) /* rows: tile t's columns are 4t .. 4t + 5 */
             for (int t = 0; t < WT; t++) {
-                float d0 = z[i][4 * t], d1 = z[i][4 * t + 1], d2 = z[i][4 * t + 2], d3 = z[i][4 * t + 3],
-                      d4 = z[i][4 * t + 4], d5 = z[i][4 * t + 5];
-                o[t] = 4.f * d0 - 5.f * d2 + d4;
-                o[WT + t] = -4.f * (d1 + d2) + d3 + d4;
-                o[2 * WT + t] = 4.f * (d1 - d2) - d3 + d4;
-                o[3 * WT + t] = 2.f * (d3 - d1) - d2 + d4;
-                o[4 * WT + t] = 2.f * (d1 - d3) - d2 + d4;
-                o[5 * WT + t] = 4.f * d1 - 5.f * d3 + d5;
+                float y[6];
+                bt6(y, &z[i][4 * t]);
+                for (int e = 0; e < 6; e++) d[(i * 6 + e) * WT + t] = y[e];
             }
-        }
         float *dst = v + (size_t)c * j->nr + lane0;
         for (int xi = 0; xi < 36; xi++) memcpy(dst + xi * xi_stride, d + xi * WT, WT * sizeof(float));
     }
