@@ -105,12 +105,39 @@ static void check_deconv(int cin, int h, int w, int cout, cg_pool *pool) {
     packed_deconv pd;
     CHECK(pack_deconv_weights_arch(&pd, panels, wt, cin, cout, arch) == 0, "pack failed");
     conv_transpose2d_forward_ref(ref, in, wt, b, &d);
-    deconv_s2_forward(out, tmp, in, &pd, b, &d, scratch, pool);
+    deconv_s2_forward(out, tmp, in, &pd, b, &d, NULL, scratch, pool);
     CHECK(oh == 2 * h && ow == 2 * w, "output %dx%d", oh, ow);
     double err = max_rel_err(out, ref, nout, sqrt((double)cin * 4));
     if (pd.phase[0].amx && err > amx_worst) amx_worst = err;
     CHECK(err < (pd.phase[0].amx ? AMX_BAR : 1e-5), "%s deconv cin=%d %dx%d cout=%d: max error %g", arch->name, cin, h, w, cout, err);
     free(in), free(wt), free(b), free(ref), free(out), free(tmp), free(panels), free(scratch);
+}
+
+/* The windowed output (the next convolution's padded input, as the generator asks for
+ * it): rows [y0, y1) of the whole output, zero outside it and in the px columns each side. */
+static void check_deconv_window(int cin, int h, int w, int cout, deconv_window win) {
+    deconv_dims d = {cin, h, w, cout, 3, 3, 2, 1, 1};
+    const int oh = 2 * h, ow = 2 * w, dw = ow + 2 * win.px, rows = win.y1 - win.y0;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cin * cout * 9), *b = rand_buf(cout),
+          *whole = malloc((size_t)cout * oh * ow * sizeof(float)),
+          *out = malloc((size_t)cout * rows * dw * sizeof(float)), *tmp = malloc(deconv_tmp_floats(&d) * sizeof(float));
+    float *panels = malloc(packed_deconv_floats(cin, cout) * sizeof(float));
+    float *scratch = malloc(conv_scratch_floats(1) * sizeof(float));
+    packed_deconv pd;
+    CHECK(pack_deconv_weights_arch(&pd, panels, wt, cin, cout, arch) == 0, "pack failed");
+    deconv_s2_forward(whole, tmp, in, &pd, b, &d, NULL, scratch, NULL);
+    deconv_s2_forward(out, tmp, in, &pd, b, &d, &win, scratch, NULL);
+    int bad = 0;
+    for (int c = 0; c < cout; c++)
+        for (int r = 0; r < rows; r++)
+            for (int x = 0; x < dw; x++) {
+                int oy = win.y0 + r, ox = x - win.px;
+                float want = oy >= 0 && oy < oh && ox >= 0 && ox < ow ? whole[((size_t)c * oh + oy) * ow + ox] : 0.f;
+                bad += out[((size_t)c * rows + r) * dw + x] != want;
+            }
+    CHECK(bad == 0, "%s deconv window [%d, %d) px %d: %d values differ from the whole output", arch->name,
+          win.y0, win.y1, win.px, bad);
+    free(in), free(wt), free(b), free(whole), free(out), free(tmp), free(panels), free(scratch);
 }
 
 static void test_deconv_shapes(void) {
@@ -132,6 +159,9 @@ static void deconv_shapes_one_arch(void) {
     check_deconv(32, 9, 13, 16, pool);  /* AMX-shaped: cin 32k, cout 16k */
     check_deconv(128, 6, 20, 32, pool); /* two KC blocks of the 2x2 window */
     check_deconv(64, 21, 40, 16, NULL); /* more pixels than one NC block */
+    check_deconv_window(5, 6, 7, 4, (deconv_window){-1, 13, 1});  /* a zero row above and below */
+    check_deconv_window(32, 9, 5, 16, (deconv_window){3, 9, 2});  /* inside, wider padding */
+    check_deconv_window(3, 4, 4, 2, (deconv_window){0, 8, 0});    /* the whole output, unpadded */
     cg_pool_free(pool);
 }
 

@@ -70,7 +70,7 @@ static void test_deconv(void) {
     packed_deconv pd;
     CHECK(pack_deconv_weights(&pd, panels, w.data, d.cin, d.cout) == 0, "pack");
     conv_transpose2d_forward_ref(ref, in.data, w.data, b.data, &d);
-    deconv_s2_forward(fast, tmp, in.data, &pd, b.data, &d, scratch, pool);
+    deconv_s2_forward(fast, tmp, in.data, &pd, b.data, &d, NULL, scratch, pool);
     double e_ref = max_abs_diff(ref, want.data, want.count), e_fast = max_abs_diff(fast, want.data, want.count);
     CHECK(e_ref < 1e-5 && e_fast < 1e-5, "reference off by %g, fast by %g", e_ref, e_fast);
     free(ref), free(fast), free(tmp), free(panels), free(scratch);

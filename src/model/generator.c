@@ -155,7 +155,7 @@ typedef struct {
     int band[NUM_BANDED]; /* rows per band, counted in the stage's own rows */
     int hb;               /* blocks of STORE_ROWS rows in each half of the region */
     size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
-    size_t region, buf, tmp, saved, scratch;
+    size_t region, buf, saved, scratch;
 } plan;
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
@@ -174,16 +174,16 @@ static int stage_rows(const plan *p, int s) {
     }
 }
 
-/* Floats that band buffers A and B and the deconvolution's tmp need when stage s runs in
+/* Floats that band buffers A and B need when stage s runs in
  * bands of n rows: the largest of each buffer's uses in the stage's sequence below (with
  * the halos a band in the middle of the image has, but never more rows than the image). */
 typedef struct {
-    size_t a, b, tmp;
+    size_t a, b;
 } band_need;
 
 static band_need stage_need(const plan *p, int s, int n) {
     const size_t w1 = p->w1, w2 = p->w2, w3 = p->w3, w4 = p->w4, w5 = p->w5;
-    band_need r = {0, 0, 0};
+    band_need r = {0, 0};
     size_t nn = (size_t)imin(n, stage_rows(p, s));
     if (s == B_D1) {
         r.a = 3 * (nn + 6) * (w1 + 6);
@@ -200,8 +200,9 @@ static band_need stage_need(const plan *p, int s, int n) {
         r.a = 256 * (nn + 2) * (w3 + 2);
         r.b = 256 * nn * w3;
     } else {
-        /* up_rows: deconvolution input rows, its output, the padded 3x3 input, the 3x3's
-         * output; U3 adds the 7x7's reflect-padded input and its 3-channel output. */
+        /* up_rows: deconvolution input rows (A), its phases (B), the padded 3x3 input (A,
+         * written by the deconvolution) and the 3x3's output (B); U3 adds the 7x7's
+         * reflect-padded input and its 3-channel output. */
         int cin = s == B_U1 ? 256 : 128, cout = cin / 2;
         size_t win = s == B_U1 ? w3 : w4, wout = 2 * win;
         int hin = s == B_U1 ? p->h3 : p->h4;
@@ -209,7 +210,6 @@ static band_need stage_need(const plan *p, int s, int n) {
         size_t nx = (size_t)imin((int)ne / 2 + 3, hin);
         r.a = max2(cin * nx * win, cout * (ne + 2) * (wout + 2));
         r.b = max2(cout * 2 * nx * wout, cout * ne * wout);
-        r.tmp = 4 * cout * nx * win; /* deconv_tmp_floats */
         if (s == B_U3) {
             r.a = max2(r.a, 64 * (nn + 6) * (w5 + 6));
             r.b = max2(r.b, 3 * nn * w5);
@@ -218,16 +218,16 @@ static band_need stage_need(const plan *p, int s, int n) {
     return r;
 }
 
-/* The tallest band that keeps the buffers (each of A, B and tmp) within BAND_FLOATS: the whole stage if it fits,
- * else a multiple of 4 rows (whole Winograd tiles), at least 4. */
+/* The tallest band that keeps each of the buffers A and B within BAND_FLOATS: the whole
+ * stage if it fits, else a multiple of 4 rows (whole Winograd tiles), at least 4. */
 static int choose_band(const plan *p, int s) {
     int rows = stage_rows(p, s);
     if (band_override) return imin(band_override, rows);
     band_need r = stage_need(p, s, rows);
-    if (max3(r.a, r.b, r.tmp) <= BAND_FLOATS) return rows;
+    if (max2(r.a, r.b) <= BAND_FLOATS) return rows;
     for (int n = rows / 4 * 4; n > 4; n -= 4) {
         r = stage_need(p, s, n);
-        if (max3(r.a, r.b, r.tmp) <= BAND_FLOATS) return n;
+        if (max2(r.a, r.b) <= BAND_FLOATS) return n;
     }
     return imin(4, rows);
 }
@@ -244,19 +244,18 @@ static plan make_plan(int h, int w, int threads) {
     p.hb = (p.h3 + STORE_ROWS - 1) / STORE_ROWS;
     p.bpitch = STORE_ROWS * 256 * (size_t)p.w3;
     p.region = 2 * (size_t)p.hb * p.bpitch;
-    p.buf = p.tmp = 0;
+    p.buf = 0;
     for (int s = 0; s < NUM_BANDED; s++) {
         p.band[s] = choose_band(&p, s);
         band_need r = stage_need(&p, s, p.band[s]);
         p.buf = max3(p.buf, r.a, r.b);
-        p.tmp = max2(p.tmp, r.tmp);
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
     p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
     return p;
 }
 
-/* The arena, in order: region, A, B, tmp, saved, scratch, then the norms' parameters and
+/* The arena, in order: region, A, B, saved, scratch, then the norms' parameters and
  * the running statistics. Each piece starts on a 64-byte boundary. */
 static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -264,7 +263,7 @@ enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
        STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
 
 static double arena_floats(const plan *p) {
-    return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->tmp) + up16(p->saved) +
+    return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->saved) +
            up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS);
 }
 
@@ -331,7 +330,7 @@ typedef struct {
     cg_pool *pool;
     const float *in;
     float *out;
-    float *region, *A, *B, *tmp, *saved, *scratch;
+    float *region, *A, *B, *saved, *scratch;
     norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
     chan_stats *st;  /* the statistics being gathered */
     int memo_y0, memo_y1; /* B still holds these rows of conv01's or deconv02_2's output */
@@ -493,9 +492,12 @@ static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int 
     const int hin = src.y1, win = src.w, cin = src.c, cout = cin / 2, wout = 2 * win;
     const int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
     fill(g, xa, xb, hin, 0, 0, src, norm, norm != NULL, NULL);
+    /* The deconvolution's phases go to B, and its rows [ea - 1, eb + 1), zero padded, to A
+     * (which held its input): the 3x3's padded input, written directly. Its output row
+     * 2 xa + i is window row i; the rows outside the image are zeros. */
     deconv_dims dd = {cin, xb - xa, win, cout, 3, 3, 2, 1, 1};
-    deconv_s2_forward(g->B, g->tmp, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, g->scratch, g->pool);
-    fill(g, ea - 1, eb + 1, 2 * hin, 1, 0, view_chw(g->B, cout, wout, 2 * xa, 2 * xb), NULL, 0, NULL);
+    deconv_window dw = {ea - 1 - 2 * xa, eb + 1 - 2 * xa, 1};
+    deconv_s2_forward(g->A, g->B, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
     conv_dims d = {cout, eb - ea + 2, wout + 2, cout, 3, 3, 1, 0};
     conv(g, g->B, g->A, cc, &d);
 }
@@ -566,7 +568,6 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     g.region = a, a += up16(p.region);
     g.A = a, a += up16(p.buf);
     g.B = a, a += up16(p.buf);
-    g.tmp = a, a += up16(p.tmp);
     g.saved = a, a += up16(p.saved);
     g.scratch = a, a += up16(p.scratch);
     g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);

@@ -561,28 +561,37 @@ typedef struct {
     float *out;
     const float *tmp;
     int cout, h, w;
+    deconv_window win;
 } interleave_job;
 
-/* Output rows 2y + py of channel co from phases (py, 0) and (py, 1). */
+/* The window's rows of channel co: output row 2y + py from phases (py, 0) and (py, 1). */
 MULTIVERSION static void interleave_task(void *ctx, int co, int n) {
     (void)n;
     const interleave_job *j = ctx;
     const size_t phase = (size_t)j->cout * j->h * j->w;
-    for (int y = 0; y < j->h; y++)
-        for (int py = 0; py < 2; py++) {
-            const float *restrict e = j->tmp + (size_t)(2 * py) * phase + ((size_t)co * j->h + y) * j->w;
-            const float *restrict o = e + phase;
-            float *restrict dst = j->out + ((size_t)co * 2 * j->h + 2 * y + py) * 2 * j->w;
-            for (int x = 0; x < j->w; x++) dst[2 * x] = e[x], dst[2 * x + 1] = o[x];
+    const int px = j->win.px, dw = 2 * j->w + 2 * px, rows = j->win.y1 - j->win.y0;
+    for (int r = 0; r < rows; r++) {
+        float *restrict dst = j->out + ((size_t)co * rows + r) * dw;
+        const int oy = j->win.y0 + r;
+        if (oy < 0 || oy >= 2 * j->h) {
+            memset(dst, 0, (size_t)dw * sizeof *dst);
+            continue;
         }
+        const float *restrict e = j->tmp + (size_t)(2 * (oy & 1)) * phase + ((size_t)co * j->h + oy / 2) * j->w;
+        const float *restrict o = e + phase;
+        for (int x = 0; x < px; x++) dst[x] = dst[dw - 1 - x] = 0.f;
+        dst += px;
+        for (int x = 0; x < j->w; x++) dst[2 * x] = e[x], dst[2 * x + 1] = o[x];
+    }
 }
 
 void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_deconv *pd,
-                       const float *b, const deconv_dims *d, float *scratch, cg_pool *pool) {
+                       const float *b, const deconv_dims *d, const deconv_window *win, float *scratch,
+                       cg_pool *pool) {
     /* the window reads one row and column past the input: zeros, as in pack_b */
     deconv_job j = {tmp, in, b, pd, {d->cin, d->h, d->w, 2, 2, 1, 0, d->h, d->w, 1}, d->h * d->w,
                     (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63)};
     cg_pool_run(pool, deconv_task, &j, (j.npix + NC - 1) / NC);
-    interleave_job il = {out, tmp, d->cout, d->h, d->w};
+    interleave_job il = {out, tmp, d->cout, d->h, d->w, win ? *win : (deconv_window){0, 2 * d->h, 0}};
     cg_pool_run(pool, interleave_task, &il, d->cout);
 }

@@ -85,7 +85,13 @@ void conv2d_direct_forward(float *out, const float *in, const float *w, const fl
 /* Transposed conv k3 s2 p1 op1, decomposed into four stride-1 sub-convolutions (one per
  * output parity), so no multiply touches an inserted zero. `pw` holds the four phases'
  * packed weights (made by pack_deconv_weights); `tmp` holds deconv_tmp_floats(d) floats
- * (the four phases' outputs). */
+ * (the four phases' outputs). `win` says which output rows are written, and how: rows
+ * [y0, y1) of the output (rows outside [0, oh) as zeros), each with px zero columns on
+ * either side, as [cout][y1 - y0][ow + 2 px]: the next convolution's padded input. NULL
+ * writes the whole output as [cout][oh][ow]. `out` may be `in` (which is read first). */
+typedef struct {
+    int y0, y1, px;
+} deconv_window;
 typedef struct {
     packed_weights phase[4];
 } packed_deconv;
@@ -97,7 +103,7 @@ int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int ci
 int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
                              const struct gemm_arch *arch);
 void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_deconv *pd,
-                       const float *b, const deconv_dims *d, float *scratch,
+                       const float *b, const deconv_dims *d, const deconv_window *win, float *scratch,
                        struct cg_pool *pool);
 
 /* 3x3 stride-1 convolution (zero padding d->pad) by Winograd F(4x4, 3x3): the 36
