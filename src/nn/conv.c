@@ -344,6 +344,37 @@ MULTIVERSION static void direct_row_task(void *ctx, int oy, int n) {
  * kernel row, was what bounded this layer. */
 #define DIRECT_ROWS 8 /* output rows per task: each input row is loaded from memory once per task */
 
+/* Input row `row` into output rows o[0] (and o[1] if two) of the 3 channels, with the
+ * kernel rows whose weights start at wt[r][co]: a block of 64 columns at a time, its
+ * 3 x 4 (or 2 x 3 x 4) accumulators in registers across the kx taps. Two output rows
+ * share each input load, which halves the loads per FMA (the loop is load-bound). */
+static inline __attribute__((target("avx512f"), always_inline)) void
+direct3_row_pass(float *o[2][3], const float *row, const float *wt[2][3], int kw, int ow, int two) {
+    for (int x0 = 0; x0 < ow; x0 += 64) {
+        __mmask16 m[4];
+        __m512 acc[2][3][4];
+        for (int q = 0; q < 4; q++) {
+            int left = ow - x0 - 16 * q;
+            m[q] = left <= 0 ? 0 : left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            for (int r = 0; r <= two; r++)
+                for (int co = 0; co < 3; co++) acc[r][co][q] = _mm512_maskz_loadu_ps(m[q], o[r][co] + x0 + 16 * q);
+        }
+        for (int kx = 0; kx < kw; kx++) {
+            __m512 c[2][3];
+            for (int r = 0; r <= two; r++)
+                for (int co = 0; co < 3; co++) c[r][co] = _mm512_set1_ps(wt[r][co][kx]);
+            for (int q = 0; q < 4; q++) {
+                __m512 v = _mm512_maskz_loadu_ps(m[q], row + x0 + kx + 16 * q);
+                for (int r = 0; r <= two; r++)
+                    for (int co = 0; co < 3; co++) acc[r][co][q] = _mm512_fmadd_ps(c[r][co], v, acc[r][co][q]);
+            }
+        }
+        for (int q = 0; q < 4; q++)
+            for (int r = 0; r <= two; r++)
+                for (int co = 0; co < 3; co++) _mm512_mask_storeu_ps(o[r][co] + x0 + 16 * q, m[q], acc[r][co][q]);
+    }
+}
+
 __attribute__((target("avx512f"))) static void direct3_rows_avx512(void *ctx, int task, int n) {
     (void)n;
     const direct_job *j = ctx;
@@ -354,41 +385,22 @@ __attribute__((target("avx512f"))) static void direct3_rows_avx512(void *ctx, in
     for (int oy = oy0; oy < oy1; oy++)
         for (int co = 0; co < 3; co++)
             for (int x = 0; x < ow; x++) j->out[co * plane + (size_t)oy * ow + x] = j->b ? j->b[co] : 0.f;
-    const float *w0 = j->w, *w1 = j->w + (size_t)d->cin * taps, *w2 = j->w + (size_t)2 * d->cin * taps;
     for (int ci = 0; ci < d->cin; ci++)
         for (int iy = oy0; iy < oy1 + d->kh - 1; iy++) {
             const float *row = j->in + ((size_t)ci * d->h + iy) * d->w;
-            for (int oy = oy0; oy < oy1; oy++) {
-                const int ky = iy - oy;
-                if (ky < 0 || ky >= d->kh) continue;
-                const int t = ci * taps + ky * d->kw;
-                float *o0 = j->out + (size_t)oy * ow, *o1 = o0 + plane, *o2 = o1 + plane;
-                for (int x0 = 0; x0 < ow; x0 += 64) {
-                    __mmask16 m[4];
-                    __m512 a0[4], a1[4], a2[4];
-                    for (int q = 0; q < 4; q++) {
-                        int left = ow - x0 - 16 * q;
-                        m[q] = left <= 0 ? 0 : left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-                        a0[q] = _mm512_maskz_loadu_ps(m[q], o0 + x0 + 16 * q);
-                        a1[q] = _mm512_maskz_loadu_ps(m[q], o1 + x0 + 16 * q);
-                        a2[q] = _mm512_maskz_loadu_ps(m[q], o2 + x0 + 16 * q);
+            /* the output rows this input row feeds: oy = iy - ky, in pairs */
+            int lo = iy - d->kh + 1 > oy0 ? iy - d->kh + 1 : oy0, hi = iy < oy1 - 1 ? iy : oy1 - 1;
+            for (int oy = lo; oy <= hi; oy += 2) {
+                const int two = oy + 1 <= hi;
+                float *o[2][3];
+                const float *wt[2][3];
+                for (int r = 0; r <= two; r++)
+                    for (int co = 0; co < 3; co++) {
+                        o[r][co] = j->out + co * plane + (size_t)(oy + r) * ow;
+                        wt[r][co] = j->w + (size_t)co * d->cin * taps + (size_t)ci * taps + (size_t)(iy - oy - r) * d->kw;
                     }
-                    for (int kx = 0; kx < d->kw; kx++) {
-                        __m512 c0 = _mm512_set1_ps(w0[t + kx]), c1 = _mm512_set1_ps(w1[t + kx]),
-                               c2 = _mm512_set1_ps(w2[t + kx]);
-                        for (int q = 0; q < 4; q++) {
-                            __m512 v = _mm512_maskz_loadu_ps(m[q], row + x0 + kx + 16 * q);
-                            a0[q] = _mm512_fmadd_ps(c0, v, a0[q]);
-                            a1[q] = _mm512_fmadd_ps(c1, v, a1[q]);
-                            a2[q] = _mm512_fmadd_ps(c2, v, a2[q]);
-                        }
-                    }
-                    for (int q = 0; q < 4; q++) {
-                        _mm512_mask_storeu_ps(o0 + x0 + 16 * q, m[q], a0[q]);
-                        _mm512_mask_storeu_ps(o1 + x0 + 16 * q, m[q], a1[q]);
-                        _mm512_mask_storeu_ps(o2 + x0 + 16 * q, m[q], a2[q]);
-                    }
-                }
+                if (two) direct3_row_pass(o, row, wt, d->kw, ow, 1);
+                else direct3_row_pass(o, row, wt, d->kw, ow, 0);
             }
         }
 }
