@@ -75,8 +75,8 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
                      const cg_stylize_opts *opts);
 
 /* The largest image cg_stylize accepts (pixels). The network runs in row bands with exact
- * whole-image statistics, so it needs about 160 bytes of working memory per pixel plus
- * about 250 MB of band buffers (0.62 GB at 1920x1200, 1.53 GB at 3840x2160, 6.35 GB at 40
+ * whole-image statistics, so it needs about 150 bytes of working memory per pixel plus
+ * about 190 MB of band buffers (0.54 GB at 1920x1200, 1.45 GB at 3840x2160, 6.3 GB at 40
  * megapixels; see cg_stylize_memory); an image that needs more than the machine's
  * physical memory is refused with CG_ERR_NOMEM before anything is allocated. */
 #define CG_MAX_NETWORK_PIXELS (40 * 1000 * 1000)
