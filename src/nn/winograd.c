@@ -26,6 +26,7 @@
 #define WT 16          /* tiles per transform batch: one per vector lane */
 #define TASK_PANELS 1  /* NR-wide panels of tiles per task: V and M stay in L2 */
 #define AMX_PANELS 4   /* with AMX: U (streamed from L3 once per task) was the bound; measured best of 1-16 */
+#define NARROW_PANELS 4 /* 16-tile panels (AVX2, portable, wasm): 64 tiles per task */
 #define MAX_PANELS 4
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -36,15 +37,19 @@
 
 /* ---- the transforms ---- */
 
-/* y = B^T d, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
- *                   0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
-static inline void bt6(float y[6], const float d[6]) {
-    y[0] = 4.f * d[0] - 5.f * d[2] + d[4];
-    y[1] = -4.f * (d[1] + d[2]) + d[3] + d[4];
-    y[2] = 4.f * (d[1] - d[2]) - d[3] + d[4];
-    y[3] = 2.f * (d[3] - d[1]) - d[2] + d[4];
-    y[4] = 2.f * (d[1] - d[3]) - d[2] + d[4];
-    y[5] = 4.f * d[1] - 5.f * d[3] + d[5];
+/* B^T applied in place to 6 vectors of WT lanes spaced s floats apart, B^T = [4 0 -5 0 1 0;
+ * 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+static inline void bt6_lanes(float *x, int s) {
+    for (int t = 0; t < WT; t++) {
+        float d0 = x[t], d1 = x[s + t], d2 = x[2 * s + t], d3 = x[3 * s + t], d4 = x[4 * s + t],
+              d5 = x[5 * s + t];
+        x[t] = 4.f * d0 - 5.f * d2 + d4;
+        x[s + t] = -4.f * (d1 + d2) + d3 + d4;
+        x[2 * s + t] = 4.f * (d1 - d2) - d3 + d4;
+        x[3 * s + t] = 2.f * (d3 - d1) - d2 + d4;
+        x[4 * s + t] = 2.f * (d1 - d3) - d2 + d4;
+        x[5 * s + t] = 4.f * d1 - 5.f * d3 + d5;
+    }
 }
 
 /* y[0..3] = A^T x, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
@@ -146,8 +151,9 @@ typedef struct {
 /* The portable transforms (the AVX2, portable and wasm kernels use them; the AVX-512
  * ones are tested against them through the naive convolution). A group's WT tiles lie on
  * one tile row (tw is padded to a multiple of WT), so their 6 input rows are 4 WT + 2
- * contiguous floats each: the vertical half of B^T d B runs along those rows, and the
- * horizontal half reads them at stride 4, loops that compilers vectorise. */
+ * contiguous floats each, read in place (or from a zero-padded copy at the borders) at
+ * stride 4 into one vector of WT lanes per tile element; the output side writes whole
+ * rows of 4 WT floats. No bounds check is left in the inner loops. */
 enum { SPAN = 4 * WT + 2 };
 
 /* Gathers the 6x6 input tiles of the WT tiles from tile0 (zero outside the input) and
@@ -158,27 +164,25 @@ MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0,
     /* the span's columns [xa, xb) are inside the input */
     const int xa = ix0 < 0 ? (-ix0 < SPAN ? -ix0 : SPAN) : 0;
     const int xb = j->w - ix0 < SPAN ? (j->w - ix0 > xa ? j->w - ix0 : xa) : SPAN;
-    float rows[6][SPAN], z[6][SPAN], d[36 * WT];
+    float rows[6][SPAN], d[36 * WT];
     for (int c = 0; c < j->cin; c++) {
-        const float *src = j->in + c * plane;
-        for (int r = 0; r < 6; r++) {
+        const float *src = j->in + c * plane, *row[6];
+        for (int r = 0; r < 6; r++) { /* the input row itself, or a zero-padded copy */
             int y = iy0 + r;
+            if (y >= 0 && y < j->h && xa == 0 && xb == SPAN) {
+                row[r] = src + (size_t)y * j->w + ix0;
+                continue;
+            }
             memset(rows[r], 0, sizeof rows[r]);
             if (y >= 0 && y < j->h && xb > xa)
                 memcpy(rows[r] + xa, src + (size_t)y * j->w + ix0 + xa, (size_t)(xb - xa) * sizeof(float));
+            row[r] = rows[r];
         }
-        for (int x = 0; x < SPAN; x++) { /* columns: z = B^T d, along the rows */
-            float col[6], y[6];
-            for (int r = 0; r < 6; r++) col[r] = rows[r][x];
-            bt6(y, col);
-            for (int i = 0; i < 6; i++) z[i][x] = y[i];
-        }
-        for (int i = 0; i < 6; i++) /* rows: tile t's columns are 4t .. 4t + 5 */
-            for (int t = 0; t < WT; t++) {
-                float y[6];
-                bt6(y, &z[i][4 * t]);
-                for (int e = 0; e < 6; e++) d[(i * 6 + e) * WT + t] = y[e];
-            }
+        for (int r = 0; r < 6; r++) /* tile t's column e is the row's column 4t + e */
+            for (int e = 0; e < 6; e++)
+                for (int t = 0; t < WT; t++) d[(r * 6 + e) * WT + t] = row[r][4 * t + e];
+        for (int e = 0; e < 6; e++) bt6_lanes(d + e * WT, 6 * WT); /* columns */
+        for (int r = 0; r < 6; r++) bt6_lanes(d + r * 6 * WT, WT); /* rows */
         float *dst = v + (size_t)c * j->nr + lane0;
         for (int xi = 0; xi < 36; xi++) memcpy(dst + xi * xi_stride, d + xi * WT, WT * sizeof(float));
     }
@@ -201,13 +205,15 @@ MULTIVERSION static void output_transform(const float *m, const wino_job *j, int
         float *dst = j->out + k * plane + (size_t)oy * j->ow + ox;
         for (int r = 0; r < nrows; r++, dst += j->ow) {
             const float *q = o + r * 4 * WT;
+            /* a whole row straight to the output, a partial one through line */
+            float *restrict to = ncols == 4 * WT ? dst : line;
             for (int t = 0; t < WT; t++) { /* interleave: column 4t + e is lane t of q[e] */
-                line[4 * t] = q[t] + b;
-                line[4 * t + 1] = q[WT + t] + b;
-                line[4 * t + 2] = q[2 * WT + t] + b;
-                line[4 * t + 3] = q[3 * WT + t] + b;
+                to[4 * t] = q[t] + b;
+                to[4 * t + 1] = q[WT + t] + b;
+                to[4 * t + 2] = q[2 * WT + t] + b;
+                to[4 * t + 3] = q[3 * WT + t] + b;
             }
-            memcpy(dst, line, (size_t)ncols * sizeof(float));
+            if (to == line) memcpy(dst, line, (size_t)ncols * sizeof(float));
         }
     }
 }
@@ -433,11 +439,10 @@ static void wino_task(void *ctx, int task, int ntasks) {
     }
     for (int xi = 0; xi < 36; xi++) {
         const packed_weights *u = &j->ww->u[xi];
-        /* Each B panel stays in L1 while the weight panels stream from L2. */
-        for (int q = 0; q < npanels; q++) {
-            const float *b = v + ((size_t)q * 36 + xi) * cin * nr;
-            for (int p = 0; p < rows / mr; p++) {
-                const float *a = u->panels + (size_t)p * cin * mr;
+        for (int p = 0; p < rows / mr; p++) {
+            const float *a = u->panels + (size_t)p * cin * mr;
+            for (int q = 0; q < npanels; q++) {
+                const float *b = v + ((size_t)q * 36 + xi) * cin * nr;
                 float *c = m + (((size_t)q * 36 + xi) * rows + (size_t)p * mr) * nr;
                 arch->kernel(cin, a, b, c, (size_t)nr, zero);
             }
@@ -473,7 +478,7 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
     j.ntiles = ((j.oh + 3) / 4) * j.tw;
     j.nr = arch->nr;
     j.avx512 = arch->level >= GEMM_AVX512;
-    j.panels = ww->amx ? AMX_PANELS : TASK_PANELS;
+    j.panels = ww->amx ? AMX_PANELS : arch->nr >= 32 ? TASK_PANELS : NARROW_PANELS;
     j.task_tiles = j.panels * arch->nr;
     j.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     j.per_thread = (size_t)36 * j.panels * arch->nr * (d->cin + ww->cout + arch->mr);
