@@ -379,25 +379,43 @@ static void conv01_rows(gen *g, int y0, int y1) {
     conv(g, g->B, g->A, C01_1, &d);
 }
 
-/* D1: conv01 band by band, for its statistics only. */
-static int down1(gen *g) {
-    const plan *p = g->p;
+/* A 64-channel full-resolution tensor (conv01's or deconv02_2's output), computed band by
+ * band by `rows` into B for its statistics only: the next stage computes it again, unless
+ * this one ran as a single band, whose rows B then still holds (memo_y0, memo_y1). */
+static int stats_pass(gen *g, int s, int h, int w, void (*rows)(gen *, int, int), int norm) {
     stats_reset(g->st, 64);
-    for (int y0 = 0; y0 < p->h1; y0 += p->band[B_D1]) {
-        int y1 = imin(y0 + p->band[B_D1], p->h1);
-        conv01_rows(g, y0, y1);
-        band_emit(g->B, 64, y1 - y0, p->w1, y0, g->st, NULL, g->pool);
+    for (int y0 = 0; y0 < h; y0 += g->p->band[s]) {
+        int y1 = imin(y0 + g->p->band[s], h);
+        rows(g, y0, y1);
+        band_emit(g->B, 64, y1 - y0, w, y0, g->st, NULL, g->pool);
         g->memo_y0 = y0, g->memo_y1 = y1;
-        if (band_done(g, B_D1, y1 - y0)) return 1;
+        if (band_done(g, s, y1 - y0)) return 1;
     }
-    finish_norm(g, N01_1, 64);
+    finish_norm(g, norm, 64);
     return 0;
 }
 
+/* D1: conv01, for its statistics. */
+static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, g->p->w1, conv01_rows, N01_1); }
+
+/* Rows [r0, r1) of conv3x3(conv_s2(relu(norm(src)))), into B: the down path's two-layer
+ * unit (src has image height h_src; the output, cout channels, is h x w). The 3x3 (zero
+ * padding) needs the strided convolution's rows [r0 - 1, r1 + 1), which need src's rows
+ * [2 r0 - 3, 2 r1 + 2); rows outside the image are zero padding. */
+static void down_rows(gen *g, rows_view src, int h_src, const norm_params *norm, int c1, int c2, int cout,
+                      int h, int w, int r0, int r1) {
+    const int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, h); /* the strided convolution's rows */
+    fill(g, 2 * qa - 1, 2 * qb, h_src, 1, 0, src, norm, 1, NULL);
+    conv_dims d = {src.c, 2 * (qb - qa) + 1, src.w + 2, cout, 3, 3, 2, 0};
+    conv(g, g->B, g->A, c1, &d);
+    fill(g, r0 - 1, r1 + 1, h, 1, 0, view_chw(g->B, cout, w, qa, qb), NULL, 0, NULL);
+    d = (conv_dims){cout, r1 - r0 + 2, w + 2, cout, 3, 3, 1, 0};
+    conv(g, g->B, g->A, c2, &d);
+}
+
 /* D2: C22 = conv02_2(conv02_1(relu(in01(conv01)))) rows [r0, r1) per band, stored with
- * its statistics. conv02_2's rows need conv02_1's rows [r0 - 1, r1 + 1), which (stride 2)
- * need conv01's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are zero padding.
- * conv01 is computed again, unless D1 left exactly those rows in B (one band). */
+ * its statistics. conv01 is computed again for the band's rows, unless D1 left exactly
+ * those rows in B (one band). */
 static int down2(gen *g) {
     const plan *p = g->p;
     rows_view c22 = stored(g, 128, p->w2, p->h2, 0);
@@ -408,12 +426,7 @@ static int down2(gen *g) {
         int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1); /* conv01 rows */
         if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb);
         g->memo_y0 = g->memo_y1 = -1;
-        fill(g, 2 * qa - 1, 2 * qb, p->h1, 1, 0, view_chw(g->B, 64, p->w1, ya, yb), &g->np[N01_1], 1, NULL);
-        conv_dims d = {64, 2 * (qb - qa) + 1, p->w1 + 2, 128, 3, 3, 2, 0};
-        conv(g, g->B, g->A, C02_1, &d);
-        fill(g, r0 - 1, r1 + 1, p->h2, 1, 0, view_chw(g->B, 128, p->w2, qa, qb), NULL, 0, NULL);
-        d = (conv_dims){128, r1 - r0 + 2, p->w2 + 2, 128, 3, 3, 1, 0};
-        conv(g, g->B, g->A, C02_2, &d);
+        down_rows(g, view_chw(g->B, 64, p->w1, ya, yb), p->h1, &g->np[N01_1], C02_1, C02_2, 128, p->h2, p->w2, r0, r1);
         band_emit(g->B, 128, r1 - r0, p->w2, r0, g->st, &c22, g->pool);
         if (band_done(g, B_D2, r1 - r0)) return 1;
     }
@@ -431,13 +444,7 @@ static int down3(gen *g) {
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < p->h3; r0 += p->band[B_D3]) {
         int r1 = imin(r0 + p->band[B_D3], p->h3);
-        int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, p->h3); /* conv03_1 rows */
-        fill(g, 2 * qa - 1, 2 * qb, p->h2, 1, 0, c22, &g->np[N02_1], 1, NULL);
-        conv_dims d = {128, 2 * (qb - qa) + 1, p->w2 + 2, 256, 3, 3, 2, 0};
-        conv(g, g->B, g->A, C03_1, &d);
-        fill(g, r0 - 1, r1 + 1, p->h3, 1, 0, view_chw(g->B, 256, p->w3, qa, qb), NULL, 0, NULL);
-        d = (conv_dims){256, r1 - r0 + 2, p->w3 + 2, 256, 3, 3, 1, 0};
-        conv(g, g->B, g->A, C03_2, &d);
+        down_rows(g, c22, p->h2, &g->np[N02_1], C03_1, C03_2, 256, p->h3, p->w3, r0, r1);
         band_emit(g->B, 256, r1 - r0, p->w3, r0, g->st, &x, g->pool);
         if (band_done(g, B_D3, r1 - r0)) return 1;
     }
@@ -521,21 +528,12 @@ static int up1(gen *g) {
     return 0;
 }
 
-/* U2: deconv02_2(deconv02_1(relu(in12(D12)))) band by band, for its statistics only. */
-static int up2(gen *g) {
-    const plan *p = g->p;
-    rows_view d12 = stored(g, 128, p->w4, p->h4, 0);
-    stats_reset(g->st, 64);
-    for (int y0 = 0; y0 < p->h5; y0 += p->band[B_U2]) {
-        int y1 = imin(y0 + p->band[B_U2], p->h5);
-        up_rows(g, d12, &g->np[N12_1], D02_1, C_DE02_2, y0, y1);
-        band_emit(g->B, 64, y1 - y0, p->w5, y0, g->st, NULL, g->pool);
-        g->memo_y0 = y0, g->memo_y1 = y1;
-        if (band_done(g, B_U2, y1 - y0)) return 1;
-    }
-    finish_norm(g, N13_1, 64);
-    return 0;
+/* U2: deconv02_2(deconv02_1(relu(in12(D12)))), for its statistics. */
+static void up2_rows(gen *g, int y0, int y1) {
+    up_rows(g, stored(g, 128, g->p->w4, g->p->h4, 0), &g->np[N12_1], D02_1, C_DE02_2, y0, y1);
 }
+
+static int up2(gen *g) { return stats_pass(g, B_U2, g->p->h5, g->p->w5, up2_rows, N13_1); }
 
 /* U3: the same rows again (unless U2 left exactly them in B: one band) with the 7x7's
  * halo of 3 more on each side, computed as 4 (whole Winograd tiles, so the same values as
@@ -544,11 +542,10 @@ static int up2(gen *g) {
  * and tanh, into out's rows. */
 static int up3(gen *g) {
     const plan *p = g->p;
-    rows_view d12 = stored(g, 128, p->w4, p->h4, 0);
     for (int y0 = 0; y0 < p->h5; y0 += p->band[B_U3]) {
         int y1 = imin(y0 + p->band[B_U3], p->h5);
         int ea = imax(y0 - 4, 0), eb = imin(y1 + 4, p->h5);
-        if (g->memo_y0 != ea || g->memo_y1 != eb) up_rows(g, d12, &g->np[N12_1], D02_1, C_DE02_2, ea, eb);
+        if (g->memo_y0 != ea || g->memo_y1 != eb) up2_rows(g, ea, eb);
         g->memo_y0 = g->memo_y1 = -1;
         fill(g, y0 - 3, y1 + 3, p->h5, 3, 1, view_chw(g->B, 64, p->w5, ea, eb), &g->np[N13_1], 1, NULL);
         conv_dims d = {64, y1 - y0 + 6, p->w5 + 6, 3, 7, 7, 1, 0};
