@@ -93,11 +93,6 @@ static int count_temp_files(const char *dir) {
     return n;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void path_in_tmp(char *buf, size_t n, const char *rel) { snprintf(buf, n, "%s/%s", tmpdir, rel); }
 
 /* ---- formats ---------------------------------------------------------------------------- */
@@ -612,11 +607,7 @@ static void test_resize(void) {
 
 int main(void) {
     umask(022);
-    snprintf(tmpdir, sizeof tmpdir, "%s", "/tmp/cg_test_image.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_make_dir(tmpdir, sizeof tmpdir, "cg_test_image") != 0) return 1;
     RUN(test_format_detection);
     RUN(test_roundtrip_png);
     RUN(test_roundtrip_jpeg);
@@ -633,6 +624,6 @@ int main(void) {
     RUN(test_save_creates_directories);
     RUN(test_save_failures_leave_nothing);
     RUN(test_resize);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_dir(tmpdir);
     return TEST_SUMMARY("test_image");
 }

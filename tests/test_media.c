@@ -838,11 +838,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "probe")) return cmd_probe(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "frames")) return cmd_frames(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "psnr")) return cmd_psnr(argv[2], argv[3]);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_media.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_make_dir(tmpdir, sizeof tmpdir, "test_media") != 0) return 1;
     RUN(test_gif_info);
     RUN(test_gif_dispose_none);
     RUN(test_gif_dispose_background);
@@ -862,8 +858,6 @@ int main(int argc, char **argv) {
     RUN(test_video_max_frames);
     RUN(test_video_writer_shapes);
     RUN(test_video_writer_failures);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_remove_dir(tmpdir);
     return TEST_SUMMARY("test_media");
 }

@@ -194,15 +194,12 @@ int main(void) {
         printf("test_weights: 0 passed, 1 failed\n");
         return 1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cg_test_weights_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (test_make_dir(tmpdir, sizeof tmpdir, "cg_test_weights") != 0) return 1;
     RUN(test_formats_agree);
     RUN(test_npy_dir_damage);
     RUN(test_safetensors_damage);
     RUN(test_fp16_and_memory);
     cg_model_free(base);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_remove_dir(tmpdir);
     return TEST_SUMMARY("test_weights");
 }
