@@ -47,7 +47,8 @@ typedef struct cg_model cg_model;
 
 /* Load a generator: `path` is either a single-file `.safetensors` checkpoint or a
  * directory holding the upstream release's `.npy` files (one per tensor). Every tensor's
- * name, dtype and shape is checked. */
+ * name, dtype and shape is checked. The weights are then packed for the compute kernel,
+ * on all the CPU's cores (cg_model_set_threads applies to stylizing). */
 cg_status cg_model_load(cg_model **out, const char *path);
 /* Load a generator from a `.safetensors` file's bytes already in memory (`n` bytes at
  * `data`, which the caller keeps and may free afterwards), with the same checks as
