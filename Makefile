@@ -15,7 +15,7 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wpedantic -Werror
-PKGS    := libpng libwebp libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd
+PKGS    := libpng libwebp libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd hdf5
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS) $(shell pkg-config --cflags $(PKGS)) \
              -DCG_DEFAULT_WEIGHTS_DIR='"$(WEIGHTS_DIR)"' -pthread
@@ -26,7 +26,7 @@ WEIGHTS_DIR     ?= $(CURDIR)/weights
 SHARED_WEIGHTS  ?= $(CURDIR)/../shared/weights/cartoongan
 WEIGHT_FILES    := $(STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
 
-LIB_SRC  := $(wildcard src/*.c src/nn/*.c src/model/*.c src/io/*.c)
+LIB_SRC  := $(wildcard src/*.c src/nn/*.c src/model/*.c src/io/*.c src/train/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -48,7 +48,7 @@ TEST_ENV := VMEM_LIMIT_KB= UBSAN_OPTIONS=print_stacktrace=1
 endif
 
 .PHONY: all weights test bench bench-web clean asan fuzz fuzz-build
-all: $(BUILD)/cartoongan weights
+all: $(BUILD)/cartoongan $(BUILD)/tools/train_step weights
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -93,8 +93,9 @@ WEB_TESTS := tests/web/run.sh
 WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)
 endif
 
-test: $(BUILD)/cartoongan $(TESTS) weights $(WEB_TEST_DEPS)
-	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan $(TEST_ENV) \
+test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(TESTS) weights $(WEB_TEST_DEPS)
+	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan \
+	    CARTOONGAN_TRAIN_STEP=$(CURDIR)/$(BUILD)/tools/train_step $(TEST_ENV) \
 	    tests/run.sh $(TESTS) tests/test_serve.sh $(WEB_TESTS)
 
 # bench/bench.sh also runs ONNX Runtime: npm's onnxruntime-node (its install script only
