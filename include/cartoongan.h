@@ -32,7 +32,8 @@ typedef enum {
     CG_ERR_WEIGHTS, /* weights are missing a tensor or have a wrong name, shape or type */
     CG_ERR_LIMIT,   /* an input exceeds a documented limit (pixels, file size) */
     CG_ERR_NOMEM,   /* an allocation failed */
-    CG_ERR_CANCELLED /* a progress callback asked to stop */
+    CG_ERR_CANCELLED, /* a progress callback asked to stop */
+    CG_ERR_DIVERGED /* training: a loss or gradient became NaN or infinite */
 } cg_status;
 
 /* A generic description of a status code ("invalid argument", ...). */
@@ -105,6 +106,74 @@ cg_status cg_model_save_fp16(const cg_model *m, const char *path);
 /* The four released styles, in canonical order. */
 #define CG_NUM_STYLES 4
 extern const char *const cg_style_names[CG_NUM_STYLES];
+
+/* ---- training (src/train; doc/training-engine.md) ----
+ *
+ * A trainer holds the generator G, the discriminator D, a frozen VGG19 for the content
+ * loss, both networks' Adam states and all working memory, sized once for a batch of
+ * `batch` images of height x width: a step allocates nothing.
+ *
+ *     cg_train_config c;
+ *     cg_train_config_default(&c);          (batch 4, 256x256, the seed project's rates)
+ *     cg_trainer *t;
+ *     cg_trainer_create(&t, &c, "vgg19.safetensors");
+ *     cg_trainer_load(t, CG_NET_G, "weights/hayao.safetensors");   (else from scratch)
+ *     cg_trainer_step(t, CG_PHASE_GAN, photo, cartoon, smooth, &losses);
+ *     cg_trainer_save(t, CG_NET_G, "mystyle.safetensors");
+ *
+ * Images are float32 [batch][3][height][width], G's input convention: BGR in [-1, 1]. */
+
+typedef enum { CG_GAN_LSGAN, CG_GAN_BCE } cg_gan_loss; /* D's loss: MSE (LSGAN) or BCE with logits */
+typedef enum { CG_DNORM_BATCH, CG_DNORM_INSTANCE } cg_d_norm;
+typedef enum { CG_PHASE_INIT, CG_PHASE_GAN } cg_train_phase;
+typedef enum { CG_NET_G, CG_NET_D, CG_GRAD_G, CG_GRAD_D } cg_train_tensors;
+
+typedef struct {
+    int batch, height, width;     /* height and width multiples of 4 */
+    float lr_g, lr_d;             /* Adam learning rates (betas 0.5, 0.999; eps 1e-8) */
+    float content_weight;         /* w_c: 10, the paper's omega */
+    float style_weight;           /* w_s: 0 (the seed project's --style_lambda) */
+    cg_gan_loss gan_loss;         /* CG_GAN_LSGAN */
+    cg_d_norm d_norm;             /* CG_DNORM_BATCH */
+    uint64_t seed;                /* initialisation of a fresh G and D: 0 */
+    int threads;                  /* 0: one per online CPU */
+} cg_train_config;
+
+/* Losses of one step, unweighted (NaN where a term does not apply to the phase):
+ * g_total = g_adversarial + w_c content + w_s style (init phase: w_c content);
+ * d_total = d_real + d_smooth + d_fake. */
+typedef struct {
+    double content, style, g_adversarial, g_total;
+    double d_real, d_smooth, d_fake, d_total;
+} cg_train_losses;
+
+typedef struct cg_trainer cg_trainer;
+
+/* Defaults: batch 4, 256x256, lr_g 8e-5, lr_d 3e-5 (the seed project's GAN phase; its init
+ * phase uses 2e-4), the rest as noted above. */
+void cg_train_config_default(cg_train_config *c);
+/* `vgg_path`: VGG19 weights, torchvision's as .safetensors or Keras's notop .h5 (see
+ * README, "Training"); NULL for none: the content loss is then the mean L1 between G's
+ * output and the photo (the seed project's --ignore_vgg, weaker). G and D start from the
+ * seeded initialisation: conv weights N(0, 0.02), biases 0, norm scales 1 and shifts 0.
+ * CG_ERR_ARG for a bad configuration, CG_ERR_NOMEM, or the VGG file's error. */
+cg_status cg_trainer_create(cg_trainer **out, const cg_train_config *c, const char *vgg_path);
+void cg_trainer_free(cg_trainer *t);
+/* Loads G (a generator .safetensors, e.g. a released style) or D (its 20 tensors: see
+ * doc/training-engine.md) over the current parameters; Adam's state restarts. */
+cg_status cg_trainer_load(cg_trainer *t, cg_train_tensors which, const char *path);
+/* One training step (doc/training-engine.md, "Losses and the step"): in the init phase G
+ * alone against the content loss (cartoon, smooth unused, may be NULL); in the GAN phase
+ * D's update, then G's. Reports the losses (may be NULL). A non-finite loss or gradient
+ * stops the step before any parameter changes: CG_ERR_DIVERGED, naming the step and the
+ * loss. */
+cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *photo,
+                          const float *cartoon, const float *smooth, cg_train_losses *losses);
+/* Writes G's or D's parameters, or the gradients of the last step, as .safetensors
+ * (atomically; G's loads with cg_model_load like a released style). */
+cg_status cg_trainer_save(const cg_trainer *t, cg_train_tensors which, const char *path);
+/* G's output for the last step's photos, [batch][3][height][width] (tanh, BGR). */
+const float *cg_trainer_generated(const cg_trainer *t);
 
 #ifdef __cplusplus
 }

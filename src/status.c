@@ -26,6 +26,7 @@ const char *cg_status_string(cg_status s) {
     case CG_ERR_LIMIT: return "over a size limit";
     case CG_ERR_NOMEM: return "out of memory";
     case CG_ERR_CANCELLED: return "cancelled";
+    case CG_ERR_DIVERGED: return "training diverged";
     }
     return "unknown status";
 }

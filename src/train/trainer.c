@@ -1,0 +1,390 @@
+/* trainer.c: one CartoonGAN training step (cg_trainer_step) and what it needs: the
+ * parameters, gradients and Adam moments of G and D (each network's four arrays carved
+ * from one allocation, in the order its tensors are listed), the activations of the three
+ * networks in one arena sized at creation, the losses, and the optimizer step as one
+ * plain loop, after llm.c's train_gpt2.c. doc/training-engine.md says what is computed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/generator.h"
+#include "model/safetensors.h"
+#include "nn/train_ops.h"
+#include "status.h"
+#include "train/nets.h"
+
+/* A network's tensors: params, grads, Adam's m and v, each `count` floats. */
+typedef struct {
+    const tensor_info *info;
+    int ntensors;
+    size_t count;
+    float *mem; /* 4 * count */
+    float *params, *grads, *m, *v;
+    long t;     /* Adam steps taken */
+} param_set;
+
+struct cg_trainer {
+    cg_train_config c;
+    cg_pool *pool;
+    net_ctx ctx;
+    param_set g, d;
+    gen_layers gp, gg;
+    d_layers dp, dg;
+    vgg_weights vgg;
+    int has_vgg;
+    gen_acts ga;
+    d_acts da;
+    vgg_acts va;
+    float *block; /* the arena below */
+    float *photo_feat, *dfeat, *dfake, *dlogits, *gram_c, *gram_f, *dgram;
+    float *d_backup; /* D's params, m and v before its update, restored if G's half fails */
+    long steps;
+};
+
+void cg_train_config_default(cg_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->batch = 4, c->height = 256, c->width = 256;
+    c->lr_g = 8e-5f, c->lr_d = 3e-5f;
+    c->content_weight = 10.f, c->style_weight = 0.f;
+    c->gan_loss = CG_GAN_LSGAN, c->d_norm = CG_DNORM_BATCH;
+}
+
+/* ---- parameters ---- */
+
+static int param_set_alloc(param_set *s, const tensor_info *info, int n) {
+    s->info = info, s->ntensors = n, s->count = 0, s->t = 0;
+    for (int i = 0; i < n; i++) s->count += tensor_info_count(&info[i]);
+    s->mem = calloc(4 * s->count, sizeof(float));
+    if (!s->mem) return -1;
+    s->params = s->mem, s->grads = s->mem + s->count, s->m = s->mem + 2 * s->count, s->v = s->mem + 3 * s->count;
+    return 0;
+}
+
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* N(0, 1) by Box-Muller from 53-bit uniforms in (0, 1). */
+static double normal(uint64_t *state) {
+    double u1 = ((splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The seeded initialisation (DCGAN's, as the seed project): conv weights N(0, 0.02),
+ * biases 0, norm scales 1, shifts 0. */
+static void param_set_init(param_set *s, uint64_t seed) {
+    uint64_t state = seed;
+    float *p = s->params;
+    for (int i = 0; i < s->ntensors; i++) {
+        const tensor_info *t = &s->info[i];
+        size_t n = tensor_info_count(t);
+        int is_scale = t->ndim == 1 && (ends_with(t->name, ".scale") ||
+                                        (strncmp(t->name, "norm", 4) == 0 && ends_with(t->name, ".weight")));
+        for (size_t j = 0; j < n; j++) p[j] = t->ndim == 4 ? (float)(0.02 * normal(&state)) : is_scale ? 1.f : 0.f;
+        p += n;
+    }
+    memset(s->m, 0, 2 * s->count * sizeof(float));
+    s->t = 0;
+}
+
+/* torch.optim.Adam's update (betas 0.5, 0.999, eps 1e-8, no weight decay), in the order
+ * its single-tensor loop computes it: bias corrections in double, the rest in float. */
+static void adam_step(param_set *s, float lr) {
+    const float b1 = 0.5f, b2 = 0.999f, eps = 1e-8f;
+    s->t++;
+    const double bc1 = 1.0 - pow(0.5, (double)s->t), bc2 = 1.0 - pow(0.999, (double)s->t);
+    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (size_t i = 0; i < s->count; i++) {
+        float g = s->grads[i];
+        s->m[i] = s->m[i] * b1 + g * (1.f - b1);
+        s->v[i] = s->v[i] * b2 + g * g * (1.f - b2);
+        float denom = sqrtf(s->v[i]) / bc2_sqrt + eps;
+        s->params[i] -= step_size * (s->m[i] / denom);
+    }
+}
+
+/* The first non-finite value's tensor, or NULL when all are finite. */
+static const char *non_finite(const param_set *s, const float *a) {
+    for (int i = 0; i < s->ntensors; i++) {
+        size_t n = tensor_info_count(&s->info[i]);
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(a[j])) return s->info[i].name;
+        a += n;
+    }
+    return NULL;
+}
+
+/* ---- creation ---- */
+
+static void acc_max(size_t *m, size_t v) {
+    if (v > *m) *m = v;
+}
+
+/* The largest workspace any convolution of the three networks needs. */
+static size_t ws_floats(int n, int h, int w, int threads) {
+    (void)n;
+    const int h2 = h / 2, w2 = w / 2, h3 = h / 4, w3 = w / 4;
+    const conv_dims convs[] = {
+        /* G */
+        {3, h + 6, w + 6, 64, 7, 7, 1, 0},      {64, h, w, 128, 3, 3, 2, 1},
+        {128, h2, w2, 128, 3, 3, 1, 1},         {128, h2, w2, 256, 3, 3, 2, 1},
+        {256, h3, w3, 256, 3, 3, 1, 1},         {256, h3 + 2, w3 + 2, 256, 3, 3, 1, 0},
+        {128, h2, w2, 128, 3, 3, 1, 1},         {64, h, w, 64, 3, 3, 1, 1},
+        {64, h + 6, w + 6, 3, 7, 7, 1, 0},
+        /* D */
+        {3, h, w, 32, 3, 3, 1, 1},              {32, h, w, 64, 3, 3, 2, 1},
+        {64, h2, w2, 128, 3, 3, 1, 1},          {128, h2, w2, 128, 3, 3, 2, 1},
+        {128, h3, w3, 256, 3, 3, 1, 1},         {256, h3, w3, 256, 3, 3, 1, 1},
+        {256, h3, w3, 1, 3, 3, 1, 1},
+    };
+    size_t m = gemm_ws_floats(threads);
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) acc_max(&m, conv_train_ws_floats(&convs[i], threads));
+    const deconv_dims de[] = {{256, h3, w3, 128, 3, 3, 2, 1, 1}, {128, h2, w2, 64, 3, 3, 2, 1, 1}};
+    for (int i = 0; i < 2; i++) acc_max(&m, deconv_train_ws_floats(&de[i], threads));
+    for (int l = 0; l < VGG_LAYERS; l++) {
+        int dv = l < 2 ? 1 : l < 4 ? 2 : l < 8 ? 4 : 8;
+        conv_dims d = {vgg_cin[l], h / dv, w / dv, vgg_cout[l], 3, 3, 1, 1};
+        acc_max(&m, conv_train_ws_floats(&d, threads));
+    }
+    return m;
+}
+
+/* Lays out every activation and buffer; with ar->base NULL it only counts. */
+static void layout(cg_trainer *t, arena *ar) {
+    const int n = t->c.batch, h = t->c.height, w = t->c.width;
+    const size_t feat = (size_t)n * 512 * (h / 8) * (w / 8);
+    gen_acts_layout(&t->ga, ar, n, h, w);
+    d_acts_layout(&t->da, ar, n, h, w, t->c.d_norm == CG_DNORM_BATCH ? D_NORM_BATCH : D_NORM_INSTANCE);
+    if (t->has_vgg) {
+        vgg_acts_layout(&t->va, ar, n, h, w);
+        t->photo_feat = arena_take(ar, feat);
+        t->dfeat = arena_take(ar, feat);
+        if (t->c.style_weight != 0.f) {
+            t->gram_c = arena_take(ar, (size_t)n * 512 * 512);
+            t->gram_f = arena_take(ar, (size_t)512 * 512);
+            t->dgram = arena_take(ar, (size_t)512 * 512);
+        }
+    }
+    t->dfake = arena_take(ar, (size_t)n * 3 * h * w);
+    t->dlogits = arena_take(ar, (size_t)n * (h / 4) * (w / 4));
+    t->ctx.ws = arena_take(ar, ws_floats(n, h, w, cg_pool_threads(t->pool)));
+}
+
+cg_status cg_trainer_create(cg_trainer **out, const cg_train_config *c, const char *vgg_path) {
+    if (!out || !c) return cg_fail(CG_ERR_ARG, "cg_trainer_create: null argument");
+    *out = NULL;
+    if (c->batch < 1 || c->height < 8 || c->width < 8 || c->height % 8 || c->width % 8 ||
+        (double)c->batch * c->height * c->width > 64.0 * 1024 * 1024)
+        return cg_fail(CG_ERR_ARG, "training images must be at least 8x8 with sides multiples of 8 (VGG pools three times), "
+                                   "and batch x pixels at most 64 M; got batch %d of %dx%d", c->batch, c->width, c->height);
+    if (!(c->lr_g >= 0) || !(c->lr_d >= 0) || !(c->content_weight >= 0) || !(c->style_weight >= 0))
+        return cg_fail(CG_ERR_ARG, "learning rates and loss weights must be non-negative numbers");
+    cg_trainer *t = calloc(1, sizeof *t);
+    if (!t) return cg_fail(CG_ERR_NOMEM, "out of memory");
+    t->c = *c;
+    cg_status st = CG_OK;
+    if (vgg_path) {
+        if ((st = vgg_weights_load(&t->vgg, vgg_path)) != CG_OK) goto fail;
+        t->has_vgg = 1;
+    }
+    t->pool = cg_pool_create(c->threads > 0 ? c->threads : cg_cpu_count());
+    if (!t->pool || param_set_alloc(&t->g, gen_tensors, GEN_NUM_TENSORS) ||
+        param_set_alloc(&t->d, d_tensors, D_NUM_TENSORS)) {
+        st = cg_fail(CG_ERR_NOMEM, "out of memory for the networks' parameters");
+        goto fail;
+    }
+    t->ctx.pool = t->pool;
+    t->d_backup = malloc(3 * t->d.count * sizeof(float));
+    arena ar = {NULL, 0};
+    layout(t, &ar);
+    t->block = aligned_alloc(64, (ar.used * sizeof(float) + 63) / 64 * 64);
+    if (!t->block || !t->d_backup) {
+        st = cg_fail(CG_ERR_NOMEM, "out of memory: a step of batch %d at %dx%d needs %.2f GB of activations",
+                     c->batch, c->width, c->height, ar.used * 4.0 / 1e9);
+        goto fail;
+    }
+    ar = (arena){t->block, 0};
+    layout(t, &ar);
+    param_set_init(&t->g, c->seed);
+    param_set_init(&t->d, c->seed ^ 0x5DEECE66Dull);
+    gen_layers_point(&t->gp, t->g.params), gen_layers_point(&t->gg, t->g.grads);
+    d_layers_point(&t->dp, t->d.params), d_layers_point(&t->dg, t->d.grads);
+    *out = t;
+    return CG_OK;
+fail:
+    cg_trainer_free(t);
+    return st;
+}
+
+void cg_trainer_free(cg_trainer *t) {
+    if (!t) return;
+    if (t->has_vgg) vgg_weights_free(&t->vgg);
+    cg_pool_free(t->pool);
+    free(t->g.mem), free(t->d.mem), free(t->d_backup), free(t->block);
+    free(t);
+}
+
+static param_set *set_of(cg_trainer *t, cg_train_tensors which) {
+    return which == CG_NET_G || which == CG_GRAD_G ? &t->g : &t->d;
+}
+
+cg_status cg_trainer_load(cg_trainer *t, cg_train_tensors which, const char *path) {
+    if (!t || !path || (which != CG_NET_G && which != CG_NET_D)) return cg_fail(CG_ERR_ARG, "cg_trainer_load: bad argument");
+    param_set *s = set_of(t, which);
+    /* read into the gradients' space first, so a bad file leaves the parameters as they were */
+    cg_status st = st_load(path, s->info, s->ntensors, s->grads, 0, 0,
+                           which == CG_NET_G ? "a CartoonGAN generator" : "a CartoonGAN discriminator");
+    if (st != CG_OK) return st;
+    const char *bad = non_finite(s, s->grads);
+    if (bad) return cg_fail(CG_ERR_WEIGHTS, "%s: tensor %s holds NaN or infinite values", path, bad);
+    memcpy(s->params, s->grads, s->count * sizeof(float));
+    memset(s->grads, 0, s->count * sizeof(float));
+    memset(s->m, 0, 2 * s->count * sizeof(float));
+    s->t = 0;
+    return CG_OK;
+}
+
+cg_status cg_trainer_save(const cg_trainer *t, cg_train_tensors which, const char *path) {
+    if (!t || !path) return cg_fail(CG_ERR_ARG, "cg_trainer_save: null argument");
+    const param_set *s = set_of((cg_trainer *)t, which);
+    const float *data = which == CG_NET_G || which == CG_NET_D ? s->params : s->grads;
+    const char *model = which == CG_NET_G ? "\"model\":\"cartoongan-generator\""
+                        : which == CG_NET_D ? "\"model\":\"cartoongan-discriminator\""
+                                            : "\"model\":\"gradients\"";
+    return st_save(path, s->info, s->ntensors, data, 0, model);
+}
+
+const float *cg_trainer_generated(const cg_trainer *t) { return t ? t->ga.y : NULL; }
+
+/* ---- the step ---- */
+
+static double gan_loss(const cg_trainer *t, const float *logits, float target, size_t n) {
+    return t->c.gan_loss == CG_GAN_BCE ? bce_logits_loss_forward(logits, target, n)
+                                       : mse_loss_forward(logits, target, n);
+}
+
+static void gan_loss_backward(const cg_trainer *t, float *d, const float *logits, float target, size_t n) {
+    if (t->c.gan_loss == CG_GAN_BCE) bce_logits_loss_backward(d, logits, target, n, 1.f);
+    else mse_loss_backward(d, logits, target, n, 1.f);
+}
+
+/* One term of D's loss: D(x) against `target`, its gradients accumulated into D's. */
+static double d_term(cg_trainer *t, const float *x, float target) {
+    const size_t n = (size_t)t->c.batch * (t->c.height / 4) * (t->c.width / 4);
+    d_forward(&t->da, &t->dp, x, &t->ctx);
+    double loss = gan_loss(t, t->da.out, target, n);
+    memset(t->dlogits, 0, n * sizeof(float));
+    gan_loss_backward(t, t->dlogits, t->da.out, target, n);
+    d_backward(&t->da, &t->dp, &t->dg, NULL, t->dlogits, &t->ctx);
+    return loss;
+}
+
+/* The content (and, if `style`, style) loss of G's output, its gradient added into dfake. */
+static void content_loss(cg_trainer *t, const float *photo, const float *cartoon, int style, cg_train_losses *L) {
+    const int n = t->c.batch, h = t->c.height, w = t->c.width;
+    const float *fake = t->ga.y;
+    if (!t->has_vgg) { /* --vgg none: pixels */
+        size_t cnt = (size_t)n * 3 * h * w;
+        L->content = l1_loss_forward(fake, photo, cnt);
+        l1_loss_backward(t->dfake, fake, photo, cnt, t->c.content_weight);
+        return;
+    }
+    const size_t hw = (size_t)(h / 8) * (w / 8), feat = (size_t)n * 512 * hw;
+    vgg_forward(&t->va, &t->vgg, photo, &t->ctx);
+    memcpy(t->photo_feat, t->va.feat, feat * sizeof(float));
+    if (style) {
+        vgg_forward(&t->va, &t->vgg, cartoon, &t->ctx);
+        for (int i = 0; i < n; i++)
+            gram_forward(t->gram_c + (size_t)i * 512 * 512, t->va.feat + (size_t)i * 512 * hw, 512, (int)hw, t->ctx.ws, t->pool);
+    }
+    vgg_forward(&t->va, &t->vgg, fake, &t->ctx);
+    L->content = l1_loss_forward(t->va.feat, t->photo_feat, feat);
+    memset(t->dfeat, 0, feat * sizeof(float));
+    l1_loss_backward(t->dfeat, t->va.feat, t->photo_feat, feat, t->c.content_weight);
+    if (style) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *f = t->va.feat + (size_t)i * 512 * hw;
+            gram_forward(t->gram_f, f, 512, (int)hw, t->ctx.ws, t->pool);
+            s += l1_loss_forward(t->gram_f, t->gram_c + (size_t)i * 512 * 512, 512 * 512) / n;
+            memset(t->dgram, 0, 512 * 512 * sizeof(float));
+            l1_loss_backward(t->dgram, t->gram_f, t->gram_c + (size_t)i * 512 * 512, 512 * 512, t->c.style_weight / n);
+            gram_backward(t->dfeat + (size_t)i * 512 * hw, t->dgram, f, 512, (int)hw, t->ctx.ws, t->pool);
+        }
+        L->style = s;
+    }
+    vgg_backward(&t->va, &t->vgg, t->dfake, t->dfeat, &t->ctx);
+}
+
+cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *photo, const float *cartoon,
+                          const float *smooth, cg_train_losses *losses) {
+    if (!t || !photo || (phase != CG_PHASE_INIT && phase != CG_PHASE_GAN))
+        return cg_fail(CG_ERR_ARG, "cg_trainer_step: bad argument");
+    if (phase == CG_PHASE_GAN && (!cartoon || !smooth))
+        return cg_fail(CG_ERR_ARG, "cg_trainer_step: the GAN phase needs cartoon and smoothed-cartoon images");
+    const int n = t->c.batch, h = t->c.height, w = t->c.width;
+    const long step = t->steps + 1;
+    cg_train_losses L;
+    L.content = L.style = L.g_adversarial = L.g_total = NAN;
+    L.d_real = L.d_smooth = L.d_fake = L.d_total = NAN;
+    if (losses) *losses = L;
+    memset(t->g.grads, 0, t->g.count * sizeof(float));
+    gen_forward(&t->ga, &t->gp, photo, &t->ctx);
+    const float *fake = t->ga.y;
+    if (phase == CG_PHASE_GAN) {
+        memset(t->d.grads, 0, t->d.count * sizeof(float));
+        L.d_real = d_term(t, cartoon, 1.f);
+        L.d_smooth = d_term(t, smooth, 0.f);
+        L.d_fake = d_term(t, fake, 0.f);
+        L.d_total = L.d_real + L.d_smooth + L.d_fake;
+        if (losses) *losses = L;
+        if (!isfinite(L.d_total)) return cg_fail(CG_ERR_DIVERGED, "step %ld: d_total_loss is %g; no parameter was changed", step, L.d_total);
+        const char *bad = non_finite(&t->d, t->d.grads);
+        if (bad) return cg_fail(CG_ERR_DIVERGED, "step %ld: D's gradient of %s is not finite; no parameter was changed", step, bad);
+        memcpy(t->d_backup, t->d.params, t->d.count * sizeof(float));
+        memcpy(t->d_backup + t->d.count, t->d.m, 2 * t->d.count * sizeof(float));
+        adam_step(&t->d, t->c.lr_d);
+    }
+    memset(t->dfake, 0, (size_t)n * 3 * h * w * sizeof(float));
+    const int style = phase == CG_PHASE_GAN && t->has_vgg && t->c.style_weight != 0.f;
+    content_loss(t, photo, cartoon, style, &L);
+    L.g_total = t->c.content_weight * L.content;
+    if (style) L.g_total += t->c.style_weight * L.style;
+    if (phase == CG_PHASE_GAN) {
+        const size_t cnt = (size_t)n * (h / 4) * (w / 4);
+        d_forward(&t->da, &t->dp, fake, &t->ctx); /* the updated D */
+        L.g_adversarial = gan_loss(t, t->da.out, 1.f, cnt);
+        memset(t->dlogits, 0, cnt * sizeof(float));
+        gan_loss_backward(t, t->dlogits, t->da.out, 1.f, cnt);
+        d_backward(&t->da, &t->dp, NULL, t->dfake, t->dlogits, &t->ctx);
+        L.g_total += L.g_adversarial;
+    }
+    if (losses) *losses = L;
+    const char *bad = NULL, *what = "g_total_loss";
+    if (isfinite(L.g_total)) {
+        gen_backward(&t->ga, &t->gp, &t->gg, photo, t->dfake, &t->ctx);
+        bad = non_finite(&t->g, t->g.grads);
+    }
+    if (!isfinite(L.g_total) || bad) {
+        if (phase == CG_PHASE_GAN) { /* undo D's update: the step as a whole did not happen */
+            memcpy(t->d.params, t->d_backup, t->d.count * sizeof(float));
+            memcpy(t->d.m, t->d_backup + t->d.count, 2 * t->d.count * sizeof(float));
+            t->d.t--;
+        }
+        if (bad) return cg_fail(CG_ERR_DIVERGED, "step %ld: G's gradient of %s is not finite; no parameter was changed", step, bad);
+        return cg_fail(CG_ERR_DIVERGED, "step %ld: %s is %g; no parameter was changed", step, what, L.g_total);
+    }
+    adam_step(&t->g, t->c.lr_g);
+    t->steps = step;
+    return CG_OK;
+}
