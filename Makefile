@@ -15,8 +15,10 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wpedantic -Werror
-PKGS    := libpng libwebp libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd hdf5
-CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+PKGS    := libpng libwebp libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd hdf5 \
+           libprotobuf-c
+# $(BUILD)/gen holds the C that protoc-c generates from proto/*.proto (never checked in).
+CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen -D_GNU_SOURCE
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS) $(shell pkg-config --cflags $(PKGS)) \
              -DCG_DEFAULT_WEIGHTS_DIR='"$(WEIGHTS_DIR)"' -pthread
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ljpeg -lgif -lm -pthread
@@ -29,7 +31,12 @@ WEIGHT_FILES    := $(STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
 LIB_SRC  := $(wildcard src/*.c src/nn/*.c src/model/*.c src/io/*.c src/train/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# TensorBoard's Event/Summary messages (src/io/events.c): proto/X.proto becomes
+# $(BUILD)/gen/X.pb-c.c and .h, compiled into the library like any other source.
+PROTO_SRC := $(wildcard proto/*.proto)
+PROTO_C   := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H   := $(PROTO_C:.c=.h)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # The fuzz targets (tests/fuzz/fuzz_*.c). They and test_regressions, which replays their
@@ -53,6 +60,19 @@ all: $(BUILD)/cartoongan $(BUILD)/tools/train_step weights
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# One protoc-c run makes both files (a pattern rule with two targets runs once for both).
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# The generated headers must exist before anything that includes them is compiled; -MMD
+# only knows that after a first build.
+$(BUILD)/obj/src/io/events.o: $(PROTO_H)
 
 $(BUILD)/obj/src/cli/main-nomain.o: src/cli/main.c
 	@mkdir -p $(dir $@)

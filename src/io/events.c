@@ -1,0 +1,312 @@
+/* events.c: TensorBoard event files (events.h). Each record is TFRecord-framed: the data's
+ * length as a little-endian uint64, the masked CRC32C of those 8 bytes, the data (a
+ * tensorflow.Event packed by protobuf-c from proto/tensorboard_event.proto), the masked
+ * CRC32C of the data. Images are PNG-encoded with libpng.
+ *
+ * Records are gathered in memory and written with pwrite at the offset where the last
+ * complete write ended. When a write fails (disk full, quota, I/O error) the file is cut
+ * back to that offset and the unwritten records are dropped, so the file always ends on a
+ * record boundary: TensorBoard keeps reading it, and later records land after the last
+ * good one once there is room again. */
+#include "io/events.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <png.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/image.h"
+#include "status.h"
+#include "tensorboard_event.pb-c.h"
+
+/* Buffered records are written out once they pass this size, so logging images between
+ * two flushes does not hold them all in memory; below it, scalars cost no system call. */
+#define EVENTS_WRITE_THRESHOLD (1u << 20)
+
+struct cg_events {
+    int fd;
+    char *path;
+    uint8_t *buf; /* records not yet written */
+    size_t len, cap;
+    off_t committed; /* bytes of whole records on disk */
+};
+
+/* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord uses --------- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc32c(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--) c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* TFRecord stores CRCs masked, because a CRC of data that itself holds CRCs is weak. */
+static uint32_t masked_crc(const uint8_t *p, size_t n) {
+    uint32_t c = crc32c(p, n);
+    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Writes the buffered records. On failure the file is truncated to the last whole record
+ * and the buffer dropped (see the top of the file). */
+static cg_status write_out(cg_events *e) {
+    size_t done = 0;
+    while (done < e->len) {
+        ssize_t w = pwrite(e->fd, e->buf + done, e->len - done, e->committed + (off_t)done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            size_t lost = e->len;
+            e->len = 0;
+            if (ftruncate(e->fd, e->committed) != 0)
+                return cg_fail(CG_ERR_IO, "%s: write failed: %s (and truncating after it: %s)",
+                               e->path, strerror(err), strerror(errno));
+            return cg_fail(CG_ERR_IO, "%s: write failed: %s (%zu bytes of events dropped)",
+                           e->path, strerror(err), lost);
+        }
+        done += (size_t)w;
+    }
+    e->committed += (off_t)e->len;
+    e->len = 0;
+    return CG_OK;
+}
+
+/* Frames one Event as a TFRecord at the end of the buffer. */
+static cg_status append_event(cg_events *e, Tensorflow__Event *ev) {
+    ev->wall_time = now_seconds();
+    size_t n = tensorflow__event__get_packed_size(ev);
+    if (n > SIZE_MAX - 16 - e->len) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", e->path);
+    size_t need = e->len + 16 + n;
+    if (need > e->cap) {
+        size_t cap = e->cap ? e->cap : 65536;
+        while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        uint8_t *nb = realloc(e->buf, cap);
+        if (!nb) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", e->path);
+        e->buf = nb, e->cap = cap;
+    }
+    uint8_t *p = e->buf + e->len;
+    put_le(p, n, 8);
+    put_le(p + 8, masked_crc(p, 8), 4);
+    tensorflow__event__pack(ev, p + 12);
+    put_le(p + 12 + n, masked_crc(p + 12, n), 4);
+    e->len = need;
+    return e->len >= EVENTS_WRITE_THRESHOLD ? write_out(e) : CG_OK;
+}
+
+static cg_status append_value(cg_events *e, int64_t step, Tensorflow__Summary__Value *v) {
+    Tensorflow__Summary__Value *values[1] = {v};
+    Tensorflow__Summary sum = TENSORFLOW__SUMMARY__INIT;
+    sum.n_value = 1, sum.value = values;
+    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
+    ev.step = step;
+    ev.what_case = TENSORFLOW__EVENT__WHAT_SUMMARY, ev.summary = &sum;
+    return append_event(e, &ev);
+}
+
+/* ---- opening ------------------------------------------------------------------------ */
+
+/* "dir/events.out.tfevents.<seconds>.<host>.<pid>.<n>", as TensorFlow names them (it adds
+ * the pid and a counter too); malloc'd, or NULL when out of memory. */
+static char *event_file_name(const char *dir, long long secs, unsigned n) {
+    char host[256];
+    if (gethostname(host, sizeof host) != 0 || !host[0]) strcpy(host, "localhost");
+    host[sizeof host - 1] = 0;
+    for (char *c = host; *c; c++)
+        if (*c == '/') *c = '_';
+    const char *fmt = "%s/events.out.tfevents.%lld.%s.%ld.%u";
+    int len = snprintf(NULL, 0, fmt, dir, secs, host, (long)getpid(), n);
+    char *path = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (path) snprintf(path, (size_t)len + 1, fmt, dir, secs, host, (long)getpid(), n);
+    return path;
+}
+
+cg_status cg_events_open(cg_events **out, const char *dir) {
+    if (!out || !dir || !dir[0]) return cg_fail(CG_ERR_ARG, "cg_events_open: no directory given");
+    *out = NULL;
+    pthread_once(&crc_once, crc_init);
+    cg_status s = cg_mkdir_p(dir);
+    if (s != CG_OK) return s;
+    cg_events *e = calloc(1, sizeof *e);
+    if (!e) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", dir);
+    e->fd = -1;
+    /* Two writers opening in the same second (in this process or another one with our pid
+     * in another container) get different names; O_EXCL makes sure none is ever reused. */
+    static atomic_uint counter;
+    long long secs = (long long)time(NULL);
+    for (int attempt = 0; e->fd < 0; attempt++) {
+        free(e->path);
+        e->path = event_file_name(dir, secs, atomic_fetch_add(&counter, 1));
+        if (!e->path) {
+            free(e);
+            return cg_fail(CG_ERR_NOMEM, "%s: out of memory", dir);
+        }
+        e->fd = open(e->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (e->fd < 0 && (errno != EEXIST || attempt >= 1000)) {
+            s = cg_fail(CG_ERR_IO, "%s: cannot create: %s", e->path, strerror(errno));
+            free(e->path);
+            free(e);
+            return s;
+        }
+    }
+    Tensorflow__Event ev = TENSORFLOW__EVENT__INIT;
+    ev.what_case = TENSORFLOW__EVENT__WHAT_FILE_VERSION;
+    ev.file_version = (char *)"brain.Event:2";
+    s = append_event(e, &ev);
+    /* Written at once, so TensorBoard sees the run as soon as it exists. */
+    if (s == CG_OK) s = write_out(e);
+    if (s != CG_OK) {
+        close(e->fd);
+        unlink(e->path);
+        free(e->buf);
+        free(e->path);
+        free(e);
+        return s;
+    }
+    *out = e;
+    return CG_OK;
+}
+
+/* ---- scalars and images ------------------------------------------------------------- */
+
+static cg_status check_tag(const cg_events *e, const char *tag, const char *fn) {
+    if (!e) return cg_fail(CG_ERR_ARG, "%s: no event file", fn);
+    if (!tag || !tag[0]) return cg_fail(CG_ERR_ARG, "%s: %s: empty tag", e->path, fn);
+    return CG_OK;
+}
+
+cg_status cg_events_scalar(cg_events *e, const char *tag, int64_t step, float value) {
+    cg_status s = check_tag(e, tag, "cg_events_scalar");
+    if (s != CG_OK) return s;
+    Tensorflow__Summary__Value v = TENSORFLOW__SUMMARY__VALUE__INIT;
+    v.tag = (char *)tag;
+    v.value_case = TENSORFLOW__SUMMARY__VALUE__VALUE_SIMPLE_VALUE, v.simple_value = value;
+    return append_value(e, step, &v);
+}
+
+typedef struct {
+    uint8_t *buf;
+    size_t size, cap;
+    char msg[160];
+} png_out;
+
+static void png_out_error(png_structp png, png_const_charp msg) {
+    png_out *o = png_get_error_ptr(png);
+    snprintf(o->msg, sizeof o->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_out_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+static void png_out_write(png_structp png, png_bytep p, size_t len) {
+    png_out *o = png_get_io_ptr(png);
+    if (len > o->cap - o->size) {
+        size_t cap = o->cap ? o->cap : 65536;
+        while (cap - o->size < len) cap *= 2;
+        uint8_t *nb = realloc(o->buf, cap);
+        if (!nb) png_error(png, "out of memory");
+        o->buf = nb, o->cap = cap;
+    }
+    memcpy(o->buf + o->size, p, len);
+    o->size += len;
+}
+
+static void png_out_flush(png_structp png) { (void)png; }
+
+/* image.c's PNG encoder is private to it, hence this small one. Nothing local changes
+ * between setjmp and a longjmp back, so nothing needs to be volatile. */
+static int png_encode_rgb(png_out *o, const uint8_t *rgb, int w, int h) {
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, o, png_out_error, png_out_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        snprintf(o->msg, sizeof o->msg, "out of memory");
+        png_destroy_write_struct(png ? &png : NULL, NULL);
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_set_write_fn(png, o, png_out_write, png_out_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) png_write_row(png, rgb + (size_t)y * (size_t)w * 3);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+cg_status cg_events_image(cg_events *e, const char *tag, int64_t step, const uint8_t *rgb, int w,
+                          int h) {
+    cg_status s = check_tag(e, tag, "cg_events_image");
+    if (s != CG_OK) return s;
+    if (!rgb || w <= 0 || h <= 0)
+        return cg_fail(CG_ERR_ARG, "%s: image %s: no pixels or a bad size (%dx%d)", e->path, tag, w, h);
+    /* libpng's own limit on a side (PNG_USER_WIDTH_MAX), said here in our words. */
+    if (w > 1000000 || h > 1000000)
+        return cg_fail(CG_ERR_LIMIT, "%s: image %s: %dx%d is larger than PNG allows here (1000000 a side)",
+                       e->path, tag, w, h);
+    png_out o = {0};
+    if (png_encode_rgb(&o, rgb, w, h) != 0) {
+        free(o.buf);
+        if (strstr(o.msg, "memory")) return cg_fail(CG_ERR_NOMEM, "%s: image %s: out of memory", e->path, tag);
+        return cg_fail(CG_ERR_FORMAT, "%s: image %s: PNG encoding failed: %s", e->path, tag, o.msg);
+    }
+    Tensorflow__Summary__Image img = TENSORFLOW__SUMMARY__IMAGE__INIT;
+    img.height = h, img.width = w, img.colorspace = 3; /* RGB */
+    img.encoded_image_string.data = o.buf, img.encoded_image_string.len = o.size;
+    Tensorflow__Summary__Value v = TENSORFLOW__SUMMARY__VALUE__INIT;
+    v.tag = (char *)tag;
+    v.value_case = TENSORFLOW__SUMMARY__VALUE__VALUE_IMAGE, v.image = &img;
+    s = append_value(e, step, &v);
+    free(o.buf);
+    return s;
+}
+
+/* ---- flushing and closing ----------------------------------------------------------- */
+
+cg_status cg_events_flush(cg_events *e) {
+    if (!e) return cg_fail(CG_ERR_ARG, "cg_events_flush: no event file");
+    cg_status s = write_out(e);
+    if (s != CG_OK) return s;
+    if (fsync(e->fd) != 0) return cg_fail(CG_ERR_IO, "%s: fsync failed: %s", e->path, strerror(errno));
+    return CG_OK;
+}
+
+void cg_events_close(cg_events *e) {
+    if (!e) return;
+    (void)cg_events_flush(e);
+    close(e->fd);
+    free(e->buf);
+    free(e->path);
+    free(e);
+}
