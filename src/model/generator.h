@@ -6,15 +6,12 @@
 #include <stddef.h>
 
 #include "cartoongan.h"
+#include "model/safetensors.h"
 #include "nn/ops.h"
 #include "nn/pool.h"
 
 /* The generator's tensors in file order, with their shapes (PyTorch layouts). */
-typedef struct {
-    const char *name; /* e.g. "conv01_1.weight" */
-    int ndim;
-    int shape[4];
-} gen_tensor_info;
+typedef tensor_info gen_tensor_info;
 
 #define GEN_NUM_TENSORS 94
 extern const gen_tensor_info gen_tensors[GEN_NUM_TENSORS];
