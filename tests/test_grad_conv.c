@@ -279,6 +279,7 @@ static void conv_paths_one_arch(void) {
     check_conv_fast(4, 9, 9, 6, 3, 3, 1, 3);     /* pad 3: din by col2im */
     check_conv_fast(5, 10, 9, 6, 4, 4, 2, 1);    /* 4x4 stride 2: din by col2im, dw over 4 phases */
     check_conv_fast(6, 8, 9, 7, 2, 3, 1, 1);     /* non-square kernel */
+    check_conv_fast(5, 8, 9, 2, 4, 4, 1, 2);     /* 2 outputs, 4x4 padded: direct dw, one column at a time */
 }
 
 static void deconv_paths_one_arch(void) {

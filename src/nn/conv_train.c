@@ -481,8 +481,11 @@ typedef struct {
 } wgeom;
 
 enum { DW_DIRECT, DW_SHIFT, DW_IM2COL };
+#ifndef DW_KC
 #define DW_KC 256   /* depth (pixels) per micro-kernel call: a KC x NR block of B in L1 */
+#endif
 #define DW_PIX 4096 /* pixels per chunk: bounds the packed blocks (a few MB) */
+#define DW_PACK_PARTS 4 /* row ranges each B panel is packed in, so that one panel is not one task */
 #define DW_DIRECT_LANES 16384 /* floats of accumulators a direct task keeps on its stack */
 
 typedef struct {
@@ -542,10 +545,12 @@ static void dw_make_plan(dw_plan *p, const wgeom *g) {
     p->c_fl = (size_t)p->taps * p->cpan * p->mr * p->npanels * p->nr;
 }
 
-static size_t dw_ws(const wgeom *g) {
+static size_t dw_rowbuf(const wgeom *g);
+
+static size_t dw_ws(const wgeom *g, int threads) {
     dw_plan p;
     dw_make_plan(&p, g);
-    if (p.mode == DW_DIRECT) return 0;
+    if (p.mode == DW_DIRECT) return carved((size_t)threads * dw_rowbuf(g));
     return carved(p.a_fl) + carved(p.b_fl) + carved(p.c_fl);
 }
 
@@ -561,6 +566,99 @@ typedef struct {
     int cgroups, cps; /* output panel groups per product task, panels per group */
 } dw_job;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DW_AVX512 1
+
+static inline __mmask16 dw_first_lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/* One row of x (iy) against the M output rows of g it meets at kernel row ky, stride 1:
+ * for each block of 16 output pixels the M g vectors and the KW shifted x vectors are
+ * loaded once and make M * KW multiply-adds into accumulators held in registers for the
+ * whole row (M * KW <= 24 of the 32), then added to `lanes` [kh][kw][M][16]. The portable
+ * loop below keeps one accumulator and reloads both rows for every (kx, co): it ran at a
+ * sixth of this. xrow is read at [x0 + kx, ...), zero-padded by the caller as needed. */
+static inline __attribute__((target("avx512f"), always_inline)) void
+dw_direct_row(float *lanes, const float *xrow, const float *const *grow, int ow, int ky, const int M, const int KW) {
+    __m512 acc[4][8];
+    for (int co = 0; co < M; co++)
+        for (int kx = 0; kx < KW; kx++) acc[co][kx] = _mm512_setzero_ps();
+    for (int x0 = 0; x0 < ow; x0 += 16) {
+        const __mmask16 m = dw_first_lanes(ow - x0);
+        __m512 gv[4];
+        for (int co = 0; co < M; co++) gv[co] = _mm512_maskz_loadu_ps(m, grow[co] + x0);
+        for (int kx = 0; kx < KW; kx++) {
+            const __m512 xv = _mm512_maskz_loadu_ps(m, xrow + x0 + kx);
+            for (int co = 0; co < M; co++) acc[co][kx] = _mm512_fmadd_ps(gv[co], xv, acc[co][kx]);
+        }
+    }
+    for (int kx = 0; kx < KW; kx++)
+        for (int co = 0; co < M; co++) {
+            float *l = lanes + ((size_t)(ky * KW + kx) * M + co) * 16;
+            _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), acc[co][kx]));
+        }
+}
+
+/* The shapes with a register-resident form (M outputs, KW columns, M * KW <= 24). */
+static int dw_direct_avx512_ok(const wgeom *g) {
+    return g->s == 1 && g->kw <= 8 && g->M * g->kw <= 24 && gemm_arch_get()->level >= GEMM_AVX512;
+}
+
+__attribute__((target("avx512f"))) static void dw_direct_avx512(const dw_job *j, int ci, float *lanes,
+                                                                float *rowbuf) {
+    const wgeom *g = j->g;
+    for (int s = 0; s < j->n; s++)
+        for (int oy = 0; oy < g->oh; oy++) {
+            const float *grow[4];
+            for (int co = 0; co < g->M; co++) grow[co] = j->gall + (((size_t)s * g->M + co) * g->oh + oy) * g->ow;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const int iy = oy - g->pad + ky;
+                if (iy < 0 || iy >= g->H) continue;
+                const float *xrow = j->xall + (((size_t)s * g->N + ci) * g->H + iy) * g->W;
+                if (g->pad) { /* the row zero-padded: read at x0 + kx from the padded start */
+                    memset(rowbuf, 0, (size_t)(g->W + 2 * g->pad + 32) * sizeof(float));
+                    memcpy(rowbuf + g->pad, xrow, (size_t)g->W * sizeof(float));
+                    xrow = rowbuf;
+                }
+#define DW_ROW(m, k) dw_direct_row(lanes, xrow, grow, g->ow, ky, m, k)
+                switch (g->M * 16 + g->kw) {
+                case 16 + 1: DW_ROW(1, 1); break;
+                case 16 + 3: DW_ROW(1, 3); break;
+                case 16 + 5: DW_ROW(1, 5); break;
+                case 16 + 7: DW_ROW(1, 7); break;
+                case 32 + 1: DW_ROW(2, 1); break;
+                case 32 + 3: DW_ROW(2, 3); break;
+                case 32 + 5: DW_ROW(2, 5); break;
+                case 32 + 7: DW_ROW(2, 7); break;
+                case 48 + 1: DW_ROW(3, 1); break;
+                case 48 + 3: DW_ROW(3, 3); break;
+                case 48 + 5: DW_ROW(3, 5); break;
+                case 48 + 7: DW_ROW(3, 7); break;
+                case 64 + 1: DW_ROW(4, 1); break;
+                case 64 + 3: DW_ROW(4, 3); break;
+                case 64 + 5: DW_ROW(4, 5); break;
+                default: { /* other widths: one column at a time */
+                    for (int kx = 0; kx < g->kw; kx++)
+                        for (int co = 0; co < g->M; co++) {
+                            const float *gr[1] = {grow[co]};
+                            float tmp[16] = {0};
+                            dw_direct_row(tmp, xrow + kx, gr, g->ow, 0, 1, 1);
+                            float *l = lanes + ((size_t)(ky * g->kw + kx) * g->M + co) * 16;
+                            for (int q = 0; q < 16; q++) l[q] += tmp[q];
+                        }
+                }
+                }
+#undef DW_ROW
+            }
+        }
+}
+#endif
+
+/* Floats of per-thread row buffer the direct mode needs (a zero-padded row). */
+static size_t dw_rowbuf(const wgeom *g) { return (size_t)g->W + 2 * g->pad + 32; }
+
 /* Direct mode, one input channel x of the convolution a task: for each output row, every
  * tap's dot products along it, into 16 lanes per (tap, output) that stay in L1 for the
  * whole batch, so that each row pair is read from memory once. */
@@ -571,6 +669,11 @@ MULTIVERSION static void dw_direct_task(void *ctx, int ci, int ntasks) {
     const int T = g->kh * g->kw, K = g->N * T;
     float lanes[DW_DIRECT_LANES];
     memset(lanes, 0, (size_t)T * g->M * 16 * sizeof(float));
+#ifdef DW_AVX512
+    if (dw_direct_avx512_ok(g)) {
+        dw_direct_avx512(j, ci, lanes, j->A + (size_t)cg_pool_thread_index() * dw_rowbuf(g));
+    } else
+#endif
     for (int s = 0; s < j->n; s++)
         for (int oy = 0; oy < g->oh; oy++)
             for (int ky = 0; ky < g->kh; ky++) {
@@ -588,7 +691,9 @@ MULTIVERSION static void dw_direct_task(void *ctx, int ci, int ntasks) {
                     for (int co = 0; co < g->M; co++) {
                         const float *restrict gr = j->gall + (((size_t)s * g->M + co) * g->oh + oy) * g->ow + xa;
                         float *l = lanes + ((size_t)(ky * g->kw + kx) * g->M + co) * 16;
-                        float acc[16]; /* a local copy, which the compiler keeps in a register */
+                        /* a local copy the compiler keeps in a register (the tail goes to
+                         * its own sum, as a variable lane index would pin it to memory) */
+                        float acc[16], tail = 0.f;
                         memcpy(acc, l, sizeof acc);
                         int x = 0;
                         if (g->s == 1)
@@ -597,7 +702,8 @@ MULTIVERSION static void dw_direct_task(void *ctx, int ci, int ntasks) {
                         else
                             for (; x + 16 <= len; x += 16)
                                 for (int t = 0; t < 16; t++) acc[t] += gr[x + t] * xr[(size_t)(x + t) * g->s];
-                        for (; x < len; x++) acc[x & 15] += gr[x] * xr[(size_t)x * g->s];
+                        for (; x < len; x++) tail += gr[x] * xr[(size_t)x * g->s];
+                        acc[0] += tail;
                         memcpy(l, acc, sizeof acc);
                     }
                 }
@@ -613,22 +719,31 @@ MULTIVERSION static void dw_direct_task(void *ctx, int ci, int ntasks) {
 
 /* The chunk's A: g's rows [y0, y0 + rows) as panels [cpan][kp][mr], pixel (y, x) at
  * y * wq + x, zero in the pitch's extra columns and past M. */
-static void dw_pack_a(const dw_job *j, int cp) {
+/* A whole panel (mr = 8 or 6 outputs, a constant so the loop over them unrolls): pixel
+ * by pixel, reading the rows side by side and writing the panel in order. */
+static inline void dw_pack_a_full(float *restrict o, const float *const *src, int ow, int wq, const int mr) {
+    for (int x = 0; x < ow; x++)
+        for (int r = 0; r < mr; r++) o[(size_t)x * mr + r] = src[r][x];
+    memset(o + (size_t)ow * mr, 0, (size_t)(wq - ow) * mr * sizeof(float));
+}
+
+MULTIVERSION static void dw_pack_a(const dw_job *j, int cp) {
     const wgeom *g = j->g;
     const dw_plan *p = j->p;
     const int mr = p->mr;
     float *panel = j->A + (size_t)cp * p->kp * mr;
-    for (int r = 0; r < mr; r++) {
-        const int co = cp * mr + r;
-        for (int y = 0; y < j->rows; y++) {
-            float *o = panel + (size_t)y * p->wq * mr + r;
-            if (co >= g->M) {
-                for (int x = 0; x < p->wq; x++) o[(size_t)x * mr] = 0.f;
-                continue;
-            }
-            const float *src = j->ga + ((size_t)co * g->oh + j->y0 + y) * g->ow;
-            for (int x = 0; x < g->ow; x++) o[(size_t)x * mr] = src[x];
-            for (int x = g->ow; x < p->wq; x++) o[(size_t)x * mr] = 0.f;
+    for (int y = 0; y < j->rows; y++) {
+        float *o = panel + (size_t)y * p->wq * mr;
+        const float *src[GEMM_MR_MAX];
+        for (int r = 0; r < mr; r++)
+            src[r] = cp * mr + r < g->M ? j->ga + ((size_t)(cp * mr + r) * g->oh + j->y0 + y) * g->ow : NULL;
+        if ((cp + 1) * mr <= g->M && mr == 8) {
+            dw_pack_a_full(o, src, g->ow, p->wq, 8);
+        } else if ((cp + 1) * mr <= g->M && mr == 6) {
+            dw_pack_a_full(o, src, g->ow, p->wq, 6);
+        } else { /* the last, partial panel (or another MR): zero past M */
+            for (int x = 0; x < p->wq; x++)
+                for (int r = 0; r < mr; r++) o[(size_t)x * mr + r] = src[r] && x < g->ow ? src[r][x] : 0.f;
         }
     }
 }
@@ -647,7 +762,7 @@ static void dw_column(const dw_job *j, int grp, int c, int *ci, int *offy, int *
 
 /* The chunk's B: panel q of group grp, [brows][nr]. Row by row of the chunk so that the
  * panel's rows being written (wq nr floats) stay in L1. */
-MULTIVERSION static void dw_pack_b(const dw_job *j, int grp, int q) {
+MULTIVERSION static void dw_pack_b(const dw_job *j, int grp, int q, int part) {
     const wgeom *g = j->g;
     const dw_plan *p = j->p;
     const int nr = p->nr, wq = p->wq;
@@ -657,7 +772,7 @@ MULTIVERSION static void dw_pack_b(const dw_job *j, int grp, int q) {
     int ci[GEMM_NR_MAX], oy[GEMM_NR_MAX], ox[GEMM_NR_MAX];
     for (int t = 0; t < nr; t++)
         if (q * nr + t < p->ncols) dw_column(j, grp, q * nr + t, &ci[t], &oy[t], &ox[t]);
-    for (int y = 0; y < ylines; y++) {
+    for (int y = ylines * part / DW_PACK_PARTS; y < ylines * (part + 1) / DW_PACK_PARTS; y++) {
         const int xend = (size_t)(y + 1) * wq <= brows ? wq : (int)(brows - (size_t)y * wq);
         float *o = panel + (size_t)y * wq * nr;
         for (int t = 0; t < nr; t++) {
@@ -693,34 +808,37 @@ static void dw_pack_task(void *ctx, int task, int ntasks) {
         return;
     }
     task -= p->cpan;
-    dw_pack_b(j, task / p->npanels, task % p->npanels);
+    dw_pack_b(j, task / DW_PACK_PARTS / p->npanels, task / DW_PACK_PARTS % p->npanels, task % DW_PACK_PARTS);
 }
 
-/* One product task: tap t, column panel q, a group of output panels; over the chunk's
- * depth in DW_KC blocks, each block of B (KC x NR) reused by every output panel. */
+/* One product task: column panel q and a group of output panels, every tap. Depth block
+ * by depth block (DW_KC pixels): the block of A (the group's outputs, up to 256 KB) stays
+ * in L2 while every tap multiplies it with its window of B, which the taps share (one
+ * window plus the largest offset). Looping taps outside the depth instead streamed all of
+ * A from L3 once per tap, which ran at half the speed. */
 static void dw_product_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
     const dw_job *j = ctx;
     const wgeom *g = j->g;
     const dw_plan *p = j->p;
     const gemm_arch *arch = gemm_arch_get();
-    const int mr = p->mr, nr = p->nr, cg = task % j->cgroups, rest = task / j->cgroups;
-    const int q = rest % p->npanels, t = rest / p->npanels;
-    int grp = 0, shift = 0;
-    if (p->mode == DW_SHIFT) {
-        const int ky = t / g->kw, kx = t % g->kw;
-        grp = (ky % g->s) * g->s + kx % g->s;
-        shift = (ky / g->s) * p->wq + kx / g->s;
-    }
+    const int mr = p->mr, nr = p->nr, cg = task % j->cgroups, q = task / j->cgroups;
     const size_t ldc = (size_t)p->npanels * nr, kp = (size_t)j->rows * p->wq;
-    const float *bpanel = j->B + ((size_t)grp * p->npanels + q) * p->brows * nr;
     const int cp0 = cg * j->cps, cp1 = min_i(p->cpan, cp0 + j->cps);
     for (size_t k0 = 0; k0 < kp; k0 += DW_KC) {
         const int kc = (int)(kp - k0 < DW_KC ? kp - k0 : DW_KC);
-        const float *b = bpanel + (k0 + shift) * nr;
-        for (int cp = cp0; cp < cp1; cp++)
-            arch->kernel(kc, j->A + ((size_t)cp * p->kp + k0) * mr, b,
-                         j->C + ((size_t)t * p->cpan + cp) * mr * ldc + (size_t)q * nr, ldc, NULL);
+        for (int t = 0; t < p->taps; t++) {
+            int grp = 0, shift = 0;
+            if (p->mode == DW_SHIFT) {
+                const int ky = t / g->kw, kx = t % g->kw;
+                grp = (ky % g->s) * g->s + kx % g->s;
+                shift = (ky / g->s) * p->wq + kx / g->s;
+            }
+            const float *b = j->B + (((size_t)grp * p->npanels + q) * p->brows + k0 + shift) * nr;
+            for (int cp = cp0; cp < cp1; cp++)
+                arch->kernel(kc, j->A + ((size_t)cp * p->kp + k0) * mr, b,
+                             j->C + ((size_t)t * p->cpan + cp) * mr * ldc + (size_t)q * nr, ldc, NULL);
+        }
     }
 }
 
@@ -743,13 +861,14 @@ static void dw_accumulate(float *dw, const float *gall, const float *xall, const
     memset(&j, 0, sizeof j);
     j.g = g, j.p = &p, j.dw = dw, j.gall = gall, j.xall = xall, j.n = n;
     if (p.mode == DW_DIRECT) {
+        j.A = carve(&ws, (size_t)cg_pool_threads(pool) * dw_rowbuf(g)); /* row buffers */
         cg_pool_run(pool, dw_direct_task, &j, g->N);
         return;
     }
     j.A = carve(&ws, p.a_fl), j.B = carve(&ws, p.b_fl), j.C = carve(&ws, p.c_fl);
     memset(j.C, 0, p.c_fl * sizeof(float));
     /* enough product tasks to balance the threads: split the output panels if needed */
-    const int base = p.taps * p.npanels, want = 4 * cg_pool_threads(pool);
+    const int base = p.npanels, want = 4 * cg_pool_threads(pool);
     j.cgroups = base >= want ? 1 : min_i(p.cpan, (want + base - 1) / base);
     j.cps = (p.cpan + j.cgroups - 1) / j.cgroups;
     j.cgroups = (p.cpan + j.cps - 1) / j.cps;
@@ -758,7 +877,7 @@ static void dw_accumulate(float *dw, const float *gall, const float *xall, const
         j.xb = xall + (size_t)s * g->N * g->H * g->W;
         for (int y0 = 0; y0 < g->oh; y0 += p.rows) {
             j.y0 = y0, j.rows = min_i(p.rows, g->oh - y0);
-            cg_pool_run(pool, dw_pack_task, &j, p.cpan + p.groups * p.npanels);
+            cg_pool_run(pool, dw_pack_task, &j, p.cpan + p.groups * p.npanels * DW_PACK_PARTS);
             cg_pool_run(pool, dw_product_task, &j, base * j.cgroups);
         }
     }
@@ -804,7 +923,7 @@ static size_t din_ws(const conv_dims *d, int threads) {
 size_t conv_train_ws_floats(const conv_dims *d, int threads) {
     if (threads < 1) threads = 1;
     wgeom g = conv_wgeom(d);
-    return max_sz(max_sz(fwd_ws(d, threads), din_ws(d, threads)), dw_ws(&g)) + 16;
+    return max_sz(max_sz(fwd_ws(d, threads), din_ws(d, threads)), dw_ws(&g, threads)) + 16;
 }
 
 void conv2d_train_forward(float *out, const float *in, const float *w, const float *b, const conv_dims *d, int n,
@@ -903,7 +1022,7 @@ size_t deconv_train_ws_floats(const deconv_dims *d, int threads) {
     conv_dims c = deconv_adjoint(d);
     const size_t din = carved((size_t)d->cin * conv_out_h(&c) * conv_out_w(&c)) + fwd_ws(&c, threads);
     wgeom g = deconv_wgeom(d);
-    return max_sz(max_sz(fwd, din), dw_ws(&g)) + 16;
+    return max_sz(max_sz(fwd, din), dw_ws(&g, threads)) + 16;
 }
 
 void deconv2d_train_forward(float *out, const float *in, const float *w, const float *b, const deconv_dims *d,
