@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # run.sh: runs every test program named on the command line (C test binaries), then
-# tests/test_cli.sh and tests/test_media_cli.sh, and adds up their "NAME: P passed,
-# F failed" lines. The last line is "all: N passed, M failed"; the exit status is non-zero
-# if any test failed, or a program crashed, exited non-zero or never printed its summary
-# (each such program counts as one failure on top of what it reported).
+# tests/test_cli.sh, tests/test_media_cli.sh and tests/test_smooth_cli.sh, and adds up
+# their "NAME: P passed, F failed" lines. The last line is "all: N passed, M failed"; the
+# exit status is non-zero if any test failed, or a program crashed, exited non-zero or
+# never printed its summary (each such program counts as one failure on top of what it
+# reported).
 # Usage (from `make test`): tests/run.sh build/tests/test_a build/tests/test_b ...
 set -u
 
@@ -50,6 +51,7 @@ for prog in "$@"; do
 done
 run_one "$here/test_cli.sh"
 run_one "$here/test_media_cli.sh"
+run_one "$here/test_smooth_cli.sh"
 
 echo "all: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

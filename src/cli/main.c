@@ -22,6 +22,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
     {"export", cmd_export, "convert a style's weights (.npy directory or .safetensors) to one .safetensors file"},
     {"serve", cmd_serve, "serve the browser app (make web) over HTTP on this machine"},
+    {"smooth", cmd_smooth, "blur the edges of a training set's cartoons (DATASET/trainB -> trainB_smooth)"},
 };
 #define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
