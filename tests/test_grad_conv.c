@@ -161,8 +161,9 @@ static cg_pool *pool2;
  * - GEMM, direct, dw, db in fp32: float sums of up to a few thousand terms in another
  *   order than the double reference, a few ulps of that scale; 1e-5 (~100 ulps), as
  *   test_kernels.
- * - Winograd (3x3 stride 1, forward and din): its transforms scale values by up to 4-5
- *   and sum 36 products per tile; test_kernels' bar, 5e-5 (worst seen there 1.3e-5).
+ * - Winograd (3x3 stride 1: forward, din, and dw unless the layer has few channels): its
+ *   transforms scale values by up to 4-5 (B) and 8 (A) and sum 36 products per tile;
+ *   test_kernels' bar, 5e-5 (worst seen there 1.3e-5; dw's worst here about 2e-5).
  * - the "amx" kernel: the inference convolutions (forward, din) run as bf16x3, each
  *   product within about 3 * 2^-16 of fp32's; test_kernels' Winograd AMX bar 6e-4
  *   covers both. Its dw and gemm_strided use the fp32 AVX-512 micro-kernel: 1e-5.
@@ -213,14 +214,15 @@ static void check_conv_fast(int cin, int h, int w, int cout, int kh, int kw, int
     for (int i = 0; i < BATCH; i++) conv2d_backward_ref(rdin + i * nin, rdw, rdb, dout + i * nout, in + i * nin, wt, &d);
 
     const double bar = conv_out_bar(&d);
+    const double dw_bar = kh == 3 && kw == 3 && s == 1 ? BAR_WINO : BAR_FP32; /* dw by Winograd */
     double ef = max_err(out, ref, BATCH * nout, sqrt((double)cin * kh * kw));
     double ei = max_err(din, rdin, BATCH * nin, sqrt((double)cout * kh * kw));
     double ew = max_err(dw, rdw, nw, sqrt((double)BATCH * oh * ow));
     double eb = max_err(db, rdb, cout, sqrt((double)BATCH * oh * ow));
     note(&worst_fwd, ef), note(&worst_din, ei), note(&worst_dw, ew > eb ? ew : eb);
-    CHECK(ef < bar && ei < bar && ew < BAR_FP32 && eb < BAR_FP32 && ws_canary_ok(ws, nws),
+    CHECK(ef < bar && ei < bar && ew < dw_bar && eb < BAR_FP32 && ws_canary_ok(ws, nws),
           "%s conv cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d: errors out %g din %g dw %g db %g (bars %g, %g)%s",
-          arch->name, cin, h, w, cout, kh, kw, s, p, ef, ei, ew, eb, bar, BAR_FP32,
+          arch->name, cin, h, w, cout, kh, kw, s, p, ef, ei, ew, eb, bar, dw_bar,
           ws_canary_ok(ws, nws) ? "" : ", wrote past the workspace");
     free(in), free(wt), free(b), free(dout), free(out), free(ref), free(din), free(dw), free(db), free(rdin),
         free(rdw), free(rdb), free(ws);

@@ -480,11 +480,12 @@ typedef struct {
     int M, N, H, W, kh, kw, s, pad, oh, ow;
 } wgeom;
 
-enum { DW_DIRECT, DW_SHIFT, DW_IM2COL };
+enum { DW_DIRECT, DW_SHIFT, DW_IM2COL, DW_WINO };
 #ifndef DW_KC
 #define DW_KC 256   /* depth (pixels) per micro-kernel call: a KC x NR block of B in L1 */
 #endif
 #define DW_PIX 4096 /* pixels per chunk: bounds the packed blocks (a few MB) */
+#define WD_TILES 128 /* Winograd: tiles per chunk (depth of its products) */
 #define DW_PACK_PARTS 4 /* row ranges each B panel is packed in, so that one panel is not one task */
 #define DW_DIRECT_LANES 16384 /* floats of accumulators a direct task keeps on its stack */
 
@@ -500,6 +501,7 @@ typedef struct {
     int cpan;     /* ceil(M / mr) */
     size_t kp;    /* pixels per full chunk: rows * wq */
     size_t brows; /* B rows per panel: kp plus the largest tap offset */
+    int tw;       /* Winograd: 4x4 tiles per grid row (its chunks are `rows` tile rows) */
     size_t a_fl, b_fl, c_fl;
 } dw_plan;
 
@@ -521,6 +523,20 @@ static void dw_make_plan(dw_plan *p, const wgeom *g) {
     const double shift_cost = (rows_m * ((g->N + p->nr - 1) / p->nr) * p->nr * T + 16.0 * g->N * g->s * g->s) *
                               wq_shift / g->ow;
     const double col_cost = rows_m * ((K + p->nr - 1) / p->nr) * p->nr + 16.0 * K;
+    if (shift_cost <= col_cost && g->kh == 3 && g->kw == 3 && g->s == 1) {
+        /* Winograd F(4x4, 3x3): 36 products per 16 pixels instead of 9 per pixel */
+        p->mode = DW_WINO;
+        p->ncols = g->N;
+        p->taps = 36;
+        p->npanels = (p->ncols + p->nr - 1) / p->nr;
+        p->tw = (g->ow + 3) / 4;
+        p->rows = min_i((g->oh + 3) / 4, WD_TILES / p->tw > 0 ? WD_TILES / p->tw : 1);
+        p->kp = (size_t)p->rows * p->tw;
+        p->a_fl = (size_t)36 * p->cpan * p->mr * p->kp;
+        p->b_fl = (size_t)36 * p->npanels * p->nr * p->kp;
+        p->c_fl = (size_t)36 * p->cpan * p->mr * p->npanels * p->nr;
+        return;
+    }
     if (shift_cost <= col_cost) {
         p->mode = DW_SHIFT;
         p->wq = wq_shift;
@@ -853,6 +869,200 @@ static void dw_scatter_task(void *ctx, int co, int ntasks) {
             j->dw[(size_t)co * K + (size_t)c * p->taps + t] += j->C[((size_t)t * p->cpan * p->mr + co) * ldc + c];
 }
 
+/* ---- dw by Winograd F(4x4, 3x3) ----
+ * The forward computes each 4x4 output tile as Y = A^T [U . V] A with U = G w G^T and
+ * V = B^T d B (d the 6x6 input tile; winograd.c's matrices), so
+ *   dL/dU[xi][co][ci] = sum over tiles of M[xi][co][tile] V[xi][ci][tile], M = A dY A^T,
+ * 36 products of (cout x tiles) by (tiles x cin), 4x fewer multiply-adds than the 9 taps,
+ * and dw = G^T dU G. V and M are transformed 16 tiles at a time (one tile a lane) and
+ * scattered straight into the micro-kernel's panels; tiles past the output read zeros. */
+
+/* B^T on 6 values x[0], x[s], ..., per lane (winograd.c's bt6_lanes). */
+static inline void wd_bt6(float *x, int s) {
+    for (int t = 0; t < 16; t++) {
+        float d0 = x[t], d1 = x[s + t], d2 = x[2 * s + t], d3 = x[3 * s + t], d4 = x[4 * s + t], d5 = x[5 * s + t];
+        x[t] = 4.f * d0 - 5.f * d2 + d4;
+        x[s + t] = -4.f * (d1 + d2) + d3 + d4;
+        x[2 * s + t] = 4.f * (d1 - d2) - d3 + d4;
+        x[3 * s + t] = 2.f * (d3 - d1) - d2 + d4;
+        x[4 * s + t] = 2.f * (d1 - d3) - d2 + d4;
+        x[5 * s + t] = 4.f * d1 - 5.f * d3 + d5;
+    }
+}
+
+/* y[0..5] = A y'[0..3] per lane, A = (A^T)^T with A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0;
+ * 0 1 1 4 4 0; 0 1 -1 8 -8 1] (winograd.c's at6): the adjoint of the output transform. */
+static inline void wd_a6(float *y, int ys, const float *x, int s) {
+    for (int t = 0; t < 16; t++) {
+        float m0 = x[t], m1 = x[s + t], m2 = x[2 * s + t], m3 = x[3 * s + t];
+        float e = m0 + m2, o = m1 + m3, e4 = m0 + 4.f * m2, o4 = 2.f * m1 + 8.f * m3;
+        y[t] = m0;
+        y[ys + t] = e + o;
+        y[2 * ys + t] = e - o;
+        y[3 * ys + t] = e4 + o4;
+        y[4 * ys + t] = e4 - o4;
+        y[5 * ys + t] = m3;
+    }
+}
+
+/* V for column panel q and chunk tile row r: B^T d B of each input channel's 6x6 tiles,
+ * into B [36][npanels][kp][nr]. */
+MULTIVERSION static void wd_transform_v(const dw_job *j, int q, int r) {
+    const wgeom *g = j->g;
+    const dw_plan *p = j->p;
+    const int nr = p->nr, iy0 = (j->y0 + r) * 4 - g->pad;
+    for (int c = 0; c < nr; c++) {
+        const int ci = q * nr + c;
+        for (int tx0 = 0; tx0 < p->tw; tx0 += 16) {
+            const int nt = min_i(16, p->tw - tx0), ix0 = tx0 * 4 - g->pad;
+            float d[36 * 16];
+            if (ci >= g->N) {
+                memset(d, 0, sizeof d);
+            } else {
+                float rows[6][4 * 16 + 2];
+                const float *row[6];
+                for (int y = 0; y < 6; y++) { /* the input row itself, or a zero-padded copy */
+                    const int iy = iy0 + y;
+                    const float *src = j->xb + ((size_t)ci * g->H + (iy < 0 ? 0 : iy)) * g->W;
+                    if (iy >= 0 && iy < g->H && ix0 >= 0 && ix0 + 4 * 16 + 2 <= g->W) {
+                        row[y] = src + ix0;
+                        continue;
+                    }
+                    for (int x = 0; x < 4 * 16 + 2; x++)
+                        rows[y][x] = iy >= 0 && iy < g->H && ix0 + x >= 0 && ix0 + x < g->W ? src[ix0 + x] : 0.f;
+                    row[y] = rows[y];
+                }
+                for (int y = 0; y < 6; y++) /* tile t's column e is the row's column 4t + e */
+                    for (int e = 0; e < 6; e++)
+                        for (int t = 0; t < 16; t++) d[(y * 6 + e) * 16 + t] = row[y][4 * t + e];
+                for (int e = 0; e < 6; e++) wd_bt6(d + e * 16, 6 * 16); /* columns */
+                for (int y = 0; y < 6; y++) wd_bt6(d + y * 6 * 16, 16); /* rows */
+            }
+            for (int xi = 0; xi < 36; xi++) {
+                float *dst = j->B + (((size_t)xi * p->npanels + q) * p->kp + (size_t)r * p->tw + tx0) * nr + c;
+                if (nt == 16) /* a constant count: no test per store */
+                    for (int t = 0; t < 16; t++) dst[(size_t)t * nr] = d[xi * 16 + t];
+                else
+                    for (int t = 0; t < nt; t++) dst[(size_t)t * nr] = d[xi * 16 + t];
+            }
+        }
+    }
+}
+
+/* M for output panel cp and chunk tile row r: A dY A^T of each output's 4x4 tiles of g,
+ * into A [36][cpan][kp][mr]. */
+MULTIVERSION static void wd_transform_m(const dw_job *j, int cp, int r) {
+    const wgeom *g = j->g;
+    const dw_plan *p = j->p;
+    const int mr = p->mr, oy0 = (j->y0 + r) * 4;
+    for (int rr = 0; rr < mr; rr++) {
+        const int co = cp * mr + rr;
+        for (int tx0 = 0; tx0 < p->tw; tx0 += 16) {
+            const int nt = min_i(16, p->tw - tx0), ox0 = tx0 * 4;
+            float m[36 * 16];
+            if (co >= g->M) {
+                memset(m, 0, sizeof m);
+            } else {
+                float rows[4][4 * 16], dy[16 * 16], tmp[24 * 16];
+                const float *row[4];
+                for (int y = 0; y < 4; y++) { /* the row itself, or a zero-padded copy */
+                    const float *src = j->ga + ((size_t)co * g->oh + min_i(oy0 + y, g->oh - 1)) * g->ow + ox0;
+                    if (oy0 + y < g->oh && ox0 + 4 * 16 <= g->ow) {
+                        row[y] = src;
+                        continue;
+                    }
+                    for (int x = 0; x < 4 * 16; x++) rows[y][x] = oy0 + y < g->oh && ox0 + x < g->ow ? src[x] : 0.f;
+                    row[y] = rows[y];
+                }
+                for (int y = 0; y < 4; y++)
+                    for (int e = 0; e < 4; e++)
+                        for (int t = 0; t < 16; t++) dy[(y * 4 + e) * 16 + t] = row[y][4 * t + e];
+                for (int e = 0; e < 4; e++) wd_a6(tmp + e * 16, 4 * 16, dy + e * 16, 4 * 16); /* columns: 4x4 -> 6x4 */
+                for (int y = 0; y < 6; y++) wd_a6(m + y * 6 * 16, 16, tmp + y * 4 * 16, 16);  /* rows: 6x4 -> 6x6 */
+            }
+            for (int xi = 0; xi < 36; xi++) {
+                float *dst = j->A + (((size_t)xi * p->cpan + cp) * p->kp + (size_t)r * p->tw + tx0) * mr + rr;
+                if (nt == 16)
+                    for (int t = 0; t < 16; t++) dst[(size_t)t * mr] = m[xi * 16 + t];
+                else
+                    for (int t = 0; t < nt; t++) dst[(size_t)t * mr] = m[xi * 16 + t];
+            }
+        }
+    }
+}
+
+static void wd_transform_task(void *ctx, int task, int ntasks) {
+    (void)ntasks;
+    const dw_job *j = ctx;
+    const dw_plan *p = j->p;
+    if (task < p->cpan * j->rows) {
+        wd_transform_m(j, task / j->rows, task % j->rows);
+        return;
+    }
+    task -= p->cpan * j->rows;
+    wd_transform_v(j, task / j->rows, task % j->rows);
+}
+
+/* Product xi for a group of output panels: the group's block of M (up to 128 KB) stays in
+ * L2 while every column panel's V streams past it. */
+static void wd_product_task(void *ctx, int task, int ntasks) {
+    (void)ntasks;
+    const dw_job *j = ctx;
+    const dw_plan *p = j->p;
+    const gemm_arch *arch = gemm_arch_get();
+    const int mr = p->mr, nr = p->nr, cg = task % j->cgroups, xi = task / j->cgroups;
+    const size_t ldc = (size_t)p->npanels * nr, kp = (size_t)j->rows * p->tw;
+    const int cp0 = cg * j->cps, cp1 = min_i(p->cpan, cp0 + j->cps);
+    for (int q = 0; q < p->npanels; q++)
+        for (size_t k0 = 0; k0 < kp; k0 += DW_KC) {
+            const int kc = (int)(kp - k0 < DW_KC ? kp - k0 : DW_KC);
+            const float *b = j->B + (((size_t)xi * p->npanels + q) * p->kp + k0) * nr;
+            for (int cp = cp0; cp < cp1; cp++)
+                arch->kernel(kc, j->A + (((size_t)xi * p->cpan + cp) * p->kp + k0) * mr, b,
+                             j->C + ((size_t)xi * p->cpan + cp) * mr * ldc + (size_t)q * nr, ldc, NULL);
+        }
+}
+
+/* dw[co][ci] += G^T dU[.][co][ci] G, in double: one output a task, inputs in blocks of
+ * 64 read along dU's rows (reading each (co, ci)'s 36 values 36 rows apart was 3 % of
+ * the whole backward). */
+static const double wd_G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+MULTIVERSION static void wd_scatter_task(void *ctx, int co, int ntasks) {
+    (void)ntasks;
+    const dw_job *j = ctx;
+    const dw_plan *p = j->p;
+    const size_t ldc = (size_t)p->npanels * p->nr, xstride = (size_t)p->cpan * p->mr * ldc;
+    const int N = j->g->N;
+    for (int c0 = 0; c0 < N; c0 += 64) {
+        const int nc = min_i(64, N - c0);
+        double gu[3][6][64]; /* G^T dU */
+        memset(gu, 0, sizeof gu);
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 6; b++) {
+                const float *u = j->C + (size_t)(a * 6 + b) * xstride + (size_t)co * ldc + c0;
+                for (int ky = 0; ky < 3; ky++) {
+                    const double gk = wd_G[a][ky];
+                    if (gk == 0) continue;
+                    for (int c = 0; c < nc; c++) gu[ky][b][c] += gk * u[c];
+                }
+            }
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+                double acc[64] = {0};
+                for (int b = 0; b < 6; b++) {
+                    const double gk = wd_G[b][kx];
+                    if (gk == 0) continue;
+                    for (int c = 0; c < nc; c++) acc[c] += gu[ky][b][c] * gk;
+                }
+                float *w = j->dw + ((size_t)co * N + c0) * 9 + ky * 3 + kx;
+                for (int c = 0; c < nc; c++) w[(size_t)c * 9] += (float)acc[c];
+            }
+    }
+}
+
 static void dw_accumulate(float *dw, const float *gall, const float *xall, const wgeom *g, int n, float *ws,
                           cg_pool *pool) {
     dw_plan p;
@@ -867,6 +1077,23 @@ static void dw_accumulate(float *dw, const float *gall, const float *xall, const
     }
     j.A = carve(&ws, p.a_fl), j.B = carve(&ws, p.b_fl), j.C = carve(&ws, p.c_fl);
     memset(j.C, 0, p.c_fl * sizeof(float));
+    if (p.mode == DW_WINO) {
+        const int want = 4 * cg_pool_threads(pool), th = (g->oh + 3) / 4;
+        j.cgroups = 36 >= want ? 1 : min_i(p.cpan, (want + 35) / 36);
+        j.cps = (p.cpan + j.cgroups - 1) / j.cgroups;
+        j.cgroups = (p.cpan + j.cps - 1) / j.cps;
+        for (int s = 0; s < n; s++) {
+            j.ga = gall + (size_t)s * g->M * g->oh * g->ow;
+            j.xb = xall + (size_t)s * g->N * g->H * g->W;
+            for (int y0 = 0; y0 < th; y0 += p.rows) { /* y0, rows: in tile rows */
+                j.y0 = y0, j.rows = min_i(p.rows, th - y0);
+                cg_pool_run(pool, wd_transform_task, &j, (p.cpan + p.npanels) * j.rows);
+                cg_pool_run(pool, wd_product_task, &j, 36 * j.cgroups);
+            }
+        }
+        cg_pool_run(pool, wd_scatter_task, &j, g->M);
+        return;
+    }
     /* enough product tasks to balance the threads: split the output panels if needed */
     const int base = p.npanels, want = 4 * cg_pool_threads(pool);
     j.cgroups = base >= want ? 1 : min_i(p.cpan, (want + base - 1) / base);
