@@ -523,8 +523,10 @@ static void dw_make_plan(dw_plan *p, const wgeom *g) {
     const double shift_cost = (rows_m * ((g->N + p->nr - 1) / p->nr) * p->nr * T + 16.0 * g->N * g->s * g->s) *
                               wq_shift / g->ow;
     const double col_cost = rows_m * ((K + p->nr - 1) / p->nr) * p->nr + 16.0 * K;
-    if (shift_cost <= col_cost && g->kh == 3 && g->kw == 3 && g->s == 1) {
-        /* Winograd F(4x4, 3x3): 36 products per 16 pixels instead of 9 per pixel */
+    /* Winograd F(4x4, 3x3): 36 products per 16 pixels instead of 9 per pixel, and both
+     * sides' 36 transformed values per 16 pixels stored one by one */
+    const double wino_cost = (rows_m * ((g->N + p->nr - 1) / p->nr) * p->nr + 16.0 * (g->N + g->M)) * 36 / 16;
+    if (g->kh == 3 && g->kw == 3 && g->s == 1 && wino_cost <= shift_cost && wino_cost <= col_cost) {
         p->mode = DW_WINO;
         p->ncols = g->N;
         p->taps = 36;
@@ -905,89 +907,181 @@ static inline void wd_a6(float *y, int ys, const float *x, int s) {
     }
 }
 
-/* V for column panel q and chunk tile row r: B^T d B of each input channel's 6x6 tiles,
- * into B [36][npanels][kp][nr]. */
-MULTIVERSION static void wd_transform_v(const dw_job *j, int q, int r) {
+/* d[(y ne + e) 16 + t] = row[y][4 t + e] (tile t's element (y, e), lanes = tiles),
+ * reading row[y][0 .. 4 * 15 + ne - 1] only. */
+static inline void wd_gather_portable(float *d, const float *const *row, int nrows, int ne) {
+    for (int y = 0; y < nrows; y++)
+        for (int e = 0; e < ne; e++)
+            for (int t = 0; t < 16; t++) d[(y * ne + e) * 16 + t] = row[y][4 * t + e];
+}
+
+#ifdef DW_AVX512
+/* The same with three permutes per 16 values (the compiler's version went through 128-bit
+ * shuffles and the stack, a third of the transform's time). */
+__attribute__((target("avx512f"))) static void wd_gather_avx512(float *d, const float *const *row, int nrows, int ne) {
+    const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+    for (int y = 0; y < nrows; y++)
+        for (int e = 0; e < ne; e++) {
+            const float *r = row[y] + e; /* lanes 0, 4, 8, 12 of each 16: the last needs 13 */
+            __m512 v0 = _mm512_loadu_ps(r), v1 = _mm512_loadu_ps(r + 16), v2 = _mm512_loadu_ps(r + 32),
+                   v3 = _mm512_maskz_loadu_ps(0x1FFF, r + 48);
+            __m512 lo = _mm512_permutex2var_ps(v0, idx, v1), hi = _mm512_permutex2var_ps(v2, idx, v3);
+            _mm512_storeu_ps(d + (y * ne + e) * 16, _mm512_shuffle_f32x4(lo, hi, 0x44));
+        }
+}
+#endif
+
+static inline void wd_gather(float *d, const float *const *row, int nrows, int ne) {
+#ifdef DW_AVX512
+    if (gemm_arch_get()->level >= GEMM_AVX512) {
+        wd_gather_avx512(d, row, nrows, ne);
+        return;
+    }
+#endif
+    wd_gather_portable(d, row, nrows, ne);
+}
+
+/* The 36 x 16 transformed values of one channel's 16 tiles from tx0 in tile row ty of
+ * x (V = B^T d B, input channel ci), lanes = tiles. */
+static inline void wd_v_one(float *d, const dw_job *j, int ci, int ty, int tx0) {
     const wgeom *g = j->g;
+    const int iy0 = ty * 4 - g->pad, ix0 = tx0 * 4 - g->pad;
+    float rows[6][4 * 16 + 2];
+    const float *row[6];
+    for (int y = 0; y < 6; y++) { /* the input row itself, or a zero-padded copy */
+        const int iy = iy0 + y;
+        const float *src = j->xb + ((size_t)ci * g->H + (iy < 0 ? 0 : iy)) * g->W;
+        if (iy >= 0 && iy < g->H && ix0 >= 0 && ix0 + 4 * 16 + 2 <= g->W) {
+            row[y] = src + ix0;
+            continue;
+        }
+        /* columns [xa, xb) of the span are inside the input */
+        const int xa = iy < 0 || iy >= g->H ? 0 : min_i(4 * 16 + 2, ix0 < 0 ? -ix0 : 0);
+        const int xb = iy < 0 || iy >= g->H ? 0 : (g->W - ix0 < xa ? xa : min_i(4 * 16 + 2, g->W - ix0));
+        for (int x = 0; x < xa; x++) rows[y][x] = 0.f;
+        for (int x = xa; x < xb; x++) rows[y][x] = src[ix0 + x];
+        for (int x = xb; x < 4 * 16 + 2; x++) rows[y][x] = 0.f;
+        row[y] = rows[y];
+    }
+    wd_gather(d, row, 6, 6); /* tile t's column e is the row's column 4t + e */
+    for (int e = 0; e < 6; e++) wd_bt6(d + e * 16, 6 * 16); /* columns */
+    for (int y = 0; y < 6; y++) wd_bt6(d + y * 6 * 16, 16); /* rows */
+}
+
+/* M = A dY A^T of one output's 16 tiles from tx0 in tile row ty of g (output co). */
+static inline void wd_m_one(float *m, const dw_job *j, int co, int ty, int tx0) {
+    const wgeom *g = j->g;
+    const int oy0 = ty * 4, ox0 = tx0 * 4;
+    float rows[4][4 * 16], dy[16 * 16], tmp[24 * 16];
+    const float *row[4];
+    for (int y = 0; y < 4; y++) { /* the row itself, or a zero-padded copy */
+        const float *src = j->ga + ((size_t)co * g->oh + min_i(oy0 + y, g->oh - 1)) * g->ow + ox0;
+        if (oy0 + y < g->oh && ox0 + 4 * 16 <= g->ow) {
+            row[y] = src;
+            continue;
+        }
+        const int xb = oy0 + y < g->oh ? min_i(4 * 16, g->ow - ox0) : 0;
+        for (int x = 0; x < xb; x++) rows[y][x] = src[x];
+        for (int x = xb; x < 4 * 16; x++) rows[y][x] = 0.f;
+        row[y] = rows[y];
+    }
+    wd_gather(dy, row, 4, 4);
+    for (int e = 0; e < 4; e++) wd_a6(tmp + e * 16, 4 * 16, dy + e * 16, 4 * 16); /* columns: 4x4 -> 6x4 */
+    for (int y = 0; y < 6; y++) wd_a6(m + y * 6 * 16, 16, tmp + y * 4 * 16, 16);  /* rows: 6x4 -> 6x6 */
+}
+
+/* Stores 36 blocks stage[c][xi][t] (c < nc channels, 16 tiles each) into panels: value
+ * (c, t) of block xi at dst + xi * xstride + t * ld + c, for t < nt. Value by value: the
+ * AVX-512 version below transposes 16 x 16 at a time instead. */
+static void wd_store_scalar(float *dst, size_t xstride, size_t ld, const float *stage, int nc, int nt) {
+    for (int c = 0; c < nc; c++)
+        for (int xi = 0; xi < 36; xi++) {
+            float *o = dst + xi * xstride + c;
+            const float *v = stage + ((size_t)c * 36 + xi) * 16;
+            for (int t = 0; t < nt; t++) o[(size_t)t * ld] = v[t];
+        }
+}
+
+#ifdef DW_AVX512
+/* The same with 16 x 16 transposes: each tile's nc (8 or 16) channel values are one
+ * masked vector store (the value-by-value scatter was half of the transforms' time). */
+__attribute__((target("avx512f"))) static void wd_store_avx512(float *dst, size_t xstride, size_t ld,
+                                                              const float *stage, int nc, int nt) {
+    const __mmask16 keep = dw_first_lanes(nc);
+    for (int xi = 0; xi < 36; xi++) {
+        __m512 r[16], t[16];
+        for (int c = 0; c < 16; c++)
+            r[c] = c < nc ? _mm512_loadu_ps(stage + ((size_t)c * 36 + xi) * 16) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+            r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+            r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        }
+        for (int i = 0; i < 4; i++) {
+            t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+            t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+            t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+            t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+        }
+        for (int i = 0; i < 8; i++) {
+            r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+            r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        }
+        /* r[k] now holds tile k's channels 0..15 */
+        float *o = dst + xi * xstride;
+        for (int k = 0; k < nt; k++) _mm512_mask_storeu_ps(o + (size_t)k * ld, keep, r[k]);
+    }
+}
+#endif
+
+static void wd_store(float *dst, size_t xstride, size_t ld, const float *stage, int nc, int nt) {
+#ifdef DW_AVX512
+    if (gemm_arch_get()->level >= GEMM_AVX512) {
+        wd_store_avx512(dst, xstride, ld, stage, nc, nt);
+        return;
+    }
+#endif
+    wd_store_scalar(dst, xstride, ld, stage, nc, nt);
+}
+
+/* V for column panel q and chunk tile row r, 16 channels and 16 tiles at a time, into
+ * B [36][npanels][kp][nr]. */
+MULTIVERSION static void wd_transform_v(const dw_job *j, int q, int r) {
     const dw_plan *p = j->p;
-    const int nr = p->nr, iy0 = (j->y0 + r) * 4 - g->pad;
-    for (int c = 0; c < nr; c++) {
-        const int ci = q * nr + c;
+    const int nr = p->nr;
+    float stage[16 * 36 * 16];
+    for (int c0 = 0; c0 < nr; c0 += 16) {
+        const int nc = min_i(16, nr - c0);
         for (int tx0 = 0; tx0 < p->tw; tx0 += 16) {
-            const int nt = min_i(16, p->tw - tx0), ix0 = tx0 * 4 - g->pad;
-            float d[36 * 16];
-            if (ci >= g->N) {
-                memset(d, 0, sizeof d);
-            } else {
-                float rows[6][4 * 16 + 2];
-                const float *row[6];
-                for (int y = 0; y < 6; y++) { /* the input row itself, or a zero-padded copy */
-                    const int iy = iy0 + y;
-                    const float *src = j->xb + ((size_t)ci * g->H + (iy < 0 ? 0 : iy)) * g->W;
-                    if (iy >= 0 && iy < g->H && ix0 >= 0 && ix0 + 4 * 16 + 2 <= g->W) {
-                        row[y] = src + ix0;
-                        continue;
-                    }
-                    for (int x = 0; x < 4 * 16 + 2; x++)
-                        rows[y][x] = iy >= 0 && iy < g->H && ix0 + x >= 0 && ix0 + x < g->W ? src[ix0 + x] : 0.f;
-                    row[y] = rows[y];
-                }
-                for (int y = 0; y < 6; y++) /* tile t's column e is the row's column 4t + e */
-                    for (int e = 0; e < 6; e++)
-                        for (int t = 0; t < 16; t++) d[(y * 6 + e) * 16 + t] = row[y][4 * t + e];
-                for (int e = 0; e < 6; e++) wd_bt6(d + e * 16, 6 * 16); /* columns */
-                for (int y = 0; y < 6; y++) wd_bt6(d + y * 6 * 16, 16); /* rows */
+            for (int c = 0; c < nc; c++) {
+                const int ci = q * nr + c0 + c;
+                if (ci < j->g->N) wd_v_one(stage + (size_t)c * 36 * 16, j, ci, j->y0 + r, tx0);
+                else memset(stage + (size_t)c * 36 * 16, 0, 36 * 16 * sizeof(float));
             }
-            for (int xi = 0; xi < 36; xi++) {
-                float *dst = j->B + (((size_t)xi * p->npanels + q) * p->kp + (size_t)r * p->tw + tx0) * nr + c;
-                if (nt == 16) /* a constant count: no test per store */
-                    for (int t = 0; t < 16; t++) dst[(size_t)t * nr] = d[xi * 16 + t];
-                else
-                    for (int t = 0; t < nt; t++) dst[(size_t)t * nr] = d[xi * 16 + t];
-            }
+            wd_store(j->B + ((size_t)q * p->kp + (size_t)r * p->tw + tx0) * nr + c0, (size_t)p->npanels * p->kp * nr,
+                     (size_t)nr, stage, nc, min_i(16, p->tw - tx0));
         }
     }
 }
 
-/* M for output panel cp and chunk tile row r: A dY A^T of each output's 4x4 tiles of g,
- * into A [36][cpan][kp][mr]. */
+/* M for output panel cp and chunk tile row r, into A [36][cpan][kp][mr]. */
 MULTIVERSION static void wd_transform_m(const dw_job *j, int cp, int r) {
-    const wgeom *g = j->g;
     const dw_plan *p = j->p;
-    const int mr = p->mr, oy0 = (j->y0 + r) * 4;
-    for (int rr = 0; rr < mr; rr++) {
-        const int co = cp * mr + rr;
-        for (int tx0 = 0; tx0 < p->tw; tx0 += 16) {
-            const int nt = min_i(16, p->tw - tx0), ox0 = tx0 * 4;
-            float m[36 * 16];
-            if (co >= g->M) {
-                memset(m, 0, sizeof m);
-            } else {
-                float rows[4][4 * 16], dy[16 * 16], tmp[24 * 16];
-                const float *row[4];
-                for (int y = 0; y < 4; y++) { /* the row itself, or a zero-padded copy */
-                    const float *src = j->ga + ((size_t)co * g->oh + min_i(oy0 + y, g->oh - 1)) * g->ow + ox0;
-                    if (oy0 + y < g->oh && ox0 + 4 * 16 <= g->ow) {
-                        row[y] = src;
-                        continue;
-                    }
-                    for (int x = 0; x < 4 * 16; x++) rows[y][x] = oy0 + y < g->oh && ox0 + x < g->ow ? src[x] : 0.f;
-                    row[y] = rows[y];
-                }
-                for (int y = 0; y < 4; y++)
-                    for (int e = 0; e < 4; e++)
-                        for (int t = 0; t < 16; t++) dy[(y * 4 + e) * 16 + t] = row[y][4 * t + e];
-                for (int e = 0; e < 4; e++) wd_a6(tmp + e * 16, 4 * 16, dy + e * 16, 4 * 16); /* columns: 4x4 -> 6x4 */
-                for (int y = 0; y < 6; y++) wd_a6(m + y * 6 * 16, 16, tmp + y * 4 * 16, 16);  /* rows: 6x4 -> 6x6 */
-            }
-            for (int xi = 0; xi < 36; xi++) {
-                float *dst = j->A + (((size_t)xi * p->cpan + cp) * p->kp + (size_t)r * p->tw + tx0) * mr + rr;
-                if (nt == 16)
-                    for (int t = 0; t < 16; t++) dst[(size_t)t * mr] = m[xi * 16 + t];
-                else
-                    for (int t = 0; t < nt; t++) dst[(size_t)t * mr] = m[xi * 16 + t];
-            }
+    const int mr = p->mr;
+    float stage[GEMM_MR_MAX * 36 * 16];
+    for (int tx0 = 0; tx0 < p->tw; tx0 += 16) {
+        for (int c = 0; c < mr; c++) {
+            const int co = cp * mr + c;
+            if (co < j->g->M) wd_m_one(stage + (size_t)c * 36 * 16, j, co, j->y0 + r, tx0);
+            else memset(stage + (size_t)c * 36 * 16, 0, 36 * 16 * sizeof(float));
         }
+        wd_store(j->A + ((size_t)cp * p->kp + (size_t)r * p->tw + tx0) * mr, (size_t)p->cpan * p->kp * mr, (size_t)mr,
+                 stage, mr, min_i(16, p->tw - tx0));
     }
 }
 
