@@ -269,6 +269,8 @@ static void conv_paths_one_arch(void) {
     check_conv_fast(64, 12, 12, 64, 3, 3, 1, 1); /* whole panels, AMX-shaped */
     check_conv_fast(32, 11, 13, 16, 3, 3, 1, 0); /* Winograd dw with pad 0 (partial tiles) */
     check_conv_fast(40, 10, 9, 24, 3, 3, 1, 2);  /* and pad 2, partial panels */
+    check_conv_fast(8, 6, 66, 12, 3, 3, 1, 0);   /* din 66 wide: 64 columns by Winograd, 2 by GEMM */
+    check_conv_fast(16, 5, 70, 9, 3, 3, 1, 1);   /* din 70 wide, pad 1: 64 + 6 */
     /* stride 2, 3x3, pad 1: din by the transposed convolution (cropped when odd) */
     check_conv_fast(3, 11, 13, 16, 3, 3, 2, 1);  /* odd sides, 3 inputs: dw as im2col */
     check_conv_fast(16, 12, 10, 9, 3, 3, 2, 1);  /* even sides */

@@ -61,26 +61,56 @@ static int min_i(int a, int b) { return a < b ? a : b; }
 
 /* ---- small parallel helpers ---- */
 
-/* dst [c][h][w] += src [c][sh][sw] (its top-left h x w), one channel a task. */
+/* dst [c][h][dw] columns [x0, x0 + w) += src [c][sh][sw] (its top-left h x w), one
+ * channel a task. */
 typedef struct {
     float *dst;
     const float *src;
-    int h, w, sh, sw;
+    int h, w, sh, sw, dw, x0;
 } add_job;
 
 MULTIVERSION static void add_task(void *ctx, int c, int n) {
     (void)n;
     const add_job *j = ctx;
     for (int y = 0; y < j->h; y++) {
-        float *restrict d = j->dst + ((size_t)c * j->h + y) * j->w;
+        float *restrict d = j->dst + ((size_t)c * j->h + y) * j->dw + j->x0;
         const float *restrict s = j->src + ((size_t)c * j->sh + y) * j->sw;
         for (int x = 0; x < j->w; x++) d[x] += s[x];
     }
 }
 
 static void add_crop(float *dst, const float *src, int c, int h, int w, int sh, int sw, cg_pool *pool) {
-    add_job j = {dst, src, h, w, sh, sw};
+    add_job j = {dst, src, h, w, sh, sw, w, 0};
     cg_pool_run(pool, add_task, &j, c);
+}
+
+/* dst [c][h][dw] columns [x0, x0 + w) += src [c][h][w]. */
+static void add_band(float *dst, const float *src, int c, int h, int dw, int x0, int w, cg_pool *pool) {
+    add_job j = {dst, src, h, w, h, w, dw, x0};
+    cg_pool_run(pool, add_task, &j, c);
+}
+
+/* dst [c][h + 2 pad][w] = columns [x0, x0 + w) of src [c][h][sw] zero-padded by pad on
+ * every side (padded coordinates), one channel a task. */
+typedef struct {
+    float *dst;
+    const float *src;
+    int h, sw, pad, x0, w;
+} band_job;
+
+static void band_task(void *ctx, int c, int n) {
+    (void)n;
+    const band_job *j = ctx;
+    const int ph = j->h + 2 * j->pad;
+    for (int y = 0; y < ph; y++) {
+        float *d = j->dst + ((size_t)c * ph + y) * j->w;
+        const int sy = y - j->pad;
+        const float *s = j->src + ((size_t)c * j->h + (sy < 0 ? 0 : sy)) * j->sw;
+        for (int x = 0; x < j->w; x++) {
+            const int sx = j->x0 + x - j->pad;
+            d[x] = sy >= 0 && sy < j->h && sx >= 0 && sx < j->sw ? s[sx] : 0.f;
+        }
+    }
 }
 
 /* db[co] += sum of dout[s][co][:] over the batch, in double. */
@@ -1225,12 +1255,31 @@ static size_t din_generic_ws(const conv_dims *d, int threads) {
     return col2im_ws(d->cin * d->kh * d->kw, conv_out_h(d), conv_out_w(d), threads);
 }
 
+/* The Winograd forward pads each tile row to a multiple of 16 tiles (64 columns), so an
+ * output 64 k + r columns wide costs as much as 64 (k + 1): the din of a 3x3 pad-0
+ * convolution (the residual blocks', on reflect-padded inputs) is 66 wide and took twice
+ * the forward's time. Its first 64 k columns run by Winograd and the last r <= 16 by the
+ * GEMM, each from its own copy of the padded input band. Returns 64 k, or 0 when not. */
+static int wino_split(const conv_dims *fd) {
+    if (choose_fwd(fd) != PATH_WINO) return 0;
+    const int ow = conv_out_w(fd), m = ow / 64 * 64, r = ow - m;
+    return m > 0 && r > 0 && r <= 16 ? m : 0;
+}
+
+static size_t wino_split_ws(const conv_dims *fd, int threads) {
+    const int m = wino_split(fd);
+    if (!m) return 0;
+    const size_t hp = (size_t)fd->h + 2 * fd->pad;
+    conv_dims d2 = {fd->cin, (int)hp, conv_out_w(fd) - m + 2, fd->cout, 3, 3, 1, 0};
+    return carved((size_t)fd->cin * hp * (m + 2)) + carved((size_t)fd->cin * hp * (d2.w)) + gemm_fwd_ws(&d2, threads);
+}
+
 static size_t din_ws(const conv_dims *d, int threads) {
     const int oh = conv_out_h(d), ow = conv_out_w(d);
     if (din_flip_ok(d)) {
         conv_dims f = flipped_dims(d);
         return carved((size_t)d->cout * d->cin * d->kh * d->kw) + carved((size_t)d->cin * d->h * d->w) +
-               fwd_ws(&f, threads);
+               fwd_ws(&f, threads) + wino_split_ws(&f, threads);
     }
     if (din_deconv_ok(d)) {
         deconv_dims dd = {d->cout, oh, ow, d->cin, 3, 3, 2, 1, 1};
@@ -1272,6 +1321,26 @@ static void din_accumulate(float *din, const float *dout, const float *w, const 
         conv_dims fd = flipped_dims(d);
         fwd_plan f;
         fwd_prepare(&f, wf, &fd, &ws, threads);
+        const int m = f.path == PATH_WINO ? wino_split(&fd) : 0;
+        if (m) {
+            const int hp = fd.h + 2 * fd.pad, r = d->w - m;
+            conv_dims d1 = {fd.cin, hp, m + 2, fd.cout, 3, 3, 1, 0}, d2 = {fd.cin, hp, r + 2, fd.cout, 3, 3, 1, 0};
+            float *in1 = carve(&ws, (size_t)fd.cin * hp * (m + 2)), *in2 = carve(&ws, (size_t)fd.cin * hp * (r + 2));
+            packed_weights pw2;
+            pack_weights(&pw2, carve(&ws, packed_weights_floats(fd.cout, fd.cin * 9)), wf, fd.cout, fd.cin * 9);
+            float *scratch2 = carve(&ws, conv_scratch_floats(threads)), *tmp2 = tmp + (size_t)d->cin * d->h * m;
+            for (int s = 0; s < n; s++) {
+                band_job b1 = {in1, dout + s * outsz, fd.h, fd.w, fd.pad, 0, m + 2};
+                band_job b2 = {in2, dout + s * outsz, fd.h, fd.w, fd.pad, m, r + 2};
+                cg_pool_run(pool, band_task, &b1, fd.cin);
+                cg_pool_run(pool, band_task, &b2, fd.cin);
+                conv3x3_winograd_forward(tmp, in1, &f.ww, NULL, &d1, f.scratch, pool);
+                conv2d_forward(tmp2, in2, &pw2, NULL, &d2, scratch2, pool);
+                add_band(din + s * insz, tmp, d->cin, d->h, d->w, 0, m, pool);
+                add_band(din + s * insz, tmp2, d->cin, d->h, d->w, m, r, pool);
+            }
+            return;
+        }
         for (int s = 0; s < n; s++) {
             fwd_run(&f, tmp, dout + s * outsz, NULL, pool);
             add_crop(din + s * insz, tmp, d->cin, d->h, d->w, d->h, d->w, pool);
