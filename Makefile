@@ -54,7 +54,7 @@ ifneq ($(filter -fsanitize=%,$(CFLAGS)),)
 TEST_ENV := VMEM_LIMIT_KB= UBSAN_OPTIONS=print_stacktrace=1
 endif
 
-.PHONY: all weights test bench bench-web clean asan fuzz fuzz-build
+.PHONY: all weights test bench bench-train bench-web clean asan fuzz fuzz-build
 all: $(BUILD)/cartoongan $(BUILD)/tools/train_step weights
 
 $(BUILD)/obj/%.o: %.c
@@ -135,6 +135,15 @@ bench: $(BUILD)/cartoongan weights build/fma_peak
 bench-web: web
 	@[ -d web/node_modules/@tensorflow/tfjs-backend-wasm ] || npm ci --prefix web --ignore-scripts --no-audit --no-fund
 	CARTOONGAN_BIN=$(BUILD)/cartoongan node bench/web_bench.mjs
+
+# The training step (issue "Training engine") against PyTorch's, batch 4 at 256x256 on 2
+# threads: bench/train_bench.sh (needs Debian's python3-torch for the PyTorch side).
+bench-train: $(BUILD)/train_bench weights
+	CARTOONGAN_TRAIN_BENCH=$(BUILD)/train_bench bench/train_bench.sh
+
+$(BUILD)/train_bench: bench/train_bench.c $(BUILD)/libcartoongan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
 
 build/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)

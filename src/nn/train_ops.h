@@ -111,8 +111,9 @@ size_t deconv_train_ws_floats(const deconv_dims *d, int threads);
  * the direct convolution for few outputs. */
 void conv2d_train_forward(float *out, const float *in, const float *w, const float *b,
                           const conv_dims *d, int n, float *ws, struct cg_pool *pool);
-/* Accumulates din += dL/din (skipped if NULL), dw += dL/dw, db += dL/db (skipped if
- * NULL), given dout = dL/dout. w is needed only for din. */
+/* Accumulates din += dL/din, dw += dL/dw, db += dL/db, each skipped if NULL (a frozen
+ * network needs din alone), given dout = dL/dout. w is needed only for din, in only for
+ * dw. */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, const conv_dims *d, int n, float *ws,
                      struct cg_pool *pool);
