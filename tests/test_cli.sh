@@ -173,7 +173,9 @@ test_usage_errors() {
 test_unknown_style() {
     cg cartoonize --styles shinkai foo --output-dir "$D/out" "$DATA/plain.png"
     expect_rc 2
-    expect_err "unknown style 'foo' (choose from shinkai, hayao, hosoda, paprika)"
+    # a name that is neither released nor WEIGHTS_DIR/foo.safetensors (custom styles are
+    # tested in tests/test_export_cli.sh)
+    expect_err "unknown style 'foo': no $W/foo.safetensors (styles in $W: "
     expect_err "try 'cartoongan cartoonize --help'"
     cg cartoonize --styles=shinkai,bar --output-dir "$D/out" "$DATA/plain.png"
     expect_rc 2

@@ -4,6 +4,10 @@
 //
 // URL parameters, for tests and benchmarks: ?build=st forces the single-threaded build,
 // ?threads=N sets the thread count of the threaded one (default: the CPU count, up to 8).
+//
+// Styles: the four released ones are fetched from weights/; a custom style (a generator
+// .safetensors the user picks or drops, e.g. one `cartoongan export --checkpoint-dir`
+// wrote) is read from the user's own file and joins the list as the option "custom".
 
 const $ = (role) => document.querySelector(`[data-role="${role}"]`);
 const app = $('app');
@@ -11,6 +15,7 @@ const ui = {
   style: $('style'), file: $('file'), drop: $('drop'), fullsize: $('fullsize'), fp16: $('fp16'),
   status: $('status'), progress: $('progress'), retry: $('retry'), original: $('original'),
   result: $('result'), caption: $('result-caption'), download: $('download'), engine: $('engine'),
+  weights: $('weights'),
 };
 const LONG_SIDE = 720; // the seed's demo capped photos the same way
 const STYLE_NAMES = { shinkai: 'Shinkai', hayao: 'Hayao', hosoda: 'Hosoda', paprika: 'Paprika' };
@@ -25,6 +30,11 @@ let seq = 0;            // id of the latest request; results of older ones are i
 let photo = null;       // the File being shown
 let originalUrl = null, resultUrl = null;
 let engineInfo = '';
+let customWeights = null; // the File of the custom style, when one was picked
+
+// A custom style is named after its file ("mystyle.safetensors" -> "mystyle").
+const customName = (file) => file.name.replace(/\.safetensors$/i, '') || 'custom';
+const styleLabel = (style) => (style === 'custom' && customWeights ? customName(customWeights) : STYLE_NAMES[style] || style);
 
 function setState(state, text) {
   app.dataset.state = state;
@@ -103,12 +113,13 @@ async function showResult(m) {
   const style = ui.style.value;
   ui.result.dataset.style = style;
   ui.result.dataset.id = String(m.id);
-  ui.result.alt = `${STYLE_NAMES[style]} cartoon of the photo`;
+  ui.result.alt = `${styleLabel(style)} cartoon of the photo`;
   ui.result.src = resultUrl;
-  ui.caption.textContent = `${STYLE_NAMES[style]}, ${m.width}x${m.height}`;
+  ui.caption.textContent = `${styleLabel(style)}, ${m.width}x${m.height}`;
   const base = (photo.name || 'photo').replace(/\.[^.]*$/, '');
   ui.download.href = resultUrl;
-  ui.download.download = `${base}-${style}.png`;
+  const tag = style === 'custom' ? styleLabel(style).replace(/[^A-Za-z0-9_-]+/g, '_') : style;
+  ui.download.download = `${base}-${tag}.png`;
   ui.download.hidden = false;
   setState('done', `Done in ${(m.ms / 1000).toFixed(1)} s on ${m.threads} thread${m.threads === 1 ? '' : 's'}.`);
 }
@@ -127,8 +138,12 @@ function run() {
     setState('loading', 'Starting the engine…');
     return; // 'ready' calls run() again
   }
+  const custom = ui.style.value === 'custom' && customWeights;
   worker.postMessage({
-    type: 'run', id: seq, style: ui.style.value, precision: ui.fp16.checked ? 'fp16' : 'fp32',
+    type: 'run', id: seq, style: custom ? customName(customWeights) : ui.style.value,
+    // a custom style's file is used as it is, whatever its precision
+    precision: ui.fp16.checked && !custom ? 'fp16' : 'fp32',
+    weights: custom ? customWeights : null,
     file: photo, maxSide: ui.fullsize.checked ? 0 : LONG_SIDE,
   });
 }
@@ -143,15 +158,32 @@ function choose(file) {
   run();
 }
 
+// A custom style: the option "custom" is added to the style list (or renamed) and chosen.
+function chooseWeights(file) {
+  if (!file) return;
+  customWeights = file;
+  let opt = ui.style.querySelector('option[value="custom"]');
+  if (!opt) {
+    opt = document.createElement('option');
+    opt.value = 'custom';
+    ui.style.append(opt);
+  }
+  opt.textContent = `${customName(file)} (your file)`;
+  ui.style.value = 'custom';
+  if (photo) run();
+  else setState('idle', `Style ${customName(file)} chosen: now choose a photo.`);
+}
+
 function main() {
   if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
     setState('error', 'This browser cannot run the engine: it lacks WebAssembly SIMD (Chrome 91, Firefox 89 and Safari 16.4 or later have it).');
     ui.retry.hidden = true;
-    for (const el of [ui.style, ui.file, ui.fullsize, ui.fp16]) el.disabled = true;
+    for (const el of [ui.style, ui.file, ui.fullsize, ui.fp16, ui.weights]) el.disabled = true;
     ui.engine.textContent = 'Engine: not available in this browser.';
     return;
   }
   ui.file.addEventListener('change', () => choose(ui.file.files[0]));
+  ui.weights.addEventListener('change', () => chooseWeights(ui.weights.files[0]));
   for (const el of [ui.style, ui.fullsize, ui.fp16]) el.addEventListener('change', () => { if (photo) run(); });
   ui.retry.addEventListener('click', () => { if (photo) run(); });
   // dropping anywhere on the page works; the drop zone shows where
@@ -160,7 +192,9 @@ function main() {
   document.addEventListener('drop', (e) => {
     e.preventDefault();
     ui.drop.classList.remove('over');
-    choose(e.dataTransfer.files[0]);
+    const f = e.dataTransfer.files[0];
+    if (f && /\.safetensors$/i.test(f.name)) chooseWeights(f); // a style, not a photo
+    else choose(f);
   });
   startWorker();
 }

@@ -5,8 +5,10 @@
 // reporting progress.
 //
 // Messages in:  {type: 'init', build: 'mt'|'st', threads}
-//               {type: 'run', id, style, precision: 'fp32'|'fp16', file: Blob, maxSide}
-//                (maxSide 0: full size)
+//               {type: 'run', id, style, precision: 'fp32'|'fp16', weights: File|null,
+//                file: Blob, maxSide}
+//                (maxSide 0: full size; weights: a custom style's .safetensors, read from
+//                the user's file instead of weights/<style>.safetensors)
 // Messages out: {type: 'ready', build, threads, kernel}
 //               {type: 'loading', id, style, loaded, total, cached}
 //               {type: 'progress', id, fraction, width, height}
@@ -22,6 +24,9 @@ const MAX_INPUT_PIXELS = 50e6;
 const MAX_NETWORK_PIXELS = 4e6;
 
 const CACHE_NAME = 'cartoongan-weights-v1';
+// The library refuses weights files over 256 MB (the real ones are 44.5 MB); a bigger
+// file is refused before it is read into memory.
+const MAX_WEIGHTS_BYTES = 256 * 1024 * 1024;
 const STATUS_NAMES = ['ok', 'invalid argument', 'input/output error', 'bad file format',
   'bad weights', 'over a size limit', 'out of memory', 'cancelled'];
 
@@ -107,6 +112,22 @@ async function fetchWeights(id, style, precision) {
       .catch(() => {}); // a full or unavailable cache only costs a download next time
   }
   return bytes.buffer;
+}
+
+// A custom style's bytes, from the user's own file (never cached: it is already local).
+async function readCustomWeights(id, style, file) {
+  if (file.size > MAX_WEIGHTS_BYTES) {
+    throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB, too large for a CartoonGAN generator (the released ones are 44.5 MB)`);
+  }
+  post({ type: 'loading', id, style, loaded: 0, total: file.size, cached: false });
+  let buf;
+  try {
+    buf = await file.arrayBuffer();
+  } catch (e) {
+    throw new Error(`cannot read ${file.name} (${e.message})`);
+  }
+  post({ type: 'loading', id, style, loaded: buf.byteLength, total: buf.byteLength, cached: false });
+  return buf;
 }
 
 function loadModel(buf, name) {
@@ -217,11 +238,13 @@ async function run(msg) {
     post({ type: 'error', id, stage: 'image', message: `at full size the photo is ${outWidth}x${outHeight} (${(outWidth * outHeight / 1e6).toFixed(1)} megapixels), over the browser's limit of ${MAX_NETWORK_PIXELS / 1e6} megapixels: untick "full size"` });
     return;
   }
-  const key = `${style}/${precision}`;
+  const custom = msg.weights;
+  // a custom file is known by its name, size and date: picking another file reloads
+  const key = custom ? `custom/${custom.name}/${custom.size}/${custom.lastModified}` : `${style}/${precision}`;
   if (loadedKey !== key) {
     let buf;
     try {
-      buf = await fetchWeights(id, style, precision);
+      buf = custom ? await readCustomWeights(id, style, custom) : await fetchWeights(id, style, precision);
     } catch (e) {
       post({ type: 'error', id, stage: 'weights', message: e.message });
       return;
@@ -229,10 +252,12 @@ async function run(msg) {
     try {
       engine._cgw_unload(); // free the old model before the new one's memory is needed
       loadedKey = null;
-      loadModel(buf, `${style} weights`);
+      loadModel(buf, custom ? custom.name : `${style} weights`);
       loadedKey = key;
     } catch (e) {
-      post({ type: 'error', id, stage: 'weights', message: `the ${style} weights are unusable: ${e.message}` });
+      // a training checkpoint (G, D and Adam in one file) is the likeliest wrong pick
+      const hint = custom ? '; pick a generator .safetensors (`cartoongan export --checkpoint-dir` makes one from a training checkpoint)' : '';
+      post({ type: 'error', id, stage: 'weights', message: `the ${style} weights are unusable: ${e.message}${hint}` });
       return;
     }
   }

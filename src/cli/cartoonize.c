@@ -1,8 +1,9 @@
 /* cartoonize.c: `cartoongan cartoonize`: finds the input images (and GIFs and videos,
- * which media.c handles frame by frame), loads each requested style once, and writes
- * OUTPUT_DIR/<style>/<name> plus a side-by-side comparison for every input. A bad input
- * is reported on its own line and the batch goes on; the exit status says whether
- * anything failed. */
+ * which media.c handles frame by frame), loads each requested style once (a released one,
+ * or a custom one: any NAME with WEIGHTS_DIR/NAME.safetensors, e.g. from `cartoongan
+ * export --checkpoint-dir`), and writes OUTPUT_DIR/<style>/<name> plus a side-by-side
+ * comparison for every input. A bad input is reported on its own line and the batch goes
+ * on; the exit status says whether anything failed. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +34,7 @@
 #define DEFAULT_MAX_FRAMES 100 /* as the seed: a GIF or video longer than that is cut */
 #define COMPARISON_DIR "comparison"
 #define MAX_WALK_DEPTH 64 /* deeper trees are almost surely a mistake (or a bind-mount loop) */
+#define STYLE_NAME_MAX 64 /* a custom style's name: a file name and an output folder */
 
 typedef enum { VIEW_SMART, VIEW_HORIZONTAL, VIEW_VERTICAL, VIEW_GRID } view_kind;
 static const char *const view_names[] = {"smart", "horizontal", "vertical", "grid"};
@@ -58,7 +60,9 @@ static const struct {
 #define MP4_DIR "mp4" /* --convert-gif-to-mp4 writes OUTPUT_DIR/<style>/mp4/<name>.mp4 */
 
 typedef struct {
-    int styles[CG_NUM_STYLES]; /* indices into cg_style_names, in the order requested */
+    /* style names in the order requested: a released one as cg_style_names spells it, or a
+     * custom one as given (checked against WEIGHTS_DIR once the options are read) */
+    char styles[CLI_MAX_STYLES][STYLE_NAME_MAX + 1];
     int nstyles;
     char **inputs;
     int ninputs;
@@ -78,9 +82,9 @@ typedef struct {
     ino_t ino;
     int drop;                      /* a duplicate of an earlier job */
     int todo;                      /* some output is missing (or --overwrite) */
-    int need_style[CG_NUM_STYLES]; /* per requested style (same order as options.styles) */
+    int need_style[CLI_MAX_STYLES]; /* per requested style (same order as options.styles) */
     int need_comparison;
-    int need_mp4[CG_NUM_STYLES]; /* GIFs with --convert-gif-to-mp4: <style>/mp4/<name>.mp4 */
+    int need_mp4[CLI_MAX_STYLES]; /* GIFs with --convert-gif-to-mp4: <style>/mp4/<name>.mp4 */
     int need_comparison_mp4;
 } job;
 
@@ -100,13 +104,13 @@ typedef struct {
     int have_out_dir;
     dev_t out_dev;
     ino_t out_ino;
-    cg_model *models[CG_NUM_STYLES];
+    cg_model *models[CLI_MAX_STYLES];
     progress bar;
     double base, step; /* progress: where the current stylization sits in the batch */
     uint8_t *work;     /* the (resized) input */
     size_t work_cap;
-    uint8_t *styled[CG_NUM_STYLES];
-    size_t styled_cap[CG_NUM_STYLES];
+    uint8_t *styled[CLI_MAX_STYLES];
+    size_t styled_cap[CLI_MAX_STYLES];
     uint8_t *grid;
     size_t grid_cap;
 } run_ctx;
@@ -252,9 +256,13 @@ static void print_help(void) {
         "\n"
         "options:\n"
         "  -h, --help            show this help and exit\n"
-        "  --styles S [S ...]    styles to apply, space- or comma-separated, from shinkai,\n"
-        "                        hayao, hosoda, paprika (default: shinkai)\n"
-        "  --all-styles          apply all four styles\n"
+        "  --styles S [S ...]    styles to apply, space- or comma-separated, in this order:\n"
+        "                        the released shinkai, hayao, hosoda, paprika, or a custom\n"
+        "                        style NAME whose weights are WEIGHTS_DIR/NAME.safetensors\n"
+        "                        (made by `cartoongan export --checkpoint-dir`; NAME is\n"
+        "                        letters, digits, '_' and '-'); at most %d (default: shinkai)\n"
+        "  --all-styles          apply the four released styles (plus the custom ones that\n"
+        "                        --styles names)\n"
         "  --input-dir DIR       where to look for images when no INPUT is given\n"
         "                        (default: " DEFAULT_INPUT_DIR ")\n"
         "  --output-dir DIR      where to write the results (default: " DEFAULT_OUTPUT_DIR ")\n"
@@ -288,29 +296,139 @@ static void print_help(void) {
         "  --threads N           worker threads per image, 0 = one per CPU (default: 0)\n"
         "  --quiet               no progress bar and no summary; errors are still printed\n"
         "  --                    treat every later argument as an INPUT\n",
-        env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
+        CLI_MAX_STYLES, env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
         (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES);
 }
 
-/* Adds comma-separated style names; returns -1 after a usage error. */
+static int released_style(const char *name) {
+    for (int s = 0; s < CG_NUM_STYLES; s++)
+        if (!strcmp(name, cg_style_names[s])) return 1;
+    return 0;
+}
+
+/* A custom style's name becomes a file name (WEIGHTS_DIR/NAME.safetensors) and a folder
+ * (OUTPUT_DIR/NAME/), so only characters safe in both are taken: no '/', no '.' (hence
+ * no "..", no hidden files, no "x.safetensors" typed for "x"). */
+static int safe_style_name(const char *p, size_t n) {
+    if (n == 0 || n > STYLE_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether `name` has weights in dir, in either of the forms cli_load_style reads. */
+static int style_in_dir(const char *dir, const char *name) {
+    struct stat st;
+    char *p = xstr(str_printf("%s/%s.safetensors", dir, name));
+    int ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    if (ok) return 1;
+    p = xstr(str_printf("%s/%s", dir, name));
+    ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    return ok;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The styles dir holds, for the unknown-style message: the released ones there in their
+ * canonical order, then the custom NAME.safetensors files by name (hidden temporary files
+ * and "x.f16.safetensors" copies have unsafe names and are left out). Returns a malloc'd
+ * "a, b, c" (empty when there is none), or NULL when dir cannot be read (errno set). */
+static char *styles_in_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    str_list custom = {0};
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name), ext = strlen(".safetensors");
+        if (n <= ext || strcmp(e->d_name + n - ext, ".safetensors")) continue;
+        if (!safe_style_name(e->d_name, n - ext)) continue;
+        char *name = xstr(str_printf("%.*s", (int)(n - ext), e->d_name));
+        if (released_style(name) || !style_in_dir(dir, name)) {
+            free(name);
+            continue;
+        }
+        list_push(&custom, name);
+    }
+    closedir(d);
+    if (custom.n > 1) qsort(custom.v, (size_t)custom.n, sizeof *custom.v, cmp_str);
+    char *out = xstr(strdup(""));
+    for (int s = 0; s < CG_NUM_STYLES + custom.n; s++) {
+        const char *name = s < CG_NUM_STYLES ? cg_style_names[s] : custom.v[s - CG_NUM_STYLES];
+        if (s < CG_NUM_STYLES && !style_in_dir(dir, name)) continue;
+        char *next = xstr(str_printf("%s%s%s", out, *out ? ", " : "", name));
+        free(out);
+        out = next;
+    }
+    for (int i = 0; i < custom.n; i++) free(custom.v[i]);
+    free(custom.v);
+    return out;
+}
+
+/* Every custom style must have weights in the weights directory, checked once all the
+ * options are read (--weights-dir may come after --styles), so that a typo is a usage
+ * error naming what there is, before any input is read. Released names always pass: a
+ * missing released style is reported when loading, with the hint to run `make weights`. */
+static int check_custom_styles(const options *o) {
+    for (int k = 0; k < o->nstyles; k++) {
+        const char *name = o->styles[k];
+        if (released_style(name) || style_in_dir(o->weights_dir, name)) continue;
+        char *have = styles_in_dir(o->weights_dir);
+        if (!have)
+            cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
+                                 "the weights directory %s cannot be read: %s)",
+                            name, o->weights_dir, errno_text(errno));
+        else if (!*have)
+            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
+                                 "the released ones are shinkai, hayao, hosoda, paprika)",
+                            name, o->weights_dir, name, o->weights_dir);
+        else
+            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (styles in %s: %s)",
+                            name, o->weights_dir, name, o->weights_dir, have);
+        free(have);
+        return -1;
+    }
+    return 0;
+}
+
+/* Adds comma-separated style names; returns -1 after a usage error. The released names
+ * are matched in any case (as before custom styles existed); custom ones are file names
+ * and kept as typed. */
 static int add_styles(options *o, const char *list) {
     const char *p = list;
     for (;;) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (n > 0) {
-            int found = -1;
+            const char *name = NULL;
             for (int s = 0; s < CG_NUM_STYLES; s++)
                 if (strlen(cg_style_names[s]) == n && !strncasecmp(p, cg_style_names[s], n))
-                    found = s;
-            if (found < 0) {
-                cli_usage_error(CMD, "unknown style '%.*s' (choose from shinkai, hayao, hosoda, paprika)",
-                                (int)n, p);
+                    name = cg_style_names[s];
+            if (!name && !safe_style_name(p, n)) {
+                cli_usage_error(CMD, "invalid style name '%.*s' (a style is shinkai, hayao, hosoda, "
+                                     "paprika, or a NAME of 1 to %d letters, digits, '_' or '-' "
+                                     "for WEIGHTS_DIR/NAME.safetensors)",
+                                (int)n, p, STYLE_NAME_MAX);
                 return -1;
             }
             int dup = 0;
-            for (int k = 0; k < o->nstyles; k++) dup |= o->styles[k] == found;
-            if (!dup) o->styles[o->nstyles++] = found;
+            for (int k = 0; k < o->nstyles; k++)
+                dup |= name ? !strcmp(o->styles[k], name)
+                            : strlen(o->styles[k]) == n && !strncmp(o->styles[k], p, n);
+            if (!dup) {
+                if (o->nstyles == CLI_MAX_STYLES) {
+                    cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
+                    return -1;
+                }
+                snprintf(o->styles[o->nstyles++], STYLE_NAME_MAX + 1, "%.*s", (int)n, name ? name : p);
+            }
         }
         if (!end) break;
         p = end + 1;
@@ -353,8 +471,9 @@ static int parse_options(options *o, int argc, char **argv) {
             }
             /* argparse's nargs='+': names follow until an option, or an argument that
              * names an existing file or directory (that one is an INPUT). After the first
-             * name, anything with '.' or '/' is taken as an INPUT too: no style has them,
-             * and a mistyped file name then reads "no such file", not "unknown style". */
+             * name, anything with '.' or '/' is taken as an INPUT too: no style (custom
+             * ones included) has them, and a mistyped file name then reads "no such
+             * file", not "unknown style". */
             int taken = 0;
             while (i + 1 < argc && argv[i + 1][0] != '-' && !path_exists(argv[i + 1]) &&
                    !(taken && strpbrk(argv[i + 1], "./"))) {
@@ -435,12 +554,23 @@ static int parse_options(options *o, int argc, char **argv) {
         }
     }
     if (all_styles) {
-        for (int s = 0; s < CG_NUM_STYLES; s++) o->styles[s] = s;
-        o->nstyles = CG_NUM_STYLES;
+        /* the seed's meaning, the four released styles in canonical order; custom styles
+         * named by --styles follow them, in their order */
+        options named = *o;
+        o->nstyles = 0;
+        for (int s = 0; s < CG_NUM_STYLES; s++)
+            snprintf(o->styles[o->nstyles++], STYLE_NAME_MAX + 1, "%s", cg_style_names[s]);
+        for (int k = 0; k < named.nstyles; k++) {
+            if (released_style(named.styles[k])) continue;
+            if (o->nstyles == CLI_MAX_STYLES)
+                return cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
+            memcpy(o->styles[o->nstyles++], named.styles[k], sizeof named.styles[k]);
+        }
     } else if (o->nstyles == 0) {
-        o->styles[0] = 0; /* shinkai */
+        snprintf(o->styles[0], STYLE_NAME_MAX + 1, "%s", cg_style_names[0]); /* shinkai */
         o->nstyles = 1;
     }
+    if (check_custom_styles(o) < 0) return CLI_EXIT_USAGE;
     if (keep_size) o->max_height = 0;
     return -1;
 }
@@ -474,10 +604,6 @@ static void add_job(run_ctx *c, const char *path, const char *rel, media_kind ki
     j->kind = kind;
     j->dev = st->st_dev;
     j->ino = st->st_ino;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Adds the media files under `dir` (rel: its path relative to the directory the user
@@ -583,7 +709,7 @@ static void drop_duplicates(run_ctx *c) {
 static int load_models(run_ctx *c) {
     const options *o = &c->opt;
     for (int k = 0; k < o->nstyles; k++)
-        if (cli_load_style(o->weights_dir, cg_style_names[o->styles[k]], o->threads, &c->models[k]) < 0)
+        if (cli_load_style(o->weights_dir, o->styles[k], o->threads, &c->models[k]) < 0)
             return -1;
     return 0;
 }
@@ -599,7 +725,7 @@ static char *output_path(const options *o, const char *sub, const char *rel) {
 static int plan_job(const options *o, job *j) {
     int any = 0;
     for (int k = 0; k < o->nstyles; k++) {
-        char *p = output_path(o, cg_style_names[o->styles[k]], j->rel);
+        char *p = output_path(o, o->styles[k], j->rel);
         j->need_style[k] = o->overwrite || !path_exists(p);
         any |= j->need_style[k];
         free(p);
@@ -615,7 +741,7 @@ static int plan_job(const options *o, job *j) {
         char *rel = with_ext(j->rel, ".mp4");
         for (int k = 0; k <= o->nstyles; k++) {
             if (k == o->nstyles && o->skip_comparison) break;
-            char *sub = xstr(str_printf("%s/" MP4_DIR, k < o->nstyles ? cg_style_names[o->styles[k]]
+            char *sub = xstr(str_printf("%s/" MP4_DIR, k < o->nstyles ? o->styles[k]
                                                                       : COMPARISON_DIR));
             char *p = output_path(o, sub, rel);
             int need = o->overwrite || !path_exists(p);
@@ -641,7 +767,7 @@ static void clean_output_dirs(const run_ctx *c) {
         if (c->jobs[i].drop) continue;
         for (int k = 0; k <= o->nstyles; k++) {
             if (k == o->nstyles && o->skip_comparison) break;
-            char *p = output_path(o, k < o->nstyles ? cg_style_names[o->styles[k]] : COMPARISON_DIR,
+            char *p = output_path(o, k < o->nstyles ? o->styles[k] : COMPARISON_DIR,
                                   c->jobs[i].rel);
             *strrchr(p, '/') = '\0'; /* its folder */
             int seen = 0;
@@ -702,10 +828,10 @@ static job_result save(run_ctx *c, const job *j, const char *sub, uint8_t *rgb, 
 /* A GIF or a video: media.c does the frames; only the output names are made here. */
 static job_result process_media(run_ctx *c, const job *j) {
     const options *o = &c->opt;
-    char *out[CG_NUM_STYLES] = {0}, *mp4[CG_NUM_STYLES] = {0}, *cmp = NULL, *cmp_mp4 = NULL;
+    char *out[CLI_MAX_STYLES] = {0}, *mp4[CLI_MAX_STYLES] = {0}, *cmp = NULL, *cmp_mp4 = NULL;
     char *rel_mp4 = with_ext(j->rel, ".mp4");
     for (int k = 0; k < o->nstyles; k++) {
-        const char *style = cg_style_names[o->styles[k]];
+        const char *style = o->styles[k];
         if (j->need_style[k]) out[k] = output_path(o, style, j->rel);
         if (j->need_mp4[k]) {
             char *sub = xstr(str_printf("%s/" MP4_DIR, style));
@@ -720,7 +846,7 @@ static job_result process_media(run_ctx *c, const job *j) {
                     (int)o->view, o->gif_frequency, o->max_frames, o->dither, o->quiet,
                     &interrupted, &c->bar};
     media_result r = j->kind == MEDIA_GIF ? media_process_gif(&mj) : media_process_video(&mj);
-    for (int k = 0; k < CG_NUM_STYLES; k++) {
+    for (int k = 0; k < CLI_MAX_STYLES; k++) {
         free(out[k]);
         free(mp4[k]);
     }
@@ -789,7 +915,7 @@ static job_result process_job(run_ctx *c, const job *j, int index) {
         }
         done_runs++;
         if (j->need_style[k] &&
-            save(c, j, cg_style_names[o->styles[k]], c->styled[k], w, h) != JOB_OK)
+            save(c, j, o->styles[k], c->styled[k], w, h) != JOB_OK)
             return JOB_FAILED;
         if (interrupted) return JOB_CANCELLED;
     }
@@ -841,7 +967,7 @@ static void free_ctx(run_ctx *c) {
     free(c->jobs);
     for (int i = 0; i < c->failures.n; i++) free(c->failures.v[i]);
     free(c->failures.v);
-    for (int k = 0; k < CG_NUM_STYLES; k++) {
+    for (int k = 0; k < CLI_MAX_STYLES; k++) {
         cg_model_free(c->models[k]);
         free(c->styled[k]);
     }

@@ -1,63 +1,71 @@
-/* export.c: `cartoongan export`: loads a style's weights from an upstream .npy directory
- * (or a .safetensors file) and writes them as one .safetensors file. `make` uses it to
- * convert the released weights; loading validates every tensor, so a file it writes is
- * known to be complete. */
+/* export.c: `cartoongan export`, two forms:
+ *   export SRC DEST.safetensors
+ *     loads a style's weights from an upstream .npy directory (or a .safetensors file) and
+ *     writes them as one .safetensors file; `make` uses it to convert the released weights;
+ *   export --checkpoint-dir DIR --name NAME
+ *     takes the generator G out of the newest valid training checkpoint that
+ *     `cartoongan train` left in DIR (ckpt-<step>.safetensors, which also hold D and both
+ *     Adam states) and writes it as WEIGHTS_DIR/NAME.safetensors, a style that
+ *     `cartoonize --styles NAME` and the browser app load like a released one.
+ * Either way the written file is checked by loading it back before it takes its final
+ * name, so a file this command leaves is known to be complete and loadable. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "io/image.h"
+#include "model/generator.h"
+#include "model/safetensors.h"
+#include "status.h"
+
+#define CMD "export"
+#define CKPT_PREFIX "ckpt-"
+#define CKPT_SUFFIX ".safetensors"
+#define CKPT_MODEL "cartoongan-checkpoint"
+#define MAX_NAME 64 /* a style name is a file name and a folder name under OUTPUT_DIR */
 
 static void print_help(void) {
     printf("usage: cartoongan export [--force] [--fp16] [--quiet] SRC DEST.safetensors\n"
+           "       cartoongan export --checkpoint-dir DIR --name NAME [--out-dir DIR]\n"
+           "                         [--force] [--fp16] [--quiet]\n"
            "\n"
-           "Load a CartoonGAN generator from SRC (a directory of the upstream release's .npy\n"
-           "files, or a .safetensors file), check every tensor's name, type and shape, and\n"
-           "write it to DEST as a single .safetensors file (atomically).\n"
+           "First form: load a CartoonGAN generator from SRC (a directory of the upstream\n"
+           "release's .npy files, or a .safetensors file), check every tensor's name, type and\n"
+           "shape, and write it to DEST as a single .safetensors file (atomically).\n"
+           "\n"
+           "Second form: take the generator out of the newest training checkpoint in DIR\n"
+           "(DIR/ckpt-<step>.safetensors, written by `cartoongan train`; the highest step wins,\n"
+           "and a damaged one is skipped with a warning for the next newest) and write it to\n"
+           "OUT_DIR/NAME.safetensors, a custom style: `cartoongan cartoonize --styles NAME`\n"
+           "then uses it. The file is loaded back before it is renamed into place.\n"
            "\n"
            "options:\n"
-           "  -h, --help   show this help and exit\n"
-           "  --force      overwrite DEST if it exists (default: refuse)\n"
-           "  --fp16       store the tensors as half floats (F16): half the size, for the\n"
-           "               browser app's download (default: float32, exact)\n"
-           "  --quiet      print nothing on success\n");
+           "  -h, --help            show this help and exit\n"
+           "  --checkpoint-dir DIR  export G from the newest valid checkpoint in DIR\n"
+           "                        (default: none, the SRC DEST form)\n"
+           "  --name NAME           the style's name: letters, digits, '_' and '-', at most %d\n"
+           "                        characters (required with --checkpoint-dir)\n"
+           "  --out-dir DIR         where to write NAME.safetensors (default: the weights\n"
+           "                        directory cartoonize uses: $CARTOONGAN_WEIGHTS if set,\n"
+           "                        else %s)\n"
+           "  --force               overwrite DEST or OUT_DIR/NAME.safetensors if it exists\n"
+           "                        (default: refuse)\n"
+           "  --fp16                store the tensors as half floats (F16): half the size, for\n"
+           "                        the browser app's download (default: float32, exact)\n"
+           "  --quiet               print nothing on success (warnings still go to stderr)\n",
+           MAX_NAME, cli_default_weights_dir());
 }
 
-int cmd_export(int argc, char **argv) {
-    const char *cmd = "export";
-    int force = 0, quiet = 0, fp16 = 0, r;
-    const char *pos[2];
-    int npos = 0, options_done = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || a[1] == '\0') {
-            if (npos == 2) return cli_usage_error(cmd, "unexpected argument '%s'", a);
-            pos[npos++] = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            options_done = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            print_help();
-            return CLI_EXIT_OK;
-        } else if ((r = cli_opt_flag(cmd, argv, i, "--force")) != 0) {
-            if (r < 0) return CLI_EXIT_USAGE;
-            force = 1;
-        } else if ((r = cli_opt_flag(cmd, argv, i, "--fp16")) != 0) {
-            if (r < 0) return CLI_EXIT_USAGE;
-            fp16 = 1;
-        } else if ((r = cli_opt_flag(cmd, argv, i, "--quiet")) != 0) {
-            if (r < 0) return CLI_EXIT_USAGE;
-            quiet = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
-    if (npos < 2)
-        return cli_usage_error(cmd, npos ? "missing DEST" : "missing SRC and DEST");
-    const char *src = pos[0], *dest = pos[1];
-
+/* The first form, as it always was. */
+static int export_file(const char *src, const char *dest, int force, int fp16, int quiet) {
     struct stat st;
     if (!force && stat(dest, &st) == 0) {
         fprintf(stderr, "cartoongan export: %s already exists (use --force to overwrite)\n",
@@ -77,4 +85,295 @@ int cmd_export(int argc, char **argv) {
     }
     if (!quiet) printf("exported %s -> %s\n", src, dest);
     return CLI_EXIT_OK;
+}
+
+/* ---- the checkpoint form ---- */
+
+/* A style name ends up as a file name (NAME.safetensors) and an output folder, so only
+ * characters that are safe everywhere are taken: no separators, no dots (no "..", no
+ * hidden files), nothing a shell or a URL would need quoted. */
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_NAME) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    uint64_t step;
+    char *name; /* the file name inside the directory */
+} ckpt;
+
+/* The step of "ckpt-<digits>.safetensors" (8 digits as train writes them; more once a
+ * run passes 99,999,999 steps), or -1 for any other name: a hidden temporary file of an
+ * interrupted save starts with '.' and never matches. */
+static int ckpt_step(const char *name, uint64_t *step) {
+    size_t np = strlen(CKPT_PREFIX), ns = strlen(CKPT_SUFFIX), n = strlen(name);
+    if (n <= np + ns || strncmp(name, CKPT_PREFIX, np) || strcmp(name + n - ns, CKPT_SUFFIX))
+        return -1;
+    size_t digits = n - np - ns;
+    if (digits < 8 || digits > 19) return -1;
+    uint64_t v = 0;
+    for (size_t i = np; i < np + digits; i++) {
+        if (name[i] < '0' || name[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    *step = v;
+    return 0;
+}
+
+static int by_step_desc(const void *a, const void *b) {
+    const ckpt *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? 1 : -1;
+    return strcmp(x->name, y->name); /* ckpt-00000001 and ckpt-000000001: any fixed order */
+}
+
+/* Lists DIR's checkpoints, newest first. Returns the count, or -1 after an error line. */
+static int list_checkpoints(const char *dir, ckpt **out) {
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "cartoongan export: %s: cannot open the checkpoint directory: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    ckpt *v = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t step;
+        if (ckpt_step(e->d_name, &step) < 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ckpt *nv = realloc(v, (size_t)cap * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+        }
+        v[n].step = step;
+        if ((v[n].name = strdup(e->d_name)) == NULL) break;
+        n++;
+    }
+    int oom = e != NULL;
+    closedir(d);
+    if (oom) {
+        for (int i = 0; i < n; i++) free(v[i].name);
+        free(v);
+        fprintf(stderr, "cartoongan export: %s: out of memory\n", dir);
+        return -1;
+    }
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, by_step_desc);
+    *out = v;
+    return n;
+}
+
+/* The library's message without a leading "PATH: " (the caller names the file itself). */
+static const char *reason(const char *path) {
+    const char *e = cg_last_error();
+    size_t n = strlen(path);
+    if (!strncmp(e, path, n) && e[n] == ':' && e[n + 1] == ' ') e += n + 2;
+    return *e ? e : "unknown error";
+}
+
+/* Reads G out of one checkpoint into params (GEN_NUM_PARAMS floats): st_load checks every
+ * G tensor's shape, its byte range inside the file (a truncated file fails here) and its
+ * values (finite). The metadata is checked after, so that some other .safetensors file
+ * that happens to hold "G." tensors is not taken for a checkpoint. */
+static cg_status read_generator(const char *path, const tensor_info *specs, float *params) {
+    cg_status s = st_load(path, specs, GEN_NUM_TENSORS, params, 1, 0, "a CartoonGAN training checkpoint");
+    if (s != CG_OK) return s;
+    char model[64];
+    if (st_read_metadata(path, "model", model, sizeof model) != CG_OK || strcmp(model, CKPT_MODEL))
+        return cg_fail(CG_ERR_FORMAT, "%s: not a training checkpoint (its metadata lacks "
+                                      "\"model\": \"" CKPT_MODEL "\")", path);
+    return CG_OK;
+}
+
+/* Puts the verified temporary file at dest: with --force by rename (replacing any file);
+ * without, by link(), which fails if dest appeared since the check at the start, so a
+ * file another process wrote meanwhile is never overwritten. */
+static int publish(cg_atomic_file *f, const char *dest, int force) {
+    if (!force) {
+        if (link(f->tmp, dest) == 0) {
+            cg_atomic_abort(f); /* removes the temporary name; dest keeps the file */
+            return 0;
+        }
+        if (errno == EEXIST) {
+            cg_atomic_abort(f);
+            fprintf(stderr, "cartoongan export: %s already exists (use --force to overwrite)\n",
+                    dest);
+            return -1;
+        }
+        /* a file system without hard links: rename, after the check at the start */
+    }
+    if (cg_atomic_commit(f) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int export_checkpoint(const char *dir, const char *name, const char *out_dir, int force,
+                             int fp16, int quiet) {
+    size_t dlen = strlen(out_dir);
+    char *dest = malloc(dlen + strlen(name) + sizeof CKPT_SUFFIX + 2);
+    if (!dest) {
+        fprintf(stderr, "cartoongan export: out of memory\n");
+        return CLI_EXIT_FAIL;
+    }
+    sprintf(dest, "%s%s%s" CKPT_SUFFIX, out_dir, out_dir[dlen - 1] == '/' ? "" : "/", name);
+    struct stat st;
+    if (!force && stat(dest, &st) == 0) {
+        fprintf(stderr, "cartoongan export: %s already exists (use --force to overwrite)\n",
+                dest);
+        free(dest);
+        return CLI_EXIT_FAIL;
+    }
+
+    ckpt *list;
+    int n = list_checkpoints(dir, &list);
+    if (n < 0) {
+        free(dest);
+        return CLI_EXIT_FAIL;
+    }
+    if (n == 0) {
+        fprintf(stderr, "cartoongan export: %s: no training checkpoint (ckpt-*.safetensors); run "
+                        "`cartoongan train` first\n", dir);
+        free(list);
+        free(dest);
+        return CLI_EXIT_FAIL;
+    }
+
+    /* G's tensors are stored as "G.<name>" beside D's and the Adam states, which st_load
+     * skips (allow_extra) without reading them. */
+    tensor_info specs[GEN_NUM_TENSORS];
+    char names[GEN_NUM_TENSORS][80];
+    for (int i = 0; i < GEN_NUM_TENSORS; i++) {
+        specs[i] = gen_tensors[i];
+        snprintf(names[i], sizeof names[i], "G.%s", gen_tensors[i].name);
+        specs[i].name = names[i];
+    }
+    float *params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
+    char *path = malloc(strlen(dir) + 64);
+    int status = CLI_EXIT_FAIL, found = -1;
+    if (!params || !path) {
+        fprintf(stderr, "cartoongan export: out of memory for the generator's weights\n");
+        goto done;
+    }
+    for (int i = 0; i < n && found < 0; i++) {
+        snprintf(path, strlen(dir) + 64, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+                 list[i].name);
+        if (read_generator(path, specs, params) == CG_OK) {
+            found = i;
+        } else {
+            /* a run killed mid-save leaves the previous checkpoint whole, but a disk error
+             * or a copied half file can still damage the newest: say so, take the next */
+            fprintf(stderr, "cartoongan export: warning: skipping %s: %s\n", path, reason(path));
+        }
+    }
+    if (found < 0) {
+        fprintf(stderr, "cartoongan export: %s: no valid training checkpoint (%d ckpt-*.safetensors "
+                        "file%s, none readable)\n", dir, n, n == 1 ? "" : "s");
+        goto done;
+    }
+
+    /* Written under a hidden temporary name next to dest, loaded back as cartoonize will
+     * load it, and only then given its name. */
+    char meta[256];
+    snprintf(meta, sizeof meta,
+             "\"model\":\"cartoongan-generator\",\"style\":\"%s\",\"checkpoint\":\"%s\","
+             "\"step\":\"%" PRIu64 "\"", name, list[found].name, list[found].step);
+    cg_atomic_file f;
+    if (cg_atomic_begin(&f, dest) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
+        goto done;
+    }
+    close(f.fd); /* st_save replaces the file by name; commit reopens it to sync */
+    f.fd = -1;
+    cg_model *m = NULL;
+    if (st_save(f.tmp, gen_tensors, GEN_NUM_TENSORS, params, fp16, meta) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s: %s\n", dest, reason(f.tmp));
+        cg_atomic_abort(&f);
+        goto done;
+    }
+    if (cg_model_load(&m, f.tmp) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s: the written file does not load back: %s\n", dest,
+                reason(f.tmp));
+        cg_atomic_abort(&f);
+        goto done;
+    }
+    cg_model_free(m);
+    if (publish(&f, dest, force) < 0) goto done;
+    if (!quiet)
+        printf("exported G of %s (step %" PRIu64 ") -> %s\n", path, list[found].step, dest);
+    status = CLI_EXIT_OK;
+done:
+    for (int i = 0; i < n; i++) free(list[i].name);
+    free(list);
+    free(params);
+    free(path);
+    free(dest);
+    return status;
+}
+
+int cmd_export(int argc, char **argv) {
+    int force = 0, quiet = 0, fp16 = 0, r;
+    const char *pos[2];
+    const char *ckpt_dir = NULL, *name = NULL, *out_dir = NULL, *v;
+    int npos = 0, options_done = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (npos == 2) return cli_usage_error(CMD, "unexpected argument '%s'", a);
+            pos[npos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options_done = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_help();
+            return CLI_EXIT_OK;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--force")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            force = 1;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--fp16")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            fp16 = 1;
+        } else if ((r = cli_opt_flag(CMD, argv, i, "--quiet")) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            quiet = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--checkpoint-dir", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (!*v) return cli_usage_error(CMD, "--checkpoint-dir needs a directory");
+            ckpt_dir = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            name = v;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--out-dir", &v)) != 0) {
+            if (r < 0) return CLI_EXIT_USAGE;
+            if (!*v) return cli_usage_error(CMD, "--out-dir needs a directory");
+            out_dir = v;
+        } else {
+            return cli_usage_error(CMD, "unknown option '%s'", a);
+        }
+    }
+    if (ckpt_dir) {
+        if (npos) return cli_usage_error(CMD, "unexpected argument '%s' (--checkpoint-dir takes "
+                                              "no SRC or DEST)", pos[0]);
+        if (!name) return cli_usage_error(CMD, "--checkpoint-dir needs --name NAME");
+        if (!valid_name(name))
+            return cli_usage_error(CMD, "invalid --name '%s' (a style name: 1 to %d letters, "
+                                        "digits, '_' or '-')", name, MAX_NAME);
+        return export_checkpoint(ckpt_dir, name, out_dir ? out_dir : cli_default_weights_dir(),
+                                 force, fp16, quiet);
+    }
+    if (name || out_dir)
+        return cli_usage_error(CMD, "%s needs --checkpoint-dir", name ? "--name" : "--out-dir");
+    if (npos < 2)
+        return cli_usage_error(CMD, npos ? "missing DEST" : "missing SRC and DEST");
+    return export_file(pos[0], pos[1], force, fp16, quiet);
 }

@@ -25,13 +25,13 @@ typedef struct {
     int w, h;         /* frames through the network */
     int gw, gh;       /* the comparison frame */
     int rows, cols;
-    int run[CG_NUM_STYLES]; /* styles stylizing every frame */
+    int run[CLI_MAX_STYLES]; /* styles stylizing every frame */
     int nrun, cmp;
     uint8_t *frame, *work; /* decoded; resized (the same buffer when not resized) */
-    uint8_t *styled[CG_NUM_STYLES];
+    uint8_t *styled[CLI_MAX_STYLES];
     uint8_t *grid;
-    cg_gif_writer *gif[CG_NUM_STYLES], *gif_cmp;
-    cg_video_writer *mp4[CG_NUM_STYLES], *mp4_cmp;
+    cg_gif_writer *gif[CLI_MAX_STYLES], *gif_cmp;
+    cg_video_writer *mp4[CLI_MAX_STYLES], *mp4_cmp;
     int done;      /* output frames finished */
     int runs_done; /* styles finished on the frame under way */
 } media_ctx;
@@ -125,7 +125,7 @@ static cg_status stylize_frame(media_ctx *m) {
 
 /* Ends every writer: renamed into place when all went well, dropped otherwise. */
 static cg_status finish(media_ctx *m, cg_status s) {
-    for (int k = 0; k < CG_NUM_STYLES; k++) {
+    for (int k = 0; k < CLI_MAX_STYLES; k++) {
         if (m->gif[k])
             s = s == CG_OK ? cg_gif_writer_finish(m->gif[k]) : (cg_gif_writer_abort(m->gif[k]), s);
         if (m->mp4[k])
@@ -149,7 +149,7 @@ static media_result end(media_ctx *m, cg_status s) {
     progress_finish(&m->bar);
     if (m->work != m->frame) free(m->work);
     free(m->frame);
-    for (int k = 0; k < CG_NUM_STYLES; k++) free(m->styled[k]);
+    for (int k = 0; k < CLI_MAX_STYLES; k++) free(m->styled[k]);
     free(m->grid);
     if (s == CG_ERR_CANCELLED || *m->j->interrupted) return MEDIA_CANCELLED;
     return s == CG_OK ? MEDIA_OK : MEDIA_FAILED;

@@ -12,9 +12,13 @@
 #include "cartoongan.h"
 #include "cli/progress.h"
 
+/* The most styles one cartoonize run applies: the four released ones plus custom styles
+ * (WEIGHTS_DIR/<name>.safetensors); each loaded style holds about 90 MB. */
+#define CLI_MAX_STYLES 16
+
 typedef struct {
     const char *path;             /* the input */
-    int nstyles;                  /* styles requested, in order */
+    int nstyles;                  /* styles requested, in order (<= CLI_MAX_STYLES) */
     cg_model *const *models;      /* per style */
     const char *const *style_out; /* per style: the GIF (for a video, the MP4) to write, or
                                      NULL when it is there already */
