@@ -90,9 +90,9 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libcartoongan.a tests/test.h
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
 
 # Fixture generators in tools/ that link the library (make_test_media: tests/data/media/).
-$(BUILD)/tools/%: tools/%.c $(BUILD)/libcartoongan.a
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libcartoongan.a tests/train_fixtures.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libcartoongan.a $(LDLIBS)
 
 $(BUILD)/tests/test_regressions: tests/test_regressions.c $(FUZZ_OBJ) $(CLI_NOMAIN) $(BUILD)/libcartoongan.a tests/test.h
 	@mkdir -p $(dir $@)
@@ -113,7 +113,7 @@ WEB_TESTS := tests/web/run.sh
 WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)
 endif
 
-test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(TESTS) weights $(WEB_TEST_DEPS)
+test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(BUILD)/tools/train_fixture_files $(TESTS) weights $(WEB_TEST_DEPS)
 	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan \
 	    CARTOONGAN_TRAIN_STEP=$(CURDIR)/$(BUILD)/tools/train_step $(TEST_ENV) \
 	    tests/run.sh $(TESTS) tests/test_serve.sh $(WEB_TESTS)

@@ -5,15 +5,20 @@
  * the process's peak RSS.
  *
  *     train_bench --g G.safetensors --vgg VGG.safetensors [--batch 4] [--size 256]
- *                 [--threads 2] [--steps 3] [--profile] */
+ *                 [--threads 2] [--steps 3]
+ *
+ * A --vgg file that does not exist is first written with the test fixtures' deterministic
+ * VGG19 (tests/train_fixtures.h): the speed does not depend on the weights' values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cartoongan.h"
+#include "train_fixtures.h"
 
 static double now(void) {
     struct timespec ts;
@@ -56,6 +61,10 @@ int main(int argc, char **argv) {
     if (!g || !vgg || steps < 1 || steps > 64) {
         fprintf(stderr, "usage: train_bench --g G.safetensors --vgg VGG [--batch N] [--size S] [--threads N] [--steps N<=64]\n");
         return 2;
+    }
+    if (access(vgg, R_OK) != 0 && write_vgg_safetensors(vgg) != 0) {
+        fprintf(stderr, "train_bench: cannot write %s: %s\n", vgg, cg_last_error());
+        return 1;
     }
     cg_train_config c;
     cg_train_config_default(&c);

@@ -174,6 +174,24 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
 cg_status cg_trainer_save(const cg_trainer *t, cg_train_tensors which, const char *path);
 /* G's output for the last step's photos, [batch][3][height][width] (tanh, BGR). */
 const float *cg_trainer_generated(const cg_trainer *t);
+/* A model of G's current parameters (a copy), for cg_stylize: validation at full size
+ * through the inference engine. Free it with cg_model_free. */
+cg_status cg_trainer_generator(const cg_trainer *t, cg_model **out);
+/* Sets a network's (CG_NET_G or CG_NET_D) learning rate from the next step on. */
+cg_status cg_trainer_set_learning_rate(cg_trainer *t, cg_train_tensors which, float lr);
+/* Restarts a network's Adam moments and step count (the init and GAN phases use two
+ * optimizers for G, as the seed project). */
+cg_status cg_trainer_restart_optimizer(cg_trainer *t, cg_train_tensors which);
+/* A training checkpoint: G, D and both Adam states (moments and step counts) in one
+ * .safetensors file (tensors G.<name>, G.adam_m.<name>, G.adam_v.<name>, D.<name>,
+ * D.adam_m.<name>, D.adam_v.<name>; __metadata__ "model": "cartoongan-checkpoint",
+ * "g_adam_t", "d_adam_t", plus `metadata`: more "key":"value" pairs, JSON-escaped, or
+ * NULL). Written atomically (temporary file, fsync, rename): an interrupted save leaves
+ * the previous file as it was. */
+cg_status cg_trainer_save_checkpoint(const cg_trainer *t, const char *path, const char *metadata);
+/* Restores what cg_trainer_save_checkpoint wrote. Every tensor is checked (names, shapes,
+ * finite values) before anything changes: on failure the trainer is as it was. */
+cg_status cg_trainer_load_checkpoint(cg_trainer *t, const char *path);
 
 #ifdef __cplusplus
 }

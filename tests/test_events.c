@@ -540,7 +540,37 @@ static void test_many(void) {
     free(rgb);
 }
 
-int main(void) {
+/* `test_events dump FILE`: every record of an event file through this file's independent
+ * reader, one line each ("scalar TAG STEP VALUE", "image TAG STEP WxH png-ok|png-bad",
+ * "version V"), for tests/test_train_cli.sh to read a training run's logs. Exit 1 if the
+ * file does not read back whole. */
+static int dump(const char *path) {
+    size_t n;
+    uint8_t *d = read_all(path, &n);
+    enum { MAX = 100000 };
+    rec *r = malloc(MAX * sizeof *r);
+    int count = 0, st = d && r ? read_records(d, n, r, MAX, &count) : -1;
+    for (int i = 0; i < count; i++) {
+        if (r[i].version[0]) printf("version %s\n", r[i].version);
+        else if (r[i].png) {
+            png_image img;
+            memset(&img, 0, sizeof img);
+            img.version = PNG_IMAGE_VERSION;
+            int ok = png_image_begin_read_from_memory(&img, r[i].png, r[i].png_len) && img.width == (png_uint_32)r[i].w &&
+                     img.height == (png_uint_32)r[i].h;
+            png_image_free(&img);
+            printf("image %s %lld %lldx%lld %s\n", r[i].tag, (long long)r[i].step, (long long)r[i].w, (long long)r[i].h,
+                   ok ? "png-ok" : "png-bad");
+        } else if (r[i].has_value)
+            printf("scalar %s %lld %.9g\n", r[i].tag, (long long)r[i].step, r[i].value);
+    }
+    free(d), free(r);
+    if (st != RD_OK) fprintf(stderr, "%s: does not read back whole (reader status %d)\n", path, st);
+    return st == RD_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "dump")) return dump(argv[2]);
     if (test_make_dir(tmp, sizeof tmp, "cg_test_events") != 0) return 1;
     RUN(test_reference_crc);
     RUN(test_roundtrip);

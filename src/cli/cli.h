@@ -11,6 +11,7 @@ int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_smooth(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Parses cartoonize's arguments as cmd_cartoonize would, then frees them: -1 when they are
  * valid (the command would run), else the exit status (help or a usage error). Reads no

@@ -20,8 +20,9 @@ typedef struct {
 static const command commands[] = {
     {"cartoonize", cmd_cartoonize, "turn photos into anime-style images (shinkai, hayao, hosoda, paprika)"},
     {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
-    {"export", cmd_export, "convert a style's weights (.npy directory or .safetensors) to one .safetensors file"},
+    {"export", cmd_export, "convert a style's weights, or a training checkpoint's G, to one .safetensors file"},
     {"serve", cmd_serve, "serve the browser app (make web) over HTTP on this machine"},
+    {"train", cmd_train, "train a style on a dataset of photos and cartoons (TensorBoard, checkpoints, --resume)"},
     {"smooth", cmd_smooth, "blur the edges of a training set's cartoons (DATASET/trainB -> trainB_smooth)"},
 };
 #define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -27,6 +27,12 @@ void progress_init(progress *p, int total, const char *unit, const char *rate_un
     p->start = progress_now();
     p->last_draw = 0;
     p->visible = 0;
+    p->label[0] = p->extra[0] = '\0';
+}
+
+void progress_set_text(progress *p, const char *label, const char *extra) {
+    if (label) snprintf(p->label, sizeof p->label, "%s", label);
+    if (extra) snprintf(p->extra, sizeof p->extra, "%s", extra);
 }
 
 static void format_eta(char *buf, size_t n, double s) {
@@ -59,12 +65,16 @@ static void draw(progress *p) {
         snprintf(rate_s, sizeof rate_s, "--");
         snprintf(eta_s, sizeof eta_s, "-:--");
     }
-    char tail[160];
+    char tail[400];
     int whole = (int)p->done;
-    int tail_len = snprintf(tail, sizeof tail, "  %d/%d %s  %s %s  ETA %s", whole, p->total,
-                            p->unit, rate_s, p->rate_unit, eta_s);
+    int tail_len = snprintf(tail, sizeof tail, "  %d/%d %s  %s %s  ETA %s%s%s", whole, p->total,
+                            p->unit, rate_s, p->rate_unit, eta_s, p->extra[0] ? "  " : "", p->extra);
+    int cols = terminal_columns() - 1;
+    if (tail_len > cols) tail[tail_len = cols > 0 ? cols : 0] = '\0'; /* a narrow terminal drops the end */
+    char head[64];
+    int head_len = snprintf(head, sizeof head, "%s%s", p->label, p->label[0] ? " " : "");
     /* the line must not wrap, or '\r' would redraw only its last row */
-    int width = terminal_columns() - 1 - tail_len - 2;
+    int width = terminal_columns() - 1 - tail_len - head_len - 2;
     if (width > BAR_MAX) width = BAR_MAX;
     char line[BAR_MAX + 200];
     int k = 0;
@@ -77,7 +87,7 @@ static void draw(progress *p) {
     }
     line[k] = '\0';
     /* \033[K erases what a longer previous line left behind */
-    fprintf(stderr, "\r%s%s\033[K", line, tail);
+    fprintf(stderr, "\r%s%s%s\033[K", width >= 5 ? head : "", line, tail);
     fflush(stderr);
     p->visible = 1;
     p->last_draw = progress_now();

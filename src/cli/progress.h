@@ -18,6 +18,8 @@ typedef struct {
     double start;          /* seconds, monotonic */
     double last_draw;
     int visible;           /* a bar is on the line now */
+    char label[48];        /* drawn before the bar ("gan epoch 3/100"), may be empty */
+    char extra[160];       /* drawn after the ETA (the last losses), may be empty */
 } progress;
 
 /* Monotonic seconds, for timing runs. */
@@ -30,6 +32,8 @@ void progress_init(progress *p, int total, const char *unit, const char *rate_un
 /* Sets how much is done (may be fractional); redraws at most a few times a second,
  * always when `done` reaches a whole number. */
 void progress_update(progress *p, double done);
+/* Sets the label before the bar and the text after it (either may be NULL: unchanged). */
+void progress_set_text(progress *p, const char *label, const char *extra);
 /* Prints a line on stderr (a newline is added) without mangling the bar. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

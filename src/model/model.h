@@ -35,6 +35,10 @@ struct cg_model {
     size_t arena_bytes;
 };
 
+/* A model of a copy of `params` (GEN_NUM_PARAMS floats in gen_tensors order), packed for
+ * stylizing: how training stylizes its validation photos with the current G. */
+cg_status model_from_params(struct cg_model **out, const float *params);
+
 /* Fills the packed weights and layer pointers from params; CG_ERR_NOMEM on failure. */
 cg_status model_prepare(struct cg_model *m);
 

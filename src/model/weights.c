@@ -101,6 +101,16 @@ cg_status cg_model_load(cg_model **out, const char *path) {
     return finish_load(out, m, st);
 }
 
+cg_status model_from_params(cg_model **out, const float *params) {
+    if (!out || !params) return cg_fail(CG_ERR_ARG, "model_from_params: null argument");
+    *out = NULL;
+    cg_model *m = calloc(1, sizeof *m);
+    if (!m) return cg_fail(CG_ERR_NOMEM, "out of memory for a generator");
+    m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
+    if (m->params) memcpy(m->params, params, (size_t)GEN_NUM_PARAMS * sizeof(float));
+    return finish_load(out, m, m->params ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory for a generator"));
+}
+
 cg_status cg_model_load_memory(cg_model **out, const void *data, size_t n, const char *name) {
     if (!out || !data) return cg_fail(CG_ERR_ARG, "cg_model_load_memory: null argument");
     if (!name) name = "weights";

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/generator.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 #include "nn/train_ops.h"
 #include "status.h"
@@ -265,6 +266,127 @@ cg_status cg_trainer_save(const cg_trainer *t, cg_train_tensors which, const cha
 }
 
 const float *cg_trainer_generated(const cg_trainer *t) { return t ? t->ga.y : NULL; }
+
+cg_status cg_trainer_generator(const cg_trainer *t, cg_model **out) {
+    if (!t || !out) return cg_fail(CG_ERR_ARG, "cg_trainer_generator: null argument");
+    return model_from_params(out, t->g.params);
+}
+
+cg_status cg_trainer_set_learning_rate(cg_trainer *t, cg_train_tensors which, float lr) {
+    if (!t || (which != CG_NET_G && which != CG_NET_D) || !(lr >= 0))
+        return cg_fail(CG_ERR_ARG, "cg_trainer_set_learning_rate: bad argument");
+    if (which == CG_NET_G) t->c.lr_g = lr;
+    else t->c.lr_d = lr;
+    return CG_OK;
+}
+
+cg_status cg_trainer_restart_optimizer(cg_trainer *t, cg_train_tensors which) {
+    if (!t || (which != CG_NET_G && which != CG_NET_D))
+        return cg_fail(CG_ERR_ARG, "cg_trainer_restart_optimizer: bad argument");
+    param_set *s = set_of(t, which);
+    memset(s->m, 0, 2 * s->count * sizeof(float));
+    s->t = 0;
+    return CG_OK;
+}
+
+/* ---- checkpoints: six parts (G, its m and v, D, its m and v), one file ---- */
+
+enum { CKPT_PARTS = 6 };
+
+typedef struct {
+    tensor_info *specs;
+    char (*names)[48];
+    int n;
+} ckpt_layout;
+
+static void ckpt_free(ckpt_layout *l) {
+    free(l->specs), free(l->names);
+}
+
+static int ckpt_specs(ckpt_layout *l, const cg_trainer *t) {
+    static const char *const prefix[CKPT_PARTS] = {"G.", "G.adam_m.", "G.adam_v.", "D.", "D.adam_m.", "D.adam_v."};
+    l->n = 3 * (GEN_NUM_TENSORS + D_NUM_TENSORS);
+    l->specs = malloc((size_t)l->n * sizeof *l->specs);
+    l->names = malloc((size_t)l->n * sizeof *l->names);
+    if (!l->specs || !l->names) return -1;
+    int k = 0;
+    for (int p = 0; p < CKPT_PARTS; p++) {
+        const param_set *s = p < 3 ? &t->g : &t->d;
+        for (int i = 0; i < s->ntensors; i++, k++) {
+            l->specs[k] = s->info[i];
+            snprintf(l->names[k], sizeof l->names[k], "%s%s", prefix[p], s->info[i].name);
+            l->specs[k].name = l->names[k];
+        }
+    }
+    return 0;
+}
+
+/* The part's floats: params, m or v of G or D. */
+static float *ckpt_part(const cg_trainer *t, int p) {
+    const param_set *s = p < 3 ? &t->g : &t->d;
+    return p % 3 == 0 ? s->params : p % 3 == 1 ? s->m : s->v;
+}
+
+cg_status cg_trainer_save_checkpoint(const cg_trainer *t, const char *path, const char *metadata) {
+    if (!t || !path) return cg_fail(CG_ERR_ARG, "cg_trainer_save_checkpoint: null argument");
+    ckpt_layout l = {0};
+    const size_t total = 3 * (t->g.count + t->d.count);
+    float *buf = malloc(total * sizeof *buf);
+    if (ckpt_specs(&l, t) || !buf) {
+        ckpt_free(&l), free(buf);
+        return cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
+    }
+    float *o = buf;
+    for (int p = 0; p < CKPT_PARTS; p++) {
+        size_t n = p < 3 ? t->g.count : t->d.count;
+        memcpy(o, ckpt_part(t, p), n * sizeof *o);
+        o += n;
+    }
+    char meta[4096];
+    snprintf(meta, sizeof meta, "\"model\":\"cartoongan-checkpoint\",\"g_adam_t\":\"%ld\",\"d_adam_t\":\"%ld\"%s%s",
+             t->g.t, t->d.t, metadata ? "," : "", metadata ? metadata : "");
+    cg_status st = st_save(path, l.specs, l.n, buf, 0, meta);
+    ckpt_free(&l), free(buf);
+    return st;
+}
+
+static int meta_long(const char *path, const char *key, long *out) {
+    char v[64], *end;
+    if (st_read_metadata(path, key, v, sizeof v) != CG_OK) return -1;
+    *out = strtol(v, &end, 10);
+    return *end || end == v || *out < 0 ? -1 : 0;
+}
+
+cg_status cg_trainer_load_checkpoint(cg_trainer *t, const char *path) {
+    if (!t || !path) return cg_fail(CG_ERR_ARG, "cg_trainer_load_checkpoint: null argument");
+    char model[64];
+    if (st_read_metadata(path, "model", model, sizeof model) != CG_OK || strcmp(model, "cartoongan-checkpoint") != 0)
+        return cg_fail(CG_ERR_FORMAT, "%s: not a cartoongan training checkpoint", path);
+    long gt, dt;
+    if (meta_long(path, "g_adam_t", &gt) || meta_long(path, "d_adam_t", &dt))
+        return cg_fail(CG_ERR_FORMAT, "%s: checkpoint metadata lacks the optimizers' step counts", path);
+    ckpt_layout l = {0};
+    const size_t total = 3 * (t->g.count + t->d.count);
+    float *buf = malloc(total * sizeof *buf);
+    if (ckpt_specs(&l, t) || !buf) {
+        ckpt_free(&l), free(buf);
+        return cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
+    }
+    /* into a buffer first (st_load checks every name, shape and value), so a bad file
+     * changes nothing */
+    cg_status st = st_load(path, l.specs, l.n, buf, 1, 0, "a cartoongan training checkpoint");
+    if (st == CG_OK) {
+        const float *o = buf;
+        for (int p = 0; p < CKPT_PARTS; p++) {
+            size_t n = p < 3 ? t->g.count : t->d.count;
+            memcpy(ckpt_part(t, p), o, n * sizeof *o);
+            o += n;
+        }
+        t->g.t = gt, t->d.t = dt;
+    }
+    ckpt_free(&l), free(buf);
+    return st;
+}
 
 /* ---- the step ---- */
 

@@ -1,0 +1,59 @@
+/* train.h: what the two halves of `cartoongan train` share: the options, and the run's
+ * state (train.c runs the loop; train_output.c writes what a run leaves behind:
+ * TensorBoard events, validation grids and progress.gif, checkpoints). */
+#ifndef CG_CLI_TRAIN_H
+#define CG_CLI_TRAIN_H
+
+#include <stdint.h>
+
+#include "cartoongan.h"
+#include "cli/progress.h"
+#include "io/events.h"
+#include "train/data.h"
+
+typedef struct {
+    const char *dataset, *vgg, *init_from, *weights_dir, *log_dir, *ckpt_dir, *result_dir, *gan_loss, *d_norm;
+    int input_size, batch, init_epochs, epochs, report_every, save_every, max_steps, threads, loader_threads;
+    int resume, quiet;
+    float lr_init, lr_g, lr_d, content_weight, style_weight;
+    uint64_t seed;
+} train_opts;
+
+#define TRAIN_LOSSES 8
+#define TRAIN_KEEP_CHECKPOINTS 3
+#define TRAIN_MAX_VAL 64 /* validation photos shown in the grids (all are stylized) */
+
+typedef struct {
+    const train_opts *o;
+    cg_trainer *t;
+    cg_loader *photos, *cartoons, *smooths;
+    float *batch_photo, *batch_cartoon, *batch_smooth;
+    int steps_per_epoch;
+    int64_t step;          /* steps done in all, both phases: also the loaders' batch index */
+    cg_train_phase phase;
+    int epoch;             /* in the phase, from 0 */
+    int phase_switch_pending; /* G's optimizer restarts when the GAN phase begins */
+    progress bar;
+    double sum[TRAIN_LOSSES], last[TRAIN_LOSSES], epoch_sum[TRAIN_LOSSES];
+    int count[TRAIN_LOSSES], epoch_count[TRAIN_LOSSES];
+    double report_start, wait_s;
+    int report_images;
+    cg_events *events[2];  /* init/ and gan/, opened when the phase starts */
+    int logged_once[2];
+    char **val_paths;      /* testA's images */
+    int nval;
+    char last_ckpt[4096];
+} train_run;
+
+/* train_output.c; each returns 0, or -1 after printing one line naming the file. */
+int train_setup_outputs(train_run *r);
+int train_resume(train_run *r);
+int train_init_from(train_run *r);
+int train_log_once(train_run *r);
+int train_log_batch(train_run *r, int64_t step, const char *what, const float *images);
+int train_validate(train_run *r);
+int train_checkpoint(train_run *r);
+void train_report_files(train_run *r);
+void train_close_outputs(train_run *r);
+
+#endif
