@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cartoongan.h"
+#include "train/nets.h"
 #include "train_fixtures.h"
 
 static double now(void) {
@@ -31,14 +32,27 @@ static int cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The timed steps' breakdown (trainer_profile), per step, on stderr. */
+static void print_profile(const char *phase, const double *before, const double *after, int steps) {
+    double total = 0;
+    for (int i = 0; i < PROF_N; i++) total += after[i] - before[i];
+    fprintf(stderr, "%s step, where the time goes (mean of %d):\n", phase, steps);
+    for (int i = 0; i < PROF_N; i++)
+        if (after[i] > before[i])
+            fprintf(stderr, "  %-36s %6.3f s  %4.1f %%\n", trainer_profile_names[i], (after[i] - before[i]) / steps,
+                    100 * (after[i] - before[i]) / total);
+}
+
 static double median_step(cg_trainer *t, cg_train_phase ph, const float *p, const float *c, const float *s, int steps) {
-    double times[64];
+    double times[64], before[PROF_N];
     if (cg_trainer_step(t, ph, p, c, s, NULL) != CG_OK) return -1; /* warm-up */
+    memcpy(before, trainer_profile(t), sizeof before);
     for (int i = 0; i < steps; i++) {
         double t0 = now();
         if (cg_trainer_step(t, ph, p, c, s, NULL) != CG_OK) return -1;
         times[i] = now() - t0;
     }
+    print_profile(ph == CG_PHASE_GAN ? "GAN" : "init", before, trainer_profile(t), steps);
     qsort(times, (size_t)steps, sizeof times[0], cmp);
     return times[steps / 2];
 }

@@ -453,9 +453,16 @@ int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int ci
     return pack_deconv_weights_arch(pd, panels, w, cin, cout, gemm_arch_get());
 }
 
+size_t deconv_pack_tmp_floats(int cin, int cout) { return (size_t)cout * cin * 4; }
+
 int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
                              const gemm_arch *arch) {
-    float *sub = malloc((size_t)cout * cin * 4 * sizeof *sub);
+    return pack_deconv_weights_tmp(pd, panels, w, cin, cout, arch, NULL);
+}
+
+int pack_deconv_weights_tmp(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
+                            const gemm_arch *arch, float *tmp) {
+    float *sub = tmp ? tmp : malloc(deconv_pack_tmp_floats(cin, cout) * sizeof *sub);
     if (!sub) return -1;
     for (int py = 0; py < 2; py++)
         for (int px = 0; px < 2; px++) {
@@ -471,7 +478,7 @@ int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, i
             pack_weights_as(&pd->phase[py * 2 + px], panels, sub, cout, k, arch, cin % 32 == 0);
             panels += packed_weights_floats(cout, k);
         }
-    free(sub);
+    if (!tmp) free(sub);
     return 0;
 }
 

@@ -28,9 +28,9 @@
  * a strided convolution of d, dw the same shifted product with d as the "input".
  *
  * No allocation: everything is carved from the caller's workspace, sized by the
- * *_ws_floats functions for the kernel gemm_arch_get() returns when they are called.
- * (pack_winograd_weights and pack_deconv_weights allocate a temporary of their own; when
- * that fails the GEMM or col2im path runs instead, so nothing here can fail.) */
+ * *_ws_floats functions for the kernel gemm_arch_get() returns when they are called; the
+ * weight packers' temporaries too (pack_*_tmp), in the space that the scratch carved
+ * after them takes once packing is done. */
 #include "gemm.h"
 #include "pool.h"
 #include "train_ops.h"
@@ -430,7 +430,8 @@ static size_t fwd_ws(const conv_dims *d, int threads) {
         return d->pad ? carved((size_t)d->cin * (d->h + 2 * d->pad) * (d->w + 2 * d->pad)) : 0;
     case PATH_WINO: /* or the GEMM's, should packing fail */
         return max_sz(carved(winograd_weights_floats(d->cout, d->cin)) +
-                          carved(winograd_scratch_floats(threads, d->cin, d->cout)),
+                          max_sz(carved(winograd_scratch_floats(threads, d->cin, d->cout)),
+                                 carved(winograd_pack_tmp_floats(d->cout, d->cin))),
                       gemm_fwd_ws(d, threads));
     default:
         return gemm_fwd_ws(d, threads);
@@ -449,8 +450,9 @@ static void fwd_prepare(fwd_plan *f, const float *w, const conv_dims *d, float *
         return;
     }
     if (f->path == PATH_WINO) {
-        float *start = *ws, *buf = carve(ws, winograd_weights_floats(d->cout, d->cin));
-        if (pack_winograd_weights(&f->ww, buf, w, d->cout, d->cin) == 0) {
+        float *start = *ws, *buf = carve(ws, winograd_weights_floats(d->cout, d->cin)), *tmp_at = *ws;
+        float *tmp = carve(&tmp_at, winograd_pack_tmp_floats(d->cout, d->cin)); /* then the scratch's */
+        if (pack_winograd_weights_tmp(&f->ww, buf, w, d->cout, d->cin, gemm_arch_get(), tmp) == 0) {
             f->scratch = carve(ws, winograd_scratch_floats(threads, d->cin, d->cout));
             return;
         }
@@ -1283,8 +1285,10 @@ static size_t din_ws(const conv_dims *d, int threads) {
     }
     if (din_deconv_ok(d)) {
         deconv_dims dd = {d->cout, oh, ow, d->cin, 3, 3, 2, 1, 1};
-        return max_sz(carved(packed_deconv_floats(d->cout, d->cin)) + carved((size_t)d->cin * 4 * oh * ow) +
-                          carved(deconv_tmp_floats(&dd)) + carved(conv_scratch_floats(threads)),
+        return max_sz(carved(packed_deconv_floats(d->cout, d->cin)) +
+                          max_sz(carved((size_t)d->cin * 4 * oh * ow) + carved(deconv_tmp_floats(&dd)) +
+                                     carved(conv_scratch_floats(threads)),
+                                 carved(deconv_pack_tmp_floats(d->cout, d->cin))),
                       din_generic_ws(d, threads));
     }
     return din_generic_ws(d, threads);
@@ -1352,8 +1356,9 @@ static void din_accumulate(float *din, const float *dout, const float *w, const 
         deconv_dims dd = {d->cout, oh, ow, d->cin, 3, 3, 2, 1, 1};
         float *p = ws;
         packed_deconv pd;
-        float *panels = carve(&p, packed_deconv_floats(d->cout, d->cin));
-        if (pack_deconv_weights(&pd, panels, w, d->cout, d->cin) == 0) {
+        float *panels = carve(&p, packed_deconv_floats(d->cout, d->cin)), *tmp_at = p;
+        float *ptmp = carve(&tmp_at, deconv_pack_tmp_floats(d->cout, d->cin)); /* then tmp's, dtmp's, ... */
+        if (pack_deconv_weights_tmp(&pd, panels, w, d->cout, d->cin, gemm_arch_get(), ptmp) == 0) {
             float *tmp = carve(&p, (size_t)d->cin * 4 * oh * ow), *dtmp = carve(&p, deconv_tmp_floats(&dd)),
                   *scratch = carve(&p, conv_scratch_floats(threads));
             for (int s = 0; s < n; s++) {
@@ -1407,8 +1412,9 @@ size_t deconv_train_ws_floats(const deconv_dims *d, int threads) {
     if (threads < 1) threads = 1;
     size_t fwd = deconv_generic_ws(d, threads);
     if (deconv_fast_ok(d))
-        fwd = max_sz(fwd, carved(packed_deconv_floats(d->cin, d->cout)) + carved(deconv_tmp_floats(d)) +
-                              carved(conv_scratch_floats(threads)));
+        fwd = max_sz(fwd, carved(packed_deconv_floats(d->cin, d->cout)) +
+                              max_sz(carved(deconv_tmp_floats(d)) + carved(conv_scratch_floats(threads)),
+                                     carved(deconv_pack_tmp_floats(d->cin, d->cout))));
     conv_dims c = deconv_adjoint(d);
     const size_t din = carved((size_t)d->cin * conv_out_h(&c) * conv_out_w(&c)) + fwd_ws(&c, threads);
     wgeom g = deconv_wgeom(d);
@@ -1422,8 +1428,9 @@ void deconv2d_train_forward(float *out, const float *in, const float *w, const f
     if (deconv_fast_ok(d)) {
         float *p = ws;
         packed_deconv pd;
-        float *panels = carve(&p, packed_deconv_floats(d->cin, d->cout));
-        if (pack_deconv_weights(&pd, panels, w, d->cin, d->cout) == 0) {
+        float *panels = carve(&p, packed_deconv_floats(d->cin, d->cout)), *tmp_at = p;
+        float *ptmp = carve(&tmp_at, deconv_pack_tmp_floats(d->cin, d->cout)); /* then tmp's and scratch's */
+        if (pack_deconv_weights_tmp(&pd, panels, w, d->cin, d->cout, gemm_arch_get(), ptmp) == 0) {
             float *tmp = carve(&p, deconv_tmp_floats(d)), *scratch = carve(&p, conv_scratch_floats(cg_pool_threads(pool)));
             for (int s = 0; s < n; s++) deconv_s2_forward(out + s * outsz, tmp, in + s * insz, &pd, b, d, NULL, scratch, pool);
             return;

@@ -102,6 +102,11 @@ size_t deconv_tmp_floats(const deconv_dims *d);
 int pack_deconv_weights(packed_deconv *pd, float *panels, const float *w, int cin, int cout);
 int pack_deconv_weights_arch(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
                              const struct gemm_arch *arch);
+/* The same with `tmp` (deconv_pack_tmp_floats floats) for the rearranged weights, so that
+ * training, which packs at every step, allocates nothing; tmp NULL allocates it. */
+size_t deconv_pack_tmp_floats(int cin, int cout);
+int pack_deconv_weights_tmp(packed_deconv *pd, float *panels, const float *w, int cin, int cout,
+                            const struct gemm_arch *arch, float *tmp);
 void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_deconv *pd,
                        const float *b, const deconv_dims *d, const deconv_window *win, float *scratch,
                        struct cg_pool *pool);
@@ -123,6 +128,11 @@ size_t winograd_weights_floats(int cout, int cin);
 int pack_winograd_weights(winograd_weights *ww, float *buf, const float *w, int cout, int cin);
 int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w, int cout, int cin,
                                const struct gemm_arch *arch);
+/* The same with `tmp` (winograd_pack_tmp_floats floats) for the transformed weights before
+ * packing; tmp NULL allocates it. */
+size_t winograd_pack_tmp_floats(int cout, int cin);
+int pack_winograd_weights_tmp(winograd_weights *ww, float *buf, const float *w, int cout, int cin,
+                              const struct gemm_arch *arch, float *tmp);
 size_t winograd_scratch_floats(int threads, int cin, int cout);
 void conv3x3_winograd_forward(float *out, const float *in, const winograd_weights *ww,
                               const float *b, const conv_dims *d, float *scratch,

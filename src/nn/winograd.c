@@ -102,9 +102,16 @@ int winograd_supported(const gemm_arch *arch) { return arch->nr % WT == 0; }
 
 size_t winograd_weights_floats(int cout, int cin) { return 36 * packed_weights_floats(cout, cin); }
 
+size_t winograd_pack_tmp_floats(int cout, int cin) { return (size_t)36 * cout * cin; }
+
 int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w, int cout, int cin,
                                const gemm_arch *arch) {
-    float *u = malloc((size_t)36 * cout * cin * sizeof *u); /* [xi][cout][cin] */
+    return pack_winograd_weights_tmp(ww, buf, w, cout, cin, arch, NULL);
+}
+
+int pack_winograd_weights_tmp(winograd_weights *ww, float *buf, const float *w, int cout, int cin,
+                              const gemm_arch *arch, float *tmp) {
+    float *u = tmp ? tmp : malloc(winograd_pack_tmp_floats(cout, cin) * sizeof *u); /* [xi][cout][cin] */
     if (!u) return -1;
     for (int k = 0; k < cout; k++)
         for (int c0 = 0; c0 < cin; c0 += UB) transform_weights(u, w, k, c0, cout, cin);
@@ -120,14 +127,14 @@ int pack_winograd_weights_arch(winograd_weights *ww, float *buf, const float *w,
             amx_pack_a(t + (size_t)xi * cout * cin * 2, u + (size_t)xi * cout * cin, cout, cin, cin);
         ww->amx = t;
         for (int xi = 0; xi < 36; xi++) ww->u[xi] = (packed_weights){cout, cin, NULL, arch, 0};
-        free(u);
+        if (!tmp) free(u);
         return 0;
     }
 #endif
     for (int xi = 0; xi < 36; xi++)
         pack_weights_arch(&ww->u[xi], buf + xi * packed_weights_floats(cout, cin),
                           u + (size_t)xi * cout * cin, cout, cin, arch);
-    free(u);
+    if (!tmp) free(u);
     return 0;
 }
 

@@ -116,7 +116,11 @@ void vgg_forward(vgg_acts *a, const vgg_weights *v, const float *x, const net_ct
 void vgg_backward(const vgg_acts *a, const vgg_weights *v, float *dx, const float *dfeat,
                   const net_ctx *c);
 
-/* Workspace floats the three networks' convolutions need (the largest layer). */
-size_t nets_ws_floats(int n, int h, int w, int threads);
+/* Where a trainer's steps spent their time so far (seconds, summed over steps), for
+ * bench/train_bench.c's breakdown. */
+enum { PROF_G_FWD, PROF_D_LOSS, PROF_VGG_FWD, PROF_VGG_BWD, PROF_D_FOR_G, PROF_G_BWD, PROF_ADAM, PROF_N };
+extern const char *const trainer_profile_names[PROF_N];
+struct cg_trainer;
+const double *trainer_profile(const struct cg_trainer *t);
 
 #endif

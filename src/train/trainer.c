@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/generator.h"
 #include "model/model.h"
@@ -41,7 +42,27 @@ struct cg_trainer {
     float *photo_feat, *dfeat, *dfake, *dlogits, *gram_c, *gram_f, *dgram;
     float *d_backup; /* D's params, m and v before its update, restored if G's half fails */
     long steps;
+    double prof[PROF_N];
 };
+
+const char *const trainer_profile_names[PROF_N] = {
+    "G forward", "D loss (3 D forward + backward)", "VGG19 forward", "VGG19 backward",
+    "D forward + backward for G's loss", "G backward", "Adam (both)"};
+
+const double *trainer_profile(const cg_trainer *t) { return t->prof; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Adds the time since *t0 to slot i and restarts the clock. */
+static void lap(cg_trainer *t, int i, double *t0) {
+    double n = now_s();
+    t->prof[i] += n - *t0;
+    *t0 = n;
+}
 
 void cg_train_config_default(cg_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -422,6 +443,7 @@ static void content_loss(cg_trainer *t, const float *photo, const float *cartoon
         return;
     }
     const size_t hw = (size_t)(h / 8) * (w / 8), feat = (size_t)n * 512 * hw;
+    double t0 = now_s();
     vgg_forward(&t->va, &t->vgg, photo, &t->ctx);
     memcpy(t->photo_feat, t->va.feat, feat * sizeof(float));
     if (style) {
@@ -445,7 +467,9 @@ static void content_loss(cg_trainer *t, const float *photo, const float *cartoon
         }
         L->style = s;
     }
+    lap(t, PROF_VGG_FWD, &t0);
     vgg_backward(&t->va, &t->vgg, t->dfake, t->dfeat, &t->ctx);
+    lap(t, PROF_VGG_BWD, &t0);
 }
 
 cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *photo, const float *cartoon,
@@ -460,9 +484,11 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
     L.content = L.style = L.g_adversarial = L.g_total = NAN;
     L.d_real = L.d_smooth = L.d_fake = L.d_total = NAN;
     if (losses) *losses = L;
+    double t0 = now_s();
     memset(t->g.grads, 0, t->g.count * sizeof(float));
     gen_forward(&t->ga, &t->gp, photo, &t->ctx);
     const float *fake = t->ga.y;
+    lap(t, PROF_G_FWD, &t0);
     if (phase == CG_PHASE_GAN) {
         memset(t->d.grads, 0, t->d.count * sizeof(float));
         L.d_real = d_term(t, cartoon, 1.f);
@@ -475,11 +501,14 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
         if (bad) return cg_fail(CG_ERR_DIVERGED, "step %ld: D's gradient of %s is not finite; no parameter was changed", step, bad);
         memcpy(t->d_backup, t->d.params, t->d.count * sizeof(float));
         memcpy(t->d_backup + t->d.count, t->d.m, 2 * t->d.count * sizeof(float));
+        lap(t, PROF_D_LOSS, &t0);
         adam_step(&t->d, t->c.lr_d);
+        lap(t, PROF_ADAM, &t0);
     }
     memset(t->dfake, 0, (size_t)n * 3 * h * w * sizeof(float));
     const int style = phase == CG_PHASE_GAN && t->has_vgg && t->c.style_weight != 0.f;
     content_loss(t, photo, cartoon, style, &L);
+    t0 = now_s();
     L.g_total = t->c.content_weight * L.content;
     if (style) L.g_total += t->c.style_weight * L.style;
     if (phase == CG_PHASE_GAN) {
@@ -490,12 +519,14 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
         gan_loss_backward(t, t->dlogits, t->da.out, 1.f, cnt);
         d_backward(&t->da, &t->dp, NULL, t->dfake, t->dlogits, &t->ctx);
         L.g_total += L.g_adversarial;
+        lap(t, PROF_D_FOR_G, &t0);
     }
     if (losses) *losses = L;
     const char *bad = NULL, *what = "g_total_loss";
     if (isfinite(L.g_total)) {
         gen_backward(&t->ga, &t->gp, &t->gg, photo, t->dfake, &t->ctx);
         bad = non_finite(&t->g, t->g.grads);
+        lap(t, PROF_G_BWD, &t0);
     }
     if (!isfinite(L.g_total) || bad) {
         if (phase == CG_PHASE_GAN) { /* undo D's update: the step as a whole did not happen */
@@ -507,6 +538,7 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
         return cg_fail(CG_ERR_DIVERGED, "step %ld: %s is %g; no parameter was changed", step, what, L.g_total);
     }
     adam_step(&t->g, t->c.lr_g);
+    lap(t, PROF_ADAM, &t0);
     t->steps = step;
     return CG_OK;
 }
