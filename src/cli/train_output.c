@@ -317,19 +317,24 @@ static uint8_t *val_grid(train_run *r, cg_model *m, int *gw, int *gh) {
     return g;
 }
 
-/* progress.gif: every grid of the result folder with the newest one's size, in step order. */
+/* progress.gif: the grids of the result folder with the newest one's size, in step order;
+ * at most GIF_FRAMES of them, evenly spaced, the newest always last (it is rewritten at
+ * every validation, so its cost must not grow with the run). */
+#define GIF_FRAMES 100
 static int write_progress_gif(train_run *r, int w, int h) {
     int k;
     char **v = list_dir(r->o->result_dir, "step", ".png", &k), path[4096];
     snprintf(path, sizeof path, "%s/progress.gif", r->o->result_dir);
     cg_gif_writer *gw = NULL;
     cg_status st = cg_gif_writer_open(&gw, path, w, h, 0, 0);
-    for (int i = 0; st == CG_OK && i < k; i++) {
+    const int frames = k < GIF_FRAMES ? k : GIF_FRAMES;
+    for (int f = 0; st == CG_OK && f < frames; f++) {
+        const int i = frames == 1 ? k - 1 : (int)((long long)f * (k - 1) / (frames - 1));
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", r->o->result_dir, v[i]);
         cg_image img = {0};
         if (cg_image_load(&img, p, 0) != CG_OK) continue;
-        if (img.w == w && img.h == h) st = cg_gif_writer_add(gw, img.rgb, i + 1 == k ? 200 : 50);
+        if (img.w == w && img.h == h) st = cg_gif_writer_add(gw, img.rgb, f + 1 == frames ? 200 : 50);
         cg_image_free(&img);
     }
     free_list(v, k);
