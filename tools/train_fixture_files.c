@@ -9,7 +9,9 @@
 #include "train_fixtures.h"
 
 int main(int argc, char **argv) {
-    if (argc < 2 || argc > 4) {
+    int bad = argc < 2 || argc > 4;
+    for (int i = 1; i < argc; i++) bad |= argv[i][0] == '-'; /* --help, or a typo: not a file to write */
+    if (bad) {
         fprintf(stderr, "usage: train_fixture_files VGG.safetensors [VGG.h5 [D.safetensors]]\n");
         return 2;
     }

@@ -269,7 +269,11 @@ static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t fir
     progress_init(&r->bar, (int)(phase_steps), "steps", "steps/s", !o->quiet);
     if (train_log_once(r) != 0) return -1;
     r->report_start = progress_now(), r->report_images = 0;
-    memset(r->sum, 0, sizeof r->sum), memset(r->count, 0, sizeof r->count);
+    if (!r->resumed) {
+        memset(r->sum, 0, sizeof r->sum), memset(r->count, 0, sizeof r->count);
+        memset(r->epoch_sum, 0, sizeof r->epoch_sum), memset(r->epoch_count, 0, sizeof r->epoch_count);
+    }
+    r->resumed = 0;
     double epoch_start = progress_now(), epoch_wait = 0;
     while (r->step < first_step + phase_steps) {
         if (interrupted || (o->max_steps >= 0 && r->step >= o->max_steps)) {
@@ -311,9 +315,6 @@ static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t fir
         progress_update(&r->bar, (double)(r->step - first_step));
         if ((r->step - first_step) % o->report_every == 0 && report(r, r->step) != 0) goto io_error;
         const int epoch_end = (r->step - first_step) % r->steps_per_epoch == 0;
-        if (epoch_end || r->step % o->save_every == 0) {
-            if (train_validate(r) != 0 || train_checkpoint(r) != 0) return 1;
-        }
         if (epoch_end) {
             double secs = progress_now() - epoch_start;
             char line[300];
@@ -325,15 +326,16 @@ static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t fir
             if (n < (int)sizeof line) snprintf(line + n, sizeof line - n, ", waited %.2f s for data", epoch_wait);
             if (!o->quiet) progress_message(&r->bar, "%s", line);
             memset(r->epoch_sum, 0, sizeof r->epoch_sum), memset(r->epoch_count, 0, sizeof r->epoch_count);
-            epoch_start = progress_now(), epoch_wait = 0;
         }
+        /* after the epoch's bookkeeping, so that a checkpoint holds the state the next step starts from */
+        if (epoch_end || r->step % o->save_every == 0) {
+            if (train_validate(r) != 0 || train_checkpoint(r) != 0) return 1;
+        }
+        if (epoch_end) epoch_start = progress_now(), epoch_wait = 0;
     }
     progress_finish(&r->bar);
     return 0;
 data_error:
-    progress_finish(&r->bar);
-    fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
-    return 1;
 io_error:
     progress_finish(&r->bar);
     fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
@@ -410,8 +412,8 @@ int cmd_train(int argc, char **argv) {
     if (rc == 1000) rc = 0;
     if (rc == 0 && !o.quiet) {
         double secs = progress_now() - t0;
-        printf("trained %lld steps in %.0f s (%.2f images/s, %.1f s waiting for data); last checkpoint %s\n",
-               (long long)(r.step - step0), secs, (r.step - step0) * o.batch / fmax(secs, 1e-9), r.wait_s,
+        printf("trained %lld step%s in %.0f s (%.2f images/s, %.1f s waiting for data); last checkpoint %s\n",
+               (long long)(r.step - step0), r.step - step0 == 1 ? "" : "s", secs, (r.step - step0) * o.batch / fmax(secs, 1e-9), r.wait_s,
                r.last_ckpt[0] ? r.last_ckpt : "(none)");
     }
     train_report_files(&r);

@@ -40,6 +40,7 @@ typedef struct {
     int report_images;
     cg_events *events[2];  /* init/ and gan/, opened when the phase starts */
     int logged_once[2];
+    int resumed;           /* the running sums came from a checkpoint: keep them at the phase's start */
     char **val_paths;      /* testA's images */
     int nval;
     char last_ckpt[4096];

@@ -211,6 +211,17 @@ int train_resume(train_run *r) {
     }
     r->step = step;
     r->phase_switch_pending = !gan_phase && o->init_epochs > 0;
+    for (int i = 0; i < TRAIN_LOSSES; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "sum_%d", i);
+        if (st_read_metadata(path, key, v, sizeof v) != CG_OK ||
+            sscanf(v, "%lf %d %lf %d", &r->sum[i], &r->count[i], &r->epoch_sum[i], &r->epoch_count[i]) != 4)
+            r->sum[i] = r->epoch_sum[i] = 0, r->count[i] = r->epoch_count[i] = 0;
+    }
+    if (st_read_metadata(path, "logged_once", v, sizeof v) != CG_OK ||
+        sscanf(v, "%d %d", &r->logged_once[0], &r->logged_once[1]) != 2)
+        r->logged_once[0] = r->logged_once[1] = 0;
+    r->resumed = 1;
     snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
     if (!o->quiet) fprintf(stderr, "cartoongan train: resuming from %s (step %lld)\n", path, step);
     return 0;
@@ -400,6 +411,14 @@ int train_checkpoint(train_run *r) {
              (long long)r->step, phase_name(r->phase), r->epoch, o->batch, o->input_size, (unsigned long long)o->seed,
              o->gan_loss, o->d_norm, o->init_epochs, o->epochs, o->lr_init, o->lr_g, o->lr_d, o->content_weight,
              o->style_weight, vgg, ds, (long long)r->step);
+    /* the running means since the last report and since the epoch began, and which
+     * once-only images were logged: a resumed run then logs what an unbroken one would */
+    size_t m = strlen(meta);
+    for (int i = 0; i < TRAIN_LOSSES && m < sizeof meta; i++)
+        m += (size_t)snprintf(meta + m, sizeof meta - m, ",\"sum_%d\":\"%.17g %d %.17g %d\"", i, r->sum[i], r->count[i],
+                              r->epoch_sum[i], r->epoch_count[i]);
+    if (m < sizeof meta)
+        snprintf(meta + m, sizeof meta - m, ",\"logged_once\":\"%d %d\"", r->logged_once[0], r->logged_once[1]);
     if (cg_trainer_save_checkpoint(r->t, path, meta) != CG_OK) {
         progress_message(&r->bar, "cartoongan train: cannot write a checkpoint: %s; %s%s", cg_last_error(),
                          r->last_ckpt[0] ? "the previous one is intact: " : "no earlier checkpoint",
