@@ -129,7 +129,7 @@ typedef enum { CG_PHASE_INIT, CG_PHASE_GAN } cg_train_phase;
 typedef enum { CG_NET_G, CG_NET_D, CG_GRAD_G, CG_GRAD_D } cg_train_tensors;
 
 typedef struct {
-    int batch, height, width;     /* height and width multiples of 4 */
+    int batch, height, width;     /* height and width multiples of 4, at least 8 */
     float lr_g, lr_d;             /* Adam learning rates (betas 0.5, 0.999; eps 1e-8) */
     float content_weight;         /* w_c: 10, the paper's omega */
     float style_weight;           /* w_s: 0 (the seed project's --style_lambda) */

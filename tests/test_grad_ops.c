@@ -402,10 +402,11 @@ static double mp_objective(void *ctx) {
 }
 
 static void test_maxpool_fd(void) {
-    static const int cases[][3] = {{3, 2, 2}, {1, 4, 6}, {2, 6, 2}, {1, 8, 8}};
+    /* odd sides too: rounded down as PyTorch, the last row or column gets no gradient */
+    static const int cases[][3] = {{3, 2, 2}, {1, 4, 6}, {2, 6, 2}, {1, 8, 8}, {2, 5, 7}, {1, 9, 4}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         mp_ctx c = {NULL, NULL, NULL, cases[k][0], cases[k][1], cases[k][2]};
-        size_t nin = (size_t)c.nc * c.h * c.w, nout = nin / 4;
+        size_t nin = (size_t)c.nc * c.h * c.w, nout = (size_t)c.nc * (c.h / 2) * (c.w / 2);
         c.x = alloc(nin), c.y = alloc(nout), c.r = alloc(nout);
         /* A shuffled ladder with steps of 0.25 > 4 h: perturbing one value by up to 2 h never
          * reorders a window, so the difference stays on one linear piece. */
@@ -428,10 +429,10 @@ static void test_maxpool_fd(void) {
 /* Fast against reference: same comparisons in the same order, so exact; the inputs are
  * ReLU outputs, rich in tied zeros, and the backward adds onto non-zero buffers. */
 static void test_maxpool_fast(void) {
-    static const int cases[][3] = {{5, 6, 10}, {1, 2, 2}, {64, 32, 32}, {3, 14, 2}};
+    static const int cases[][3] = {{5, 6, 10}, {1, 2, 2}, {64, 32, 32}, {3, 14, 2}, {3, 9, 5}, {2, 7, 7}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         int nc = cases[k][0], h = cases[k][1], w = cases[k][2];
-        size_t nin = (size_t)nc * h * w, nout = nin / 4;
+        size_t nin = (size_t)nc * h * w, nout = (size_t)nc * (h / 2) * (w / 2);
         float *x = alloc(nin), *yr = alloc(nout), *yf = alloc(nout), *r = alloc(nout);
         fill(x, nin, -1, 1);
         relu_forward(x, x, nin);

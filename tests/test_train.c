@@ -292,10 +292,10 @@ static void expect_refusal(const char *label, const char *args, const char *need
 
 static void test_bad_input(void) {
     char a[4096], p[600], p3[600], p5[600], pb[600], nanp[600], vbad[600];
-    long s4[4] = {2, 3, 32, 32}, s3[3] = {3, 32, 32}, s5[4] = {2, 3, 36, 36}, sb[4] = {1, 3, 32, 32};
+    long s4[4] = {2, 3, 32, 32}, s3[3] = {3, 32, 32}, s5[4] = {2, 3, 34, 34}, sb[4] = {1, 3, 32, 32};
     float *z = calloc(2 * 3 * 36 * 36, sizeof *z);
     snprintf(p3, sizeof p3, "%s/rank3.npy", dir), write_npy(p3, z, s3, 3);
-    snprintf(p5, sizeof p5, "%s/side36.npy", dir), write_npy(p5, z, s5, 4);
+    snprintf(p5, sizeof p5, "%s/side34.npy", dir), write_npy(p5, z, s5, 4);
     snprintf(pb, sizeof pb, "%s/batch1.npy", dir), write_npy(pb, z, sb, 4);
     z[5] = NAN;
     snprintf(nanp, sizeof nanp, "%s/nan.npy", dir), write_npy(nanp, z, s4, 4);
@@ -305,7 +305,7 @@ static void test_bad_input(void) {
     snprintf(a, sizeof a, "%s --g '%s' --vgg '%s' --photo '%s'", common, g_path, vgg_st, p3);
     expect_refusal("rank", a, "rank3.npy");
     snprintf(a, sizeof a, "%s --g '%s' --vgg '%s' --photo '%s'", common, g_path, vgg_st, p5);
-    expect_refusal("side", a, "multiples of 8");
+    expect_refusal("side", a, "multiples of 4");
     snprintf(a, sizeof a, "--phase gan --g '%s' --vgg '%s' --photo '%s' --cartoon '%s' --smooth tests/data/train/smooth.npy",
              g_path, vgg_st, p, pb);
     expect_refusal("batch", a, "batch1.npy");

@@ -25,7 +25,7 @@ static void usage(FILE *f) {
             "phase, d.safetensors (the parameters after the last step).\n"
             "\n"
             "P.npy, C.npy, S.npy: float32 [N][3][H][W], BGR in [-1, 1] (G's input), H and W\n"
-            "multiples of 8, the same shape in all three.\n"
+            "multiples of 4, the same shape in all three.\n"
             "\n"
             "options:\n"
             "  --phase init|gan        init: G against the content loss alone; gan: D, then G (required)\n"
@@ -68,8 +68,9 @@ static int load_batch(npy_array *a, const char *path, long want[4]) {
                  a->ndim == 4 ? " with other than 3 channels" : "");
         return fail(msg);
     }
-    if (a->shape[2] % 8 || a->shape[3] % 8 || a->shape[2] < 8 || a->shape[3] < 8) {
-        snprintf(msg, sizeof msg, "%s: images of %ldx%ld; H and W must be multiples of 8", path, a->shape[3], a->shape[2]);
+    if (a->shape[2] % 4 || a->shape[3] % 4 || a->shape[2] < 8 || a->shape[3] < 8) {
+        snprintf(msg, sizeof msg, "%s: images of %ldx%ld; H and W must be multiples of 4, at least 8", path, a->shape[3],
+                 a->shape[2]);
         return fail(msg);
     }
     if (want[0] == 0) {

@@ -46,7 +46,7 @@ static void print_help(void) {
            "  --vgg PATH|none        VGG19 weights for the content loss: torchvision's as\n"
            "                         .safetensors or Keras's vgg19 ..._notop.h5 (see README,\n"
            "                         Training); none: pixel L1 instead, weaker (required)\n"
-           "  --input-size N         training crop side, a multiple of 8 [256]\n"
+           "  --input-size N         training crop side, a multiple of 4 [256]\n"
            "  --batch-size N         images per step [4]\n"
            "  --init-epochs N        epochs of the init phase [10; 0 with --init-from]\n"
            "  --epochs N             epochs of the GAN phase [100]\n"
@@ -156,7 +156,7 @@ static int parse(train_opts *o, int argc, char **argv) {
 #undef FLAG
     }
     if (!o->dataset) return cli_usage_error(CMD, "--dataset DIR is required");
-    if (o->input_size % 8) return cli_usage_error(CMD, "--input-size must be a multiple of 8 (VGG19 pools three times)");
+    if (o->input_size % 4) return cli_usage_error(CMD, "--input-size must be a multiple of 4 (G and D halve it twice)");
     if (strcmp(o->gan_loss, "lsgan") && strcmp(o->gan_loss, "bce"))
         return cli_usage_error(CMD, "--gan-loss must be lsgan or bce");
     if (strcmp(o->d_norm, "batch") && strcmp(o->d_norm, "instance"))

@@ -58,7 +58,8 @@ void batch_norm_backward(float *din, float *dscale, float *dshift, const float *
                          const float *in, const float *mean, const float *rstd,
                          const float *scale, int n, int c, int hw, struct cg_pool *pool);
 
-/* ---- max pooling 2x2, stride 2 (nc planes of h x w, h and w even) ---- */
+/* ---- max pooling 2x2, stride 2 (nc planes of h x w -> h/2 x w/2, rounded down as
+ * PyTorch does: an odd last row or column is left out, and gets no gradient) ---- */
 
 void maxpool2_forward(float *out, const float *in, int nc, int h, int w, struct cg_pool *pool);
 /* din += dout routed to each window's maximum: the first in row-major window order on

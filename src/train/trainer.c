@@ -205,9 +205,9 @@ static void layout(cg_trainer *t, arena *ar) {
 cg_status cg_trainer_create(cg_trainer **out, const cg_train_config *c, const char *vgg_path) {
     if (!out || !c) return cg_fail(CG_ERR_ARG, "cg_trainer_create: null argument");
     *out = NULL;
-    if (c->batch < 1 || c->height < 8 || c->width < 8 || c->height % 8 || c->width % 8 ||
+    if (c->batch < 1 || c->height < 8 || c->width < 8 || c->height % 4 || c->width % 4 ||
         (double)c->batch * c->height * c->width > 64.0 * 1024 * 1024)
-        return cg_fail(CG_ERR_ARG, "training images must be at least 8x8 with sides multiples of 8 (VGG pools three times), "
+        return cg_fail(CG_ERR_ARG, "training images must be at least 8x8 with sides multiples of 4 (G and D halve them twice), "
                                    "and batch x pixels at most 64 M; got batch %d of %dx%d", c->batch, c->width, c->height);
     if (!(c->lr_g >= 0) || !(c->lr_d >= 0) || !(c->content_weight >= 0) || !(c->style_weight >= 0))
         return cg_fail(CG_ERR_ARG, "learning rates and loss weights must be non-negative numbers");
