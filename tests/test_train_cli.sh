@@ -226,9 +226,30 @@ test_divergence_keeps_checkpoint() {
     expect_files "$D/ckpt" "ckpt-00000002.safetensors"
 }
 
+test_full_disk_keeps_checkpoint() {
+    # a file size limit (as a full disk: writes fail with EFBIG) below a checkpoint's
+    # 147 MB: the resumed run's next checkpoint fails, and the one it resumed from stays
+    mkdir -p "$D/ckpt"
+    cp "$T/A/ckpt/ckpt-00000004.safetensors" "$D/ckpt/"
+    local before
+    before=$(cksum <"$D/ckpt/ckpt-00000004.safetensors")
+    (
+        trap '' XFSZ
+        ulimit -f 100000
+        train "$D" --resume
+        echo "$rc" >"$D/rc"
+    )
+    rc=$(cat "$D/rc")
+    expect_rc 1
+    expect_err "cannot write a checkpoint"
+    expect_err "the previous one is intact: $D/ckpt/ckpt-00000004.safetensors"
+    [ "$(cksum <"$D/ckpt/ckpt-00000004.safetensors")" = "$before" ] || note_failure "the previous checkpoint changed"
+    expect_files "$D/ckpt" "ckpt-00000004.safetensors"
+}
+
 for t in test_help test_needs_vgg test_dataset_errors test_train_and_logs test_resume_equals_unbroken \
     test_kill9_resume test_init_from test_corrupt_image_goes_on test_corrupt_checkpoint_refused \
-    test_unwritable_dirs test_divergence_keeps_checkpoint; do
+    test_unwritable_dirs test_divergence_keeps_checkpoint test_full_disk_keeps_checkpoint; do
     run "$t"
 done
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "model/safetensors.h"
+#include "train/nets.h"
 #include "train/vgg_weights.h"
 
 /* ---- deterministic values ---- */
@@ -194,19 +195,9 @@ static inline int write_vgg_h5(const char *path) { return fixture_write_vgg_h5_l
 
 /* ---- the discriminator ---- */
 
-#define FIXTURE_D_TENSORS 20
-static const tensor_info fixture_d_tensors[FIXTURE_D_TENSORS] = {
-    {"conv01.weight", 4, {32, 3, 3, 3}},     {"conv01.bias", 1, {32}},
-    {"conv02_1.weight", 4, {64, 32, 3, 3}},  {"conv02_1.bias", 1, {64}},
-    {"conv02_2.weight", 4, {128, 64, 3, 3}}, {"conv02_2.bias", 1, {128}},
-    {"norm02.weight", 1, {128}},             {"norm02.bias", 1, {128}},
-    {"conv03_1.weight", 4, {128, 128, 3, 3}}, {"conv03_1.bias", 1, {128}},
-    {"conv03_2.weight", 4, {256, 128, 3, 3}}, {"conv03_2.bias", 1, {256}},
-    {"norm03.weight", 1, {256}},             {"norm03.bias", 1, {256}},
-    {"conv04.weight", 4, {256, 256, 3, 3}},  {"conv04.bias", 1, {256}},
-    {"norm04.weight", 1, {256}},             {"norm04.bias", 1, {256}},
-    {"conv05.weight", 4, {1, 256, 3, 3}},    {"conv05.bias", 1, {1}},
-};
+/* D's tensors in the doc's order: the trainer's own list (src/train/dnet.c). */
+#define FIXTURE_D_TENSORS D_NUM_TENSORS
+#define fixture_d_tensors d_tensors
 
 /* D's values in fixture_d_tensors order (tensor t: seed 1000 + t; conv weight
  * a = 1 / sqrt(in * 9), conv bias a = 0.1, norm weight (float)(1 + 0.1 hash_v), norm

@@ -12,9 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <png.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,59 +210,6 @@ cg_status cg_events_scalar(cg_events *e, const char *tag, int64_t step, float va
     return append_value(e, step, &v);
 }
 
-typedef struct {
-    uint8_t *buf;
-    size_t size, cap;
-    char msg[160];
-} png_out;
-
-static void png_out_error(png_structp png, png_const_charp msg) {
-    png_out *o = png_get_error_ptr(png);
-    snprintf(o->msg, sizeof o->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void png_out_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
-
-static void png_out_write(png_structp png, png_bytep p, size_t len) {
-    png_out *o = png_get_io_ptr(png);
-    if (len > o->cap - o->size) {
-        size_t cap = o->cap ? o->cap : 65536;
-        while (cap - o->size < len) cap *= 2;
-        uint8_t *nb = realloc(o->buf, cap);
-        if (!nb) png_error(png, "out of memory");
-        o->buf = nb, o->cap = cap;
-    }
-    memcpy(o->buf + o->size, p, len);
-    o->size += len;
-}
-
-static void png_out_flush(png_structp png) { (void)png; }
-
-/* image.c's PNG encoder is private to it, hence this small one. Nothing local changes
- * between setjmp and a longjmp back, so nothing needs to be volatile. */
-static int png_encode_rgb(png_out *o, const uint8_t *rgb, int w, int h) {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, o, png_out_error, png_out_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        snprintf(o->msg, sizeof o->msg, "out of memory");
-        png_destroy_write_struct(png ? &png : NULL, NULL);
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return -1;
-    }
-    png_set_write_fn(png, o, png_out_write, png_out_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, rgb + (size_t)y * (size_t)w * 3);
-    png_write_end(png, info);
-    png_destroy_write_struct(&png, &info);
-    return 0;
-}
-
 cg_status cg_events_image(cg_events *e, const char *tag, int64_t step, const uint8_t *rgb, int w,
                           int h) {
     cg_status s = check_tag(e, tag, "cg_events_image");
@@ -275,20 +220,20 @@ cg_status cg_events_image(cg_events *e, const char *tag, int64_t step, const uin
     if (w > 1000000 || h > 1000000)
         return cg_fail(CG_ERR_LIMIT, "%s: image %s: %dx%d is larger than PNG allows here (1000000 a side)",
                        e->path, tag, w, h);
-    png_out o = {0};
-    if (png_encode_rgb(&o, rgb, w, h) != 0) {
-        free(o.buf);
-        if (strstr(o.msg, "memory")) return cg_fail(CG_ERR_NOMEM, "%s: image %s: out of memory", e->path, tag);
-        return cg_fail(CG_ERR_FORMAT, "%s: image %s: PNG encoding failed: %s", e->path, tag, o.msg);
-    }
+    uint8_t *png = NULL;
+    size_t png_size = 0;
+    char name[600];
+    snprintf(name, sizeof name, "%s: image %s", e->path, tag);
+    const cg_image pixels = {w, h, (uint8_t *)rgb};
+    if ((s = cg_png_encode(&pixels, name, &png, &png_size)) != CG_OK) return s;
     Tensorflow__Summary__Image img = TENSORFLOW__SUMMARY__IMAGE__INIT;
     img.height = h, img.width = w, img.colorspace = 3; /* RGB */
-    img.encoded_image_string.data = o.buf, img.encoded_image_string.len = o.size;
+    img.encoded_image_string.data = png, img.encoded_image_string.len = png_size;
     Tensorflow__Summary__Value v = TENSORFLOW__SUMMARY__VALUE__INIT;
     v.tag = (char *)tag;
     v.value_case = TENSORFLOW__SUMMARY__VALUE__VALUE_IMAGE, v.image = &img;
     s = append_value(e, step, &v);
-    free(o.buf);
+    free(png);
     return s;
 }
 

@@ -492,7 +492,7 @@ static cg_status png_encode_run(png_ctx *c, const cg_image *img, const char *nam
     return CG_OK;
 }
 
-static cg_status png_encode(const cg_image *img, const char *name, uint8_t **out, size_t *n) {
+cg_status cg_png_encode(const cg_image *img, const char *name, uint8_t **out, size_t *n) {
     png_ctx *c = calloc(1, sizeof *c);
     if (!c) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
     cg_status s;
@@ -746,7 +746,7 @@ cg_status cg_image_save(const cg_image *img, const char *path, cg_format fmt) {
     cg_status s;
     switch (fmt) {
     case CG_FMT_JPEG: s = jpeg_encode(img, path, &data, &n); break;
-    case CG_FMT_PNG: s = png_encode(img, path, &data, &n); break;
+    case CG_FMT_PNG: s = cg_png_encode(img, path, &data, &n); break;
     case CG_FMT_WEBP: s = webp_encode(img, path, &data, &n); break;
     default:
         return cg_fail(CG_ERR_ARG, "%s: unknown image format (use .jpg, .jpeg, .png or .webp)", path);

@@ -42,6 +42,9 @@ void cg_image_free(cg_image *img);
  * parent directories are created. Nothing is left behind on failure. CG_FMT_UNKNOWN means
  * "from the path's extension". No metadata is written. */
 cg_status cg_image_save(const cg_image *img, const char *path, cg_format fmt);
+/* PNG-encodes img (8-bit RGB) into a new buffer (*out, *n bytes; free it); `name` names it
+ * in messages. CG_ERR_NOMEM or CG_ERR_FORMAT on failure. */
+cg_status cg_png_encode(const cg_image *img, const char *name, uint8_t **out, size_t *n);
 
 /* Resize with a separable Lanczos-3 filter whose support widens when downscaling, so
  * downscales are antialiased (like PIL's LANCZOS). dst must be allocated by the caller
