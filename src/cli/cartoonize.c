@@ -88,11 +88,6 @@ typedef struct {
     int need_comparison_mp4;
 } job;
 
-typedef struct {
-    char **v;
-    int n, cap;
-} str_list;
-
 /* Everything a run shares: options, the work list, failures, models and buffers that are
  * grown, never shrunk, so a batch does not allocate per image beyond decoding. */
 typedef struct {
@@ -124,56 +119,9 @@ static void on_signal(int sig) {
 
 /* ---- small helpers ---- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static char *str_printf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-static char *xstr(char *s) {
-    if (!s) {
-        fprintf(stderr, "cartoongan: out of memory\n");
-        exit(CLI_EXIT_FAIL);
-    }
-    return s;
-}
-
-/* "dir" + "name" with exactly one '/' between them ("photos/" + "a.jpg" -> "photos/a.jpg"). */
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir);
-    if (n == 0) return xstr(strdup(name));
-    return xstr(str_printf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", name));
-}
-
-static void list_push(str_list *l, char *s) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) xstr(NULL);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-}
-
 static int path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static const char *errno_text(int e) {
-    return e == ENOENT ? "no such file or directory" : strerror(e);
 }
 
 /* Grows a buffer to at least n bytes; 0 on success. */
@@ -190,7 +138,7 @@ static int reserve(uint8_t **buf, size_t *cap, size_t n) {
 static char *with_ext(const char *name, const char *ext) {
     const char *dot = strrchr(name, '.'), *slash = strrchr(name, '/');
     int n = dot && (!slash || dot > slash) ? (int)(dot - name) : (int)strlen(name);
-    return xstr(str_printf("%.*s%s", n, name, ext));
+    return cli_printf("%.*s%s", n, name, ext);
 }
 
 static media_kind media_from_path(const char *path) {
@@ -211,12 +159,12 @@ static void fail(run_ctx *c, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *msg = xstr(malloc(n < 0 ? 1 : (size_t)n + 1));
+    char *msg = cli_xcheck(malloc(n < 0 ? 1 : (size_t)n + 1));
     va_start(ap, fmt);
     vsnprintf(msg, (size_t)(n < 0 ? 1 : n + 1), fmt, ap);
     va_end(ap);
     progress_message(&c->bar, "cartoongan: %s", msg);
-    list_push(&c->failures, msg);
+    cli_list_push(&c->failures, msg);
 }
 
 /* The library's messages usually start with the file they are about; add the input's name
@@ -323,18 +271,14 @@ static int safe_style_name(const char *p, size_t n) {
 /* Whether `name` has weights in dir, in either of the forms cli_load_style reads. */
 static int style_in_dir(const char *dir, const char *name) {
     struct stat st;
-    char *p = xstr(str_printf("%s/%s.safetensors", dir, name));
+    char *p = cli_printf("%s/%s.safetensors", dir, name);
     int ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
     free(p);
     if (ok) return 1;
-    p = xstr(str_printf("%s/%s", dir, name));
+    p = cli_printf("%s/%s", dir, name);
     ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
     free(p);
     return ok;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The styles dir holds, for the unknown-style message: the released ones there in their
@@ -350,20 +294,20 @@ static char *styles_in_dir(const char *dir) {
         size_t n = strlen(e->d_name), ext = strlen(".safetensors");
         if (n <= ext || strcmp(e->d_name + n - ext, ".safetensors")) continue;
         if (!safe_style_name(e->d_name, n - ext)) continue;
-        char *name = xstr(str_printf("%.*s", (int)(n - ext), e->d_name));
+        char *name = cli_printf("%.*s", (int)(n - ext), e->d_name);
         if (released_style(name) || !style_in_dir(dir, name)) {
             free(name);
             continue;
         }
-        list_push(&custom, name);
+        cli_list_push(&custom, name);
     }
     closedir(d);
-    if (custom.n > 1) qsort(custom.v, (size_t)custom.n, sizeof *custom.v, cmp_str);
-    char *out = xstr(strdup(""));
+    if (custom.n > 1) qsort(custom.v, (size_t)custom.n, sizeof *custom.v, cli_cmp_str);
+    char *out = cli_xcheck(strdup(""));
     for (int s = 0; s < CG_NUM_STYLES + custom.n; s++) {
         const char *name = s < CG_NUM_STYLES ? cg_style_names[s] : custom.v[s - CG_NUM_STYLES];
         if (s < CG_NUM_STYLES && !style_in_dir(dir, name)) continue;
-        char *next = xstr(str_printf("%s%s%s", out, *out ? ", " : "", name));
+        char *next = cli_printf("%s%s%s", out, *out ? ", " : "", name);
         free(out);
         out = next;
     }
@@ -384,7 +328,7 @@ static int check_custom_styles(const options *o) {
         if (!have)
             cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
                                  "the weights directory %s cannot be read: %s)",
-                            name, o->weights_dir, errno_text(errno));
+                            name, o->weights_dir, cli_errno_text(errno));
         else if (!*have)
             cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
                                  "the released ones are shinkai, hayao, hosoda, paprika)",
@@ -448,7 +392,7 @@ static int parse_options(options *o, int argc, char **argv) {
     o->gif_frequency = 1;
     o->max_frames = DEFAULT_MAX_FRAMES;
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
-    if (!o->inputs) xstr(NULL);
+    if (!o->inputs) cli_xcheck(NULL);
 
     int all_styles = 0, keep_size = 0, options_done = 0, r;
     const char *v;
@@ -592,15 +536,15 @@ static void add_job(run_ctx *c, const char *path, const char *rel, media_kind ki
     if (c->njobs == c->cap_jobs) {
         int cap = c->cap_jobs ? 2 * c->cap_jobs : 64;
         job *v = realloc(c->jobs, (size_t)cap * sizeof *v);
-        if (!v) xstr(NULL);
+        if (!v) cli_xcheck(NULL);
         c->jobs = v;
         c->cap_jobs = cap;
     }
     job *j = &c->jobs[c->njobs++];
     memset(j, 0, sizeof *j);
-    j->path = xstr(strdup(path));
+    j->path = cli_xcheck(strdup(path));
     /* a video's results are MP4s whatever it came in, so clip.mov and clip.mp4 clash */
-    j->rel = kind == MEDIA_VIDEO ? with_ext(rel, ".mp4") : xstr(strdup(rel));
+    j->rel = kind == MEDIA_VIDEO ? with_ext(rel, ".mp4") : cli_xcheck(strdup(rel));
     j->kind = kind;
     j->dev = st->st_dev;
     j->ino = st->st_ino;
@@ -611,24 +555,24 @@ static void add_job(run_ctx *c, const char *path, const char *rel, media_kind ki
 static void walk(run_ctx *c, const char *dir, const char *rel, const ancestor *up, int depth) {
     DIR *d = opendir(dir);
     if (!d) {
-        fail(c, "%s: cannot read directory: %s", dir, errno_text(errno));
+        fail(c, "%s: cannot read directory: %s", dir, cli_errno_text(errno));
         return;
     }
     str_list names = {0};
     struct dirent *e;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.') list_push(&names, xstr(strdup(e->d_name)));
+        if (e->d_name[0] != '.') cli_list_push(&names, cli_xcheck(strdup(e->d_name)));
     closedir(d);
-    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
+    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, cli_cmp_str);
 
     for (int i = 0; i < names.n; i++) {
-        char *path = path_join(dir, names.v[i]);
-        char *sub = *rel ? path_join(rel, names.v[i]) : xstr(strdup(names.v[i]));
+        char *path = cli_path_join(dir, names.v[i]);
+        char *sub = *rel ? cli_path_join(rel, names.v[i]) : cli_xcheck(strdup(names.v[i]));
         media_kind kind = media_from_path(names.v[i]);
         struct stat st;
         if (stat(path, &st) != 0) {
             /* a dangling link to something that looks like an image is worth a word */
-            if (kind != MEDIA_NONE) fail(c, "%s: %s", path, errno_text(errno));
+            if (kind != MEDIA_NONE) fail(c, "%s: %s", path, cli_errno_text(errno));
         } else if (S_ISDIR(st.st_mode)) {
             int loop = 0;
             for (const ancestor *a = up; a; a = a->up)
@@ -656,7 +600,7 @@ static void walk(run_ctx *c, const char *dir, const char *rel, const ancestor *u
 static void add_input(run_ctx *c, const char *arg) {
     struct stat st;
     if (stat(arg, &st) != 0) {
-        fail(c, "%s: %s", arg, errno_text(errno));
+        fail(c, "%s: %s", arg, cli_errno_text(errno));
         return;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -689,7 +633,7 @@ static int cmp_job_rel(const void *a, const void *b) {
 static void drop_duplicates(run_ctx *c) {
     if (c->njobs < 2) return;
     job **by_rel = malloc((size_t)c->njobs * sizeof *by_rel);
-    if (!by_rel) xstr(NULL);
+    if (!by_rel) cli_xcheck(NULL);
     for (int i = 0; i < c->njobs; i++) by_rel[i] = &c->jobs[i];
     qsort(by_rel, (size_t)c->njobs, sizeof *by_rel, cmp_job_rel);
     for (int i = 1; i < c->njobs; i++) {
@@ -717,8 +661,8 @@ static int load_models(run_ctx *c) {
 /* ---- processing ---- */
 
 static char *output_path(const options *o, const char *sub, const char *rel) {
-    return xstr(str_printf("%s%s%s/%s", o->output_dir,
-                           o->output_dir[strlen(o->output_dir) - 1] == '/' ? "" : "/", sub, rel));
+    return cli_printf("%s%s%s/%s", o->output_dir,
+                           o->output_dir[strlen(o->output_dir) - 1] == '/' ? "" : "/", sub, rel);
 }
 
 /* Decides which of a job's outputs are missing; returns whether any is. */
@@ -741,8 +685,8 @@ static int plan_job(const options *o, job *j) {
         char *rel = with_ext(j->rel, ".mp4");
         for (int k = 0; k <= o->nstyles; k++) {
             if (k == o->nstyles && o->skip_comparison) break;
-            char *sub = xstr(str_printf("%s/" MP4_DIR, k < o->nstyles ? o->styles[k]
-                                                                      : COMPARISON_DIR));
+            char *sub = cli_printf("%s/" MP4_DIR, k < o->nstyles ? o->styles[k]
+                                                                      : COMPARISON_DIR);
             char *p = output_path(o, sub, rel);
             int need = o->overwrite || !path_exists(p);
             if (k < o->nstyles) j->need_mp4[k] = need;
@@ -777,7 +721,7 @@ static void clean_output_dirs(const run_ctx *c) {
                 continue;
             }
             cg_clean_stale_temps(p, CG_STALE_TEMP_SECONDS);
-            list_push(&done, p);
+            cli_list_push(&done, p);
         }
     }
     for (int d = 0; d < done.n; d++) free(done.v[d]);
@@ -834,7 +778,7 @@ static job_result process_media(run_ctx *c, const job *j) {
         const char *style = o->styles[k];
         if (j->need_style[k]) out[k] = output_path(o, style, j->rel);
         if (j->need_mp4[k]) {
-            char *sub = xstr(str_printf("%s/" MP4_DIR, style));
+            char *sub = cli_printf("%s/" MP4_DIR, style);
             mp4[k] = output_path(o, sub, rel_mp4);
             free(sub);
         }
@@ -1006,7 +950,7 @@ int cmd_cartoonize(int argc, char **argv) {
         for (int i = 0; i < o->ninputs; i++) add_input(c, o->inputs[i]);
     } else if (stat(o->input_dir, &st) != 0) {
         fprintf(stderr, "cartoongan: no images found: %s: %s (give image files or directories, "
-                        "or --input-dir DIR)\n", o->input_dir, errno_text(errno));
+                        "or --input-dir DIR)\n", o->input_dir, cli_errno_text(errno));
         free_ctx(c);
         return CLI_EXIT_FAIL;
     } else {

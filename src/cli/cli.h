@@ -27,6 +27,24 @@ const char *cli_default_weights_dir(void);
 struct cg_model;
 int cli_load_style(const char *weights_dir, const char *style, int threads, struct cg_model **out);
 
+/* ---- strings.c: small helpers; out of memory prints one line and exits with status 1 ---- */
+
+typedef struct {
+    char **v;
+    int n, cap;
+} str_list;
+
+void *cli_xcheck(void *p); /* p, or exit */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+char *cli_printf(const char *fmt, ...);                  /* a new string, never NULL */
+char *cli_path_join(const char *dir, const char *name); /* "dir" + "name" with one '/' between */
+void cli_list_push(str_list *l, char *s);               /* takes s */
+void cli_list_free(str_list *l);
+int cli_cmp_str(const void *a, const void *b);          /* qsort of char * */
+const char *cli_errno_text(int e);                      /* strerror, ENOENT in lower case */
+
 /* Exit statuses shared by every command. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 

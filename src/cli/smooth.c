@@ -38,11 +38,6 @@ typedef struct {
     char *in, *out; /* DATASET/trainB/<name>, DATASET/trainB_smooth/<name> */
 } job;
 
-typedef struct {
-    char **v;
-    int n, cap;
-} str_list;
-
 /* What the workers share; the mutex covers the counters, the failure list and the bar. */
 typedef struct {
     job *jobs; /* only those to do */
@@ -58,59 +53,6 @@ static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
-}
-
-/* ---- small helpers ---- */
-
-static void *xcheck(void *p) {
-    if (!p) {
-        fprintf(stderr, "cartoongan: out of memory\n");
-        exit(CLI_EXIT_FAIL);
-    }
-    return p;
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static char *str_printf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = xcheck(malloc(n < 0 ? 1 : (size_t)n + 1));
-    va_start(ap, fmt);
-    vsnprintf(s, n < 0 ? 1 : (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-/* "dir" + "name" with exactly one '/' between them. */
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir);
-    return str_printf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
-}
-
-static void list_push(str_list *l, char *s) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        l->v = xcheck(realloc(l->v, (size_t)cap * sizeof *l->v));
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-}
-
-static void list_free(str_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static const char *errno_text(int e) {
-    return e == ENOENT ? "no such file or directory" : strerror(e);
 }
 
 /* ---- options ---- */
@@ -179,11 +121,11 @@ static void fail_locked(run_ctx *c, const job *j, const char *err) {
     size_t ni = strlen(j->in), no = strlen(j->out);
     char *msg;
     if ((!strncmp(err, j->in, ni) && err[ni] == ':') || (!strncmp(err, j->out, no) && err[no] == ':'))
-        msg = str_printf("%s", err);
+        msg = cli_printf("%s", err);
     else
-        msg = str_printf("%s: %s", j->in, *err ? err : "unknown error");
+        msg = cli_printf("%s: %s", j->in, *err ? err : "unknown error");
     progress_message(&c->bar, "cartoongan: %s", msg);
-    list_push(&c->failures, msg);
+    cli_list_push(&c->failures, msg);
 }
 
 /* One image: read (EXIF orientation, gray, alpha and 16-bit handled by the reader, as for
@@ -235,29 +177,29 @@ static int list_images(const char *in_dir, const char *dataset, str_list *names,
         if (missing || !S_ISDIR(st.st_mode))
             fprintf(stderr, "cartoongan: no dataset at %s: %s (--path is the dataset folder, "
                             "which holds " IN_DIR "/ with the cartoon images)\n",
-                    dataset, missing ? errno_text(errno) : "not a directory");
+                    dataset, missing ? cli_errno_text(errno) : "not a directory");
         else if (e == ENOENT)
             fprintf(stderr, "cartoongan: %s: no such directory; put the cartoon images to "
                             "smooth (" IMAGE_TYPES ") in %s\n", in_dir, in_dir);
         else
             fprintf(stderr, "cartoongan: cannot read %s: %s (it should be the folder of "
-                            "cartoon images to smooth)\n", in_dir, errno_text(e));
+                            "cartoon images to smooth)\n", in_dir, cli_errno_text(e));
         return -1;
     }
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *p = path_join(in_dir, e->d_name);
+        char *p = cli_path_join(in_dir, e->d_name);
         struct stat st;
         int is_file = stat(p, &st) == 0 && S_ISREG(st.st_mode);
         free(p);
         if (is_file && cg_format_from_path(e->d_name) != CG_FMT_UNKNOWN)
-            list_push(names, xcheck(strdup(e->d_name)));
+            cli_list_push(names, cli_xcheck(strdup(e->d_name)));
         else if (is_file)
             ++*ignored;
     }
     closedir(d);
-    if (names->n > 1) qsort(names->v, (size_t)names->n, sizeof *names->v, cmp_str);
+    if (names->n > 1) qsort(names->v, (size_t)names->n, sizeof *names->v, cli_cmp_str);
     return 0;
 }
 
@@ -286,7 +228,7 @@ int cmd_smooth(int argc, char **argv) {
     int r = parse_options(&o, argc, argv);
     if (r >= 0) return r;
 
-    char *in_dir = path_join(o.path, IN_DIR), *out_dir = path_join(o.path, OUT_DIR);
+    char *in_dir = cli_path_join(o.path, IN_DIR), *out_dir = cli_path_join(o.path, OUT_DIR);
     str_list names = {0};
     int ignored = 0, status = CLI_EXIT_FAIL;
     run_ctx ctx;
@@ -308,17 +250,17 @@ int cmd_smooth(int argc, char **argv) {
     /* a run killed outright leaves at most hidden temporaries; take those no one holds */
     cg_clean_stale_temps(out_dir, CG_STALE_TEMP_SECONDS);
 
-    c->jobs = xcheck(calloc((size_t)names.n, sizeof *c->jobs));
+    c->jobs = cli_xcheck(calloc((size_t)names.n, sizeof *c->jobs));
     int skipped = 0;
     for (int i = 0; i < names.n; i++) {
-        char *out = path_join(out_dir, names.v[i]);
+        char *out = cli_path_join(out_dir, names.v[i]);
         struct stat st;
         if (!o.overwrite && stat(out, &st) == 0) {
             free(out);
             skipped++;
             continue;
         }
-        c->jobs[c->njobs].in = path_join(in_dir, names.v[i]);
+        c->jobs[c->njobs].in = cli_path_join(in_dir, names.v[i]);
         c->jobs[c->njobs++].out = out;
     }
 
@@ -346,7 +288,7 @@ int cmd_smooth(int argc, char **argv) {
     cg_pool_free(pool);
 
     /* workers finish in any order; the list reads better sorted */
-    if (c->failures.n > 1) qsort(c->failures.v, (size_t)c->failures.n, sizeof *c->failures.v, cmp_str);
+    if (c->failures.n > 1) qsort(c->failures.v, (size_t)c->failures.n, sizeof *c->failures.v, cli_cmp_str);
     status = c->failures.n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     if (interrupted) {
         fprintf(stderr, "cartoongan: interrupted\n");
@@ -359,8 +301,8 @@ out:
         free(c->jobs[i].out);
     }
     free(c->jobs);
-    list_free(&c->failures);
-    list_free(&names);
+    cli_list_free(&c->failures);
+    cli_list_free(&names);
     pthread_mutex_destroy(&c->mu);
     free(in_dir);
     free(out_dir);

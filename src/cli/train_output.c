@@ -26,8 +26,6 @@
 
 /* ---- small helpers ---- */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* Names in dir that start with `prefix` and end with `suffix` (case-insensitively),
  * sorted; *n gets the count. NULL with *n = 0 when there are none or dir is unreadable. */
 static char **list_dir(const char *dir, const char *prefix, const char *suffix, int *n) {
@@ -52,7 +50,7 @@ static char **list_dir(const char *dir, const char *prefix, const char *suffix, 
         (*n)++;
     }
     closedir(d);
-    if (v) qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    if (v) qsort(v, (size_t)*n, sizeof *v, cli_cmp_str);
     return v;
 }
 
@@ -147,7 +145,7 @@ int train_setup_outputs(train_run *r) {
         }
         free_list(v, k);
     }
-    if (names) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (names) qsort(names, (size_t)n, sizeof *names, cli_cmp_str);
     r->val_paths = names, r->nval = n;
     if (!n && !o->quiet)
         fprintf(stderr, "cartoongan train: note: %s holds no validation photos; no grids or progress.gif will be made\n", dir);
