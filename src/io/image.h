@@ -22,6 +22,11 @@ typedef enum { CG_FMT_UNKNOWN = 0, CG_FMT_JPEG, CG_FMT_PNG, CG_FMT_WEBP } cg_for
 typedef struct {
     int w, h;
     uint8_t *rgb; /* w*h*3 bytes, owned; free with cg_image_free */
+    /* Set by the decoders, ignored by the encoders: */
+    int had_alpha;      /* the file had an alpha channel (now flattened onto white) */
+    char warning[200];  /* "" for a clean decode; else the recoverable damage the decoder
+                           went past (e.g. "the data ends without an end-of-image marker"),
+                           without the file's name */
 } cg_image;
 
 /* Format from a file name's extension, case-insensitive (.jpg .jpeg .png .webp). */
