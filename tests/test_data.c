@@ -26,7 +26,7 @@ static void make_subdir(const char *dir) {
 }
 
 static void save_flat(const char *dir, const char *name, int w, int h, int r, int g, int b) {
-    cg_image img = {w, h, malloc((size_t)w * h * 3)};
+    cg_image img = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
     for (int i = 0; i < w * h; i++)
         img.rgb[3 * i] = (uint8_t)r, img.rgb[3 * i + 1] = (uint8_t)g, img.rgb[3 * i + 2] = (uint8_t)b;
     char p[512];
@@ -37,7 +37,7 @@ static void save_flat(const char *dir, const char *name, int w, int h, int r, in
 
 /* A textured image, so that different crops give different batches. */
 static void save_texture(const char *dir, const char *name, int w, int h, int salt) {
-    cg_image img = {w, h, malloc((size_t)w * h * 3)};
+    cg_image img = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             uint8_t *p = img.rgb + ((size_t)y * w + x) * 3;
@@ -414,7 +414,7 @@ static void fit_line(const float *v, int n, int stride, int lo, int hi, double *
 
 static void test_crop_statistics(void) {
     make_subdir("ramp");
-    cg_image img = {256, 256, malloc(256 * 256 * 3)};
+    cg_image img = {.w = 256, .h = 256, .rgb = malloc(256 * 256 * 3)};
     for (int y = 0; y < 256; y++)
         for (int x = 0; x < 256; x++) {
             uint8_t *p = img.rgb + ((size_t)y * 256 + x) * 3;

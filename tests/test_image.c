@@ -62,7 +62,7 @@ static double psnr(const cg_image *a, const cg_image *b) {
 
 /* A smooth synthetic picture: what photos look like to a lossy codec. */
 static cg_image make_smooth(int w, int h) {
-    cg_image im = {w, h, malloc((size_t)w * h * 3)};
+    cg_image im = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             uint8_t *p = im.rgb + ((size_t)y * w + x) * 3;
@@ -74,7 +74,7 @@ static cg_image make_smooth(int w, int h) {
 }
 
 static cg_image make_noise(int w, int h, uint32_t seed) {
-    cg_image im = {w, h, malloc((size_t)w * h * 3)};
+    cg_image im = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
     for (size_t i = 0; i < (size_t)w * h * 3; i++) {
         seed = seed * 1664525u + 1013904223u;
         im.rgb[i] = (uint8_t)(seed >> 24);
@@ -169,7 +169,7 @@ static void test_roundtrip_webp(void) {
 /* ---- conversions ------------------------------------------------------------------------ */
 
 static cg_image load_ok(const char *file, int w, int h) {
-    cg_image im = {0, 0, NULL};
+    cg_image im = {.w = 0, .h = 0, .rgb = NULL};
     char path[256];
     snprintf(path, sizeof path, DATA "%s", file);
     cg_status s = cg_image_load(&im, path, 0);
@@ -389,7 +389,7 @@ static void test_bad_inputs(void) {
         {"tests/data", CG_ERR_IO, "Is a directory"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cg_image im = {7, 7, (uint8_t *)"junk"};
+        cg_image im = {.w = 7, .h = 7, .rgb = (uint8_t *)"junk"};
         cg_status s = cg_image_load(&im, cases[i].file, 0);
         const char *msg = cg_last_error();
         CHECK(s == cases[i].want, "%s: status %d (%s), want %d", cases[i].file, s, msg, cases[i].want);
@@ -459,7 +459,7 @@ static void test_corrupt_inputs_do_not_crash(void) {
 }
 
 static cg_image make_const(int w, int h, uint8_t r, uint8_t g, uint8_t b) {
-    cg_image im = {w, h, malloc((size_t)w * h * 3)};
+    cg_image im = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
     for (size_t i = 0; i < (size_t)w * h; i++) im.rgb[3 * i] = r, im.rgb[3 * i + 1] = g, im.rgb[3 * i + 2] = b;
     return im;
 }
@@ -533,7 +533,7 @@ static void test_save_failures_leave_nothing(void) {
     cg_image_free(&wide);
     cg_image_free(&webp_wide);
 
-    cg_image empty = {0, 0, NULL};
+    cg_image empty = {.w = 0, .h = 0, .rgb = NULL};
     CHECK(cg_image_save(&empty, file, CG_FMT_PNG) == CG_ERR_ARG, "empty image must be refused");
     cg_image_free(&a);
 }
@@ -576,7 +576,7 @@ static void test_resize(void) {
     cg_image_free(&c);
 
     /* Halving a linear ramp v = 2x samples it at the output centres: 4i + 1. */
-    cg_image ramp = {100, 3, malloc(100 * 3 * 3)};
+    cg_image ramp = {.w = 100, .h = 3, .rgb = malloc(100 * 3 * 3)};
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 100; x++) memset(ramp.rgb + (y * 100 + x) * 3, 2 * x, 3);
     out = malloc(50 * 3 * 3);
@@ -589,7 +589,7 @@ static void test_resize(void) {
 
     /* Antialiasing: a 1-pixel checkerboard shrunk 4x must average to mid-gray; a filter
      * that did not widen its support would alias to black/white patterns. */
-    cg_image chk = {64, 64, malloc(64 * 64 * 3)};
+    cg_image chk = {.w = 64, .h = 64, .rgb = malloc(64 * 64 * 3)};
     for (int y = 0; y < 64; y++)
         for (int x = 0; x < 64; x++) memset(chk.rgb + (y * 64 + x) * 3, (x + y) & 1 ? 255 : 0, 3);
     out = malloc(16 * 16 * 3);

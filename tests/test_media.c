@@ -797,7 +797,7 @@ static int cmd_frames(const char *gif, const char *dir) {
     for (int i = 0; i < f.n; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/frame_%03d.png", dir, i);
-        cg_image im = {f.w, f.h, f.rgb + (size_t)f.w * f.h * 3 * i};
+        cg_image im = {.w = f.w, .h = f.h, .rgb = f.rgb + (size_t)f.w * f.h * 3 * i};
         if (cg_image_save(&im, path, CG_FMT_PNG) != CG_OK) {
             fprintf(stderr, "%s\n", cg_last_error());
             return 1;

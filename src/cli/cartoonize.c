@@ -759,7 +759,7 @@ typedef enum { JOB_OK, JOB_FAILED, JOB_CANCELLED } job_result;
 
 static job_result save(run_ctx *c, const job *j, const char *sub, uint8_t *rgb, int w, int h) {
     char *p = output_path(&c->opt, sub, j->rel);
-    cg_image out = {w, h, rgb};
+    cg_image out = {.w = w, .h = h, .rgb = rgb};
     cg_status s = cg_image_save(&out, p, cg_format_from_path(j->path));
     free(p);
     if (s != CG_OK) {

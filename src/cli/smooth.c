@@ -135,7 +135,7 @@ static void fail_locked(run_ctx *c, const job *j, const char *err) {
 static const char *smooth_one(const job *j) {
     cg_image img = {0};
     if (cg_image_load(&img, j->in, CG_DEFAULT_MAX_PIXELS) != CG_OK) return cg_last_error();
-    cg_image out = {img.w, img.h, malloc((size_t)img.w * img.h * 3)};
+    cg_image out = {.w = img.w, .h = img.h, .rgb = malloc((size_t)img.w * img.h * 3)};
     const char *err = NULL;
     if (!out.rgb) {
         static _Thread_local char msg[128];

@@ -365,7 +365,7 @@ int train_validate(train_run *r) {
     char path[4096], tag[64];
     snprintf(path, sizeof path, "%s/step%08lld_%s_epoch%03d.png", r->o->result_dir, (long long)r->step,
              phase_name(r->phase), r->epoch + 1);
-    cg_image img = {w, h, g};
+    cg_image img = {.w = w, .h = h, .rgb = g};
     int rc = 0;
     if (cg_image_save(&img, path, CG_FMT_PNG) != CG_OK) {
         fprintf(stderr, "cartoongan train: %s\n", cg_last_error());

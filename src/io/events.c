@@ -224,7 +224,7 @@ cg_status cg_events_image(cg_events *e, const char *tag, int64_t step, const uin
     size_t png_size = 0;
     char name[600];
     snprintf(name, sizeof name, "%s: image %s", e->path, tag);
-    const cg_image pixels = {w, h, (uint8_t *)rgb};
+    const cg_image pixels = {.w = w, .h = h, .rgb = (uint8_t *)rgb};
     if ((s = cg_png_encode(&pixels, name, &png, &png_size)) != CG_OK) return s;
     Tensorflow__Summary__Image img = TENSORFLOW__SUMMARY__IMAGE__INIT;
     img.height = h, img.width = w, img.colorspace = 3; /* RGB */
