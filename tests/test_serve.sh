@@ -3,9 +3,14 @@
 # that make the page cross-origin isolated (and --no-isolation without them), MIME types,
 # revalidation, and that nothing outside the root is served (.., encoded .., symbolic
 # links leading out, hidden files), that bad escapes, other methods and malformed or
-# oversized requests get a 4xx, and that the server is still up after all of them.
+# oversized requests get a 4xx, and that the server is still up after all of them; and
+# that slow clients cannot lock others out: 200 connections from 127.0.0.2 trickling
+# their headers (tests/slow_client.py) hold at most --max-per-ip of them, a visitor at
+# 127.0.0.1 is still answered within 1 s, the held ones are closed at the header deadline
+# although they never stop sending, and a download longer than that deadline is not cut.
 # Prints "ok NAME" / "FAIL NAME" per case and last "test_serve: P passed, F failed".
-# Needs bash and curl. Run from anywhere: tests/test_serve.sh
+# Needs bash and curl (and python3 for the slow clients). Run from anywhere:
+# tests/test_serve.sh
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -69,7 +74,8 @@ raw() {
 # --help lists every flag with its default
 help=$("$BIN" serve --help)
 check "--help lists every flag with its default" \
-    '[[ $help == *"--host ADDR"*"default: 127.0.0.1"* && $help == *"--port N"*"default: 8080"* && $help == *"--root DIR"*"default:"* && $help == *"--no-isolation"*"default:"* && $help == *"--quiet"*"default:"* ]]'
+    '[[ $help == *"--host ADDR"*"default: 127.0.0.1"* && $help == *"--port N"*"default: 8080"* && $help == *"--root DIR"*"default:"* && $help == *"--no-isolation"*"default:"* && $help == *"--quiet"*"default:"* &&
+       $help == *"--max-per-ip N"*"default: 16"* && $help == *"--max-connections N"*"default: 256"* && $help == *"--header-timeout S"*"default: 10"* ]]'
 
 "$BIN" serve --root "$T/nowhere" >/dev/null 2>"$T/e"
 rc=$?
@@ -77,6 +83,11 @@ check "a missing root is refused" '[ $rc = 1 ] && grep -q "not a folder" "$T/e"'
 "$BIN" serve --port 70000 >/dev/null 2>&1
 rc=$?
 check "a bad port is a usage error" '[ $rc = 2 ]' "status $rc"
+for bad in "--max-per-ip -1" "--max-connections 3" "--header-timeout 0" "--header-timeout x"; do
+    "$BIN" serve $bad >/dev/null 2>&1
+    rc=$?
+    check "serve $bad is a usage error" '[ $rc = 2 ]' "status $rc"
+done
 
 if ! start; then
     fail "server starts" "$(cat "$T/out" "$T/err")"
@@ -132,5 +143,77 @@ check "SIGTERM stops it cleanly" '[ $rc = 0 ]' "status $rc"
 start --no-isolation || fail "server starts with --no-isolation"
 h=$(headers "$(U /)")
 check "--no-isolation drops COOP and COEP" '[[ $h == "HTTP/1.1 200"* && $h != *"Cross-Origin-Opener-Policy"* && $h != *"Cross-Origin-Embedder-Policy"* ]]' "$h"
+kill "$SPID"
+
+# ---- Slow clients ----
+# Runs tests/slow_client.py (200 connections from 127.0.0.2, a header byte each every
+# 0.5 s, for $1 seconds; "early" means closed within 1 s) in the background; sets SLOW.
+slow_start() {
+    rm -f "$T/ready"
+    python3 tests/slow_client.py 127.0.0.1 "$PORT" 127.0.0.2 200 0.5 "$1" 1.0 "$T/ready" >"$T/slow" 2>&1 &
+    SLOW=$!
+    PIDS+=("$SLOW")
+    for _ in $(seq 100); do
+        [ -e "$T/ready" ] && { sleep 0.3; return 0; } # and let the server turn the excess away
+        sleep 0.05
+    done
+    return 1
+}
+# Prints "CODE SECONDS" of a GET / from 127.0.0.1 given at most 1 s.
+timed_get() { curl -s -o /dev/null -m 1 --interface 127.0.0.1 -w '%{http_code} %{time_total}' "$(U /)"; }
+field() { sed -n "s/.*\<$1=\([-0-9.]*\).*/\1/p" "$T/slow"; } # NAME: from slow_client's line
+
+if ! command -v python3 >/dev/null; then
+    echo "skipped: slow clients: python3 not found"
+elif ! python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.2", 0))' 2>/dev/null; then
+    echo "skipped: slow clients: cannot bind 127.0.0.2 (loopback is not 127.0.0.0/8 here)"
+else
+    # A server with room for 64 connections: without a per-address limit, the 200 slow
+    # ones would take all of them (the control case below).
+    start --max-per-ip 16 --max-connections 64 --header-timeout 2 || fail "server starts with limits"
+    t0=$EPOCHREALTIME
+    if slow_start 4.5; then
+        answers=()
+        for _ in 1 2 3 4 5; do answers+=("$(timed_get)"); done
+        check "with 200 slow connections from 127.0.0.2, 127.0.0.1 is answered within 1 s (5 times)" \
+            '! printf "%s\n" "${answers[@]}" | grep -qv "^200 0\."' "${answers[*]}"
+        wait "$SLOW"
+        echo "     slow clients: $(cat "$T/slow") (run $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s)"
+        opened=$(field opened) early=$(field early) held=$(field held) closed=$(field closed)
+        cmin=$(field closed_min) cmax=$(field closed_max) open=$(field open)
+        check "the 200 slow connections were all made" '[ "$opened" = 200 ]' "$(cat "$T/slow")"
+        check "at most --max-per-ip 16 of them were held, the rest closed at once" \
+            '[ "${held:-0}" -ge 1 ] && [ "$held" -le 16 ] && [ "$early" = $((200 - held)) ]' "$(cat "$T/slow")"
+        # closed at the 2 s deadline (checked every 0.5 s), not at the 30 s idle timeout,
+        # although each sent a byte every 0.5 s
+        check "the held ones were closed 2 to 3.5 s after opening, while still sending" \
+            '[ "$closed" = "$held" ] && [ "$open" = 0 ] && awk -v a="$cmin" -v b="$cmax" "BEGIN { exit !(a >= 1.95 && b <= 3.5) }"' \
+            "$(cat "$T/slow")"
+    else
+        fail "slow clients start" "$(cat "$T/slow")"
+    fi
+    check "still serving after the slow clients" '[ "$(code "$(U /)")" = 200 ] && kill -0 $SPID'
+
+    # An answer that takes longer than the header deadline is not cut: 32 MB at 8 MB/s,
+    # about 4 s (the last few MB wait in the socket buffers, not in the server).
+    head -c 33554432 /dev/zero >"$R/big.bin"
+    dl=$(curl -s -o /dev/null --limit-rate 8M -m 20 -w '%{http_code} %{size_download} %{time_total}' "$(U /big.bin)")
+    check "a 4 s download is not cut by the 2 s header deadline" \
+        '[[ $dl == "200 33554432 "* ]] && awk -v t="${dl##* }" "BEGIN { exit !(t >= 2.5) }"' "$dl"
+    rm -f "$R/big.bin"
+    kill "$SPID"
+
+    # Control: the same without a per-address limit. The slow connections fill the server
+    # and 127.0.0.1 waits in the listen queue: the per-address limit is what kept it open.
+    start --max-per-ip 0 --max-connections 64 --header-timeout 5 || fail "server starts without a per-address limit"
+    if slow_start 2.5; then
+        a=$(timed_get)
+        check "control: without --max-per-ip the slow connections lock 127.0.0.1 out" '[[ $a != 200* ]]' "$a"
+        wait "$SLOW"
+    else
+        fail "slow clients start (control)" "$(cat "$T/slow")"
+    fi
+    kill "$SPID"
+fi
 
 finish

@@ -10,7 +10,10 @@
  *     text/javascript for workers and modules);
  *   - nothing outside the root: URLs are decoded once, strictly (bad or NUL escapes are
  *     refused), any "." or ".." segment or hidden name is refused, and the file's real
- *     path (symbolic links resolved) must lie inside the root's real path. */
+ *     path (symbolic links resolved) must lie inside the root's real path;
+ *   - no lock-out by slow clients ("slowloris": many connections, each sending its
+ *     headers a byte at a time): a per-address and an overall connection limit, and a
+ *     deadline for a request's headers (see "The header deadline" below). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -33,16 +37,40 @@
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 8080
 #define MAX_URL 1024
+/* A browser opens at most 6 HTTP/1.1 connections to one host (Chrome, Firefox, Safari), so
+ * 16 lets one address have two or three tabs loading at once, or a few people behind one
+ * NAT, while 256 / 16 = 16 different addresses are needed to fill the server. */
+#define DEFAULT_PER_IP 16
+#define DEFAULT_MAX_CONN 256
+#define DEFAULT_HEADER_TIMEOUT 10 /* s; a request's headers are one packet from a browser */
+#define IDLE_TIMEOUT 30u          /* s without a byte either way, e.g. a stalled download */
+#define POOL_THREADS 4u
+
+/* One per open connection, from MHD's connection notifications to the watchdog thread
+ * that enforces the header deadline. */
+typedef struct conn_rec {
+    struct conn_rec *prev, *next;
+    int fd;
+    int waiting;  /* 1 while the connection owes us a request's headers */
+    double since; /* monotonic seconds: when it began to owe them */
+} conn_rec;
 
 typedef struct {
     char root[PATH_MAX]; /* real path, no trailing slash */
     size_t root_len;
     int isolation;
     int quiet;
+    int header_timeout; /* s */
+    /* The watchdog's state, all under `lock`. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    conn_rec *conns;
+    int stop;
 } server;
 
 static void print_help(void) {
     printf("usage: cartoongan serve [--host ADDR] [--port N] [--root DIR] [--no-isolation] [--quiet]\n"
+           "                        [--max-per-ip N] [--max-connections N] [--header-timeout S]\n"
            "\n"
            "Serve the browser app (built by `make web`) over HTTP, so that a browser can open it\n"
            "at http://ADDR:N/. The page runs the engine on the visitor's own device; this\n"
@@ -58,8 +86,17 @@ static void print_help(void) {
            "  --no-isolation   leave out the Cross-Origin-Opener/Embedder-Policy headers, so the\n"
            "                   page is not cross-origin isolated and uses its single-threaded\n"
            "                   build (default: send them, and the page uses threads)\n"
-           "  --quiet          do not log requests (default: one line per request on stderr)\n",
-           DEFAULT_PORT);
+           "  --quiet          do not log requests (default: one line per request on stderr)\n"
+           "  --max-per-ip N   connections one client address may hold open at once; more are\n"
+           "                   closed at once (default: %d; a browser uses at most 6; 0: no limit)\n"
+           "  --max-connections N\n"
+           "                   connections open at once, all clients together (default: %d)\n"
+           "  --header-timeout S\n"
+           "                   seconds a connection has to send a whole request's headers, from\n"
+           "                   when it opens or its previous answer ends; it is closed otherwise,\n"
+           "                   however steadily it trickles bytes (default: %d). A connection\n"
+           "                   silent for %u s, e.g. a stalled download, is closed too\n",
+           DEFAULT_PORT, DEFAULT_PER_IP, DEFAULT_MAX_CONN, DEFAULT_HEADER_TIMEOUT, IDLE_TIMEOUT);
 }
 
 /* <directory of this executable>/web: build/cartoongan serves build/web wherever it is
@@ -171,15 +208,114 @@ static enum MHD_Result reply_text(const server *s, struct MHD_Connection *c, uns
     return ret;
 }
 
+/* ---- The header deadline ----
+ * libmicrohttpd 0.9.75 has no limit on the total time a request's headers may take: its
+ * MHD_OPTION_CONNECTION_TIMEOUT is an idle timeout, restarted by every byte received, so
+ * a client sending a header byte every few seconds holds its connection forever (and
+ * MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 KB of headers, would take it 9 hours at a byte a
+ * second). The per-address limit caps what one such client holds at --max-per-ip
+ * connections, but many addresses together could still fill --max-connections and keep
+ * everyone else out. So a watchdog thread closes each connection that has owed us a
+ * request's headers for longer than --header-timeout: from when it opened, or from when
+ * its previous answer ended (an idle keep-alive connection is closed that long after it
+ * went quiet, which browsers expect). While an answer is being sent there is no deadline:
+ * a 45 MB download on a slow link may take minutes, and only the idle timeout applies.
+ *
+ * The records come from MHD's connection notifications: STARTED before the connection is
+ * served, CLOSED always after it and before MHD closes the socket, so under `lock` a
+ * record's fd is still that connection's. The watchdog only shuts the socket down (it
+ * never closes it): MHD then reads end-of-file and closes the connection itself. */
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+    server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_rec *r = ci ? calloc(1, sizeof *r) : NULL;
+        if (!r) {
+            /* Without a record there is no deadline to enforce: refuse the connection. */
+            if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+            return;
+        }
+        r->fd = ci->connect_fd;
+        r->waiting = 1;
+        r->since = now_s();
+        pthread_mutex_lock(&s->lock);
+        r->next = s->conns;
+        if (s->conns) s->conns->prev = r;
+        s->conns = r;
+        pthread_mutex_unlock(&s->lock);
+        *socket_context = r;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_rec *r = *socket_context;
+        pthread_mutex_lock(&s->lock);
+        if (r->prev) r->prev->next = r->next;
+        else s->conns = r->next;
+        if (r->next) r->next->prev = r->prev;
+        pthread_mutex_unlock(&s->lock);
+        free(r);
+        *socket_context = NULL;
+    }
+}
+
+/* Marks the connection as owing headers (waiting 1, from now) or not (0). */
+static void set_waiting(server *s, struct MHD_Connection *c, int waiting) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_rec *r = ci ? ci->socket_context : NULL;
+    if (!r) return;
+    pthread_mutex_lock(&s->lock);
+    r->waiting = waiting;
+    r->since = now_s();
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* An answer has been sent (or given up on): the next request's headers are owed. */
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe) {
+    (void)req_cls, (void)toe;
+    set_waiting(cls, c, 1);
+}
+
+/* Checks every connection a few times per deadline (at most 1 s apart) until stopped. */
+static void *watchdog(void *arg) {
+    server *s = arg;
+    double period = s->header_timeout / 4.0 < 1.0 ? s->header_timeout / 4.0 : 1.0;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ns = t.tv_nsec + (long)(period * 1e9);
+        t.tv_sec += ns / 1000000000L;
+        t.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&s->wake, &s->lock, &t);
+        double now = now_s();
+        for (conn_rec *r = s->conns; r; r = r->next)
+            if (r->waiting && now - r->since >= s->header_timeout) {
+                shutdown(r->fd, SHUT_RDWR);
+                r->waiting = 0; /* once is enough; MHD closes it */
+            }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls) {
     (void)version, (void)upload_data;
-    const server *s = cls;
+    server *s = cls;
     /* The first call for a request comes before any body; answer on the second, so that
-     * a body sent with the request is drained and ignored rather than left unread. */
+     * a body sent with the request is drained and ignored rather than left unread. The
+     * headers are all in by then: the deadline stops. */
     if (*req_cls == NULL) {
         *req_cls = (void *)1;
+        set_waiting(s, c, 0);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -235,9 +371,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 int cmd_serve(int argc, char **argv) {
     const char *host = DEFAULT_HOST, *root_arg = NULL, *v;
-    int port = DEFAULT_PORT, r;
+    int port = DEFAULT_PORT, per_ip = DEFAULT_PER_IP, max_conn = DEFAULT_MAX_CONN, r;
     static server s;
     s.isolation = 1;
+    s.header_timeout = DEFAULT_HEADER_TIMEOUT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -257,6 +394,15 @@ int cmd_serve(int argc, char **argv) {
         } else if ((r = cli_opt_flag(CMD, argv, i, "--quiet")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             s.quiet = 1;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-per-ip", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--max-per-ip", v, 0, 100000, &per_ip) < 0) return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-connections", &v)) != 0) {
+            /* at least one per pool thread: MHD shares the limit out among them */
+            if (r < 0 || cli_parse_int(CMD, "--max-connections", v, (int)POOL_THREADS, 100000, &max_conn) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--header-timeout", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--header-timeout", v, 1, 3600, &s.header_timeout) < 0)
+                return CLI_EXIT_USAGE;
         } else {
             return cli_usage_error(CMD, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
         }
@@ -294,6 +440,25 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the watchdog's waits, as now_s() */
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t wd;
+    if (pthread_create(&wd, NULL, watchdog, &s) != 0) {
+        freeaddrinfo(ai);
+        fprintf(stderr, "cartoongan serve: cannot start a thread\n");
+        return CLI_EXIT_FAIL;
+    }
+
+    /* A pool of POOL_THREADS threads, each polling its share of the connections (epoll on
+     * Linux, chosen by MHD_USE_AUTO), not a thread per connection: a thousand slow
+     * connections cost a thousand sockets and records, not a thousand threads. Nothing
+     * here blocks for long: a request is answered at once from a file, which MHD then
+     * sends as the socket takes it. Connections beyond a limit are accepted and closed at
+     * once (the per-address count is kept for the whole pool). */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
@@ -302,9 +467,12 @@ int cmd_serve(int argc, char **argv) {
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         /* strict HTTP: e.g. an HTTP/1.1 request without Host is refused with 400 */
         MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_CONNECTION_LIMIT, 256u,
-        MHD_OPTION_THREAD_POOL_SIZE, 4u,
+        MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per_ip,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &s,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, &s,
+        MHD_OPTION_THREAD_POOL_SIZE, POOL_THREADS,
         MHD_OPTION_END);
     char shown[INET6_ADDRSTRLEN + 2] = "";
     if (ai->ai_family == AF_INET6) {
@@ -315,10 +483,12 @@ int cmd_serve(int argc, char **argv) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, shown, sizeof shown);
     }
     freeaddrinfo(ai);
+    int status = CLI_EXIT_OK;
     if (!d) {
         fprintf(stderr, "cartoongan serve: cannot listen on %s port %d (in use, or not an address of this machine?)\n",
                 shown, port);
-        return CLI_EXIT_FAIL;
+        status = CLI_EXIT_FAIL;
+        goto stop_watchdog;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     if (info) port = info->port;
@@ -327,6 +497,12 @@ int cmd_serve(int argc, char **argv) {
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
-    MHD_stop_daemon(d);
-    return CLI_EXIT_OK;
+    MHD_stop_daemon(d); /* every connection closed and its record freed */
+stop_watchdog:
+    pthread_mutex_lock(&s.lock);
+    s.stop = 1;
+    pthread_cond_signal(&s.wake);
+    pthread_mutex_unlock(&s.lock);
+    pthread_join(wd, NULL);
+    return status;
 }
