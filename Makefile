@@ -1,5 +1,6 @@
 # Makefile for cartoongan: the library, the CLI, the weights, the tests and the benchmark.
-#   make          build build/cartoongan and set up the four styles' weights in weights/
+#   make          build build/cartoongan, set up the four styles' weights in weights/ and,
+#                 when input_images/ is not there yet, the seed's two sample photos in it
 #   make test     build and run every test (the command CI runs)
 #   make bench    time cartoonize against PyTorch and ONNX Runtime on this machine (not part of test)
 #   make asan     build everything with AddressSanitizer, UBSan and LeakSanitizer into
@@ -27,6 +28,9 @@ STYLES          := shinkai hayao hosoda paprika
 WEIGHTS_DIR     ?= $(CURDIR)/weights
 SHARED_WEIGHTS  ?= $(CURDIR)/../shared/weights/cartoongan
 WEIGHT_FILES    := $(STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
+# cartoonize's default --input-dir, relative as there: `make` runs in the repository root.
+PHOTOS_DIR      ?= input_images
+SHARED_PHOTOS   ?= $(CURDIR)/../shared/data/photos/seed_project
 
 LIB_SRC  := $(wildcard src/*.c src/nn/*.c src/model/*.c src/io/*.c src/train/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
@@ -54,8 +58,8 @@ ifneq ($(filter -fsanitize=%,$(CFLAGS)),)
 TEST_ENV := VMEM_LIMIT_KB= UBSAN_OPTIONS=print_stacktrace=1
 endif
 
-.PHONY: all weights test bench bench-train bench-web clean asan fuzz fuzz-build
-all: $(BUILD)/cartoongan $(BUILD)/tools/train_step weights
+.PHONY: all weights photos test bench bench-train bench-web clean asan fuzz fuzz-build
+all: $(BUILD)/cartoongan $(BUILD)/tools/train_step weights photos
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +107,15 @@ $(BUILD)/tests/test_regressions: tests/test_regressions.c $(FUZZ_OBJ) $(CLI_NOMA
 weights: $(WEIGHT_FILES)
 $(WEIGHTS_DIR)/%.safetensors: | $(BUILD)/cartoongan
 	CARTOONGAN_BIN=$(BUILD)/cartoongan tools/fetch_weights.sh $* "$(SHARED_WEIGHTS)" $@
+
+# The seed project's sample photos (temple.jpg, origami.jpg), so that `build/cartoongan
+# cartoonize` with no arguments has something to cartoonize: copied from
+# ../shared/data/photos/seed_project when present, otherwise downloaded from the upstream
+# repository (tools/fetch_photos.sh, which checks their SHA-256). Only when input_images/
+# does not exist: after that it is the user's folder, and photos removed from it stay gone.
+photos: $(PHOTOS_DIR)
+$(PHOTOS_DIR):
+	tools/fetch_photos.sh "$(SHARED_PHOTOS)" $@
 
 # The browser app's tests (tests/web/run.sh) need emscripten, Chromium and npm's
 # playwright-core (.ci/run installs them), and skip with a reason otherwise; they run in

@@ -705,12 +705,46 @@ test_mutations() {
     expect_out "0 crashes, 0 hangs"
 }
 
+# The README's first command on a fresh machine: `make` sets up input_images/ (the
+# default --input-dir) with the seed's two sample photos, and `cartoongan cartoonize` with
+# no arguments cartoonizes them. The Makefile's rule runs here into a temp folder, from
+# ../shared's copy, else from the one `make` put in the repository (no download in tests).
+test_sample_photos() {
+    local src=$PHOTOS/seed_project
+    [ -f "$src/temple.jpg" ] || src=$ROOT/input_images
+    if [ ! -f "$src/temple.jpg" ] || [ ! -f "$src/origami.jpg" ] || ! command -v make >/dev/null; then
+        echo "  skipped: no sample photos to set up from (../shared, or input_images/ after make), or no make" >&2
+        return
+    fi
+    # the rule is for the folder cartoonize reads by default, and `make` alone runs it
+    make -C "$ROOT" -n -s --no-print-directory input_images >/dev/null 2>&1 ||
+        note_failure "the Makefile has no rule for input_images"
+    make -C "$ROOT" -n --no-print-directory PHOTOS_DIR="$D/fresh" 2>/dev/null | grep -q "fetch_photos.sh .* $D/fresh" ||
+        note_failure "plain make does not set up the sample photos"
+    make -C "$ROOT" -s --no-print-directory PHOTOS_DIR="$D/input_images" SHARED_PHOTOS="$src" "$D/input_images" \
+        >"$T/out" 2>"$T/err"
+    rc=$?
+    expect_rc 0
+    expect_files "$D/input_images" "origami.jpg
+temple.jpg"
+    (cd "$D" && $TIMEOUT "$BIN" cartoonize >"$T/out" 2>"$T/err")
+    rc=$?
+    expect_rc 0
+    expect_out "cartoonized 2 images (1 style)"
+    expect_files "$D/output_images" "comparison/origami.jpg
+comparison/temple.jpg
+shinkai/origami.jpg
+shinkai/temple.jpg"
+    expect_dims "$D/output_images/shinkai/temple.jpg" 450x300  # 674x449 at --max-height 300
+    expect_dims "$D/output_images/shinkai/origami.jpg" 222x300 # 640x864
+}
+
 for t in test_help test_usage_errors test_unknown_style test_layout_files test_layout_nested \
     test_default_dirs test_empty_input test_comparison_layouts test_max_height \
     test_skip_and_overwrite test_styles_forms test_bad_inputs test_converted_inputs \
     test_batch_with_bad_file test_duplicate_names test_output_inside_input \
     test_missing_weights test_export_and_corrupt_weights test_threads test_bench_and_kernels test_kill_mid_write \
-    test_max_pixels test_mutations; do
+    test_max_pixels test_mutations test_sample_photos; do
     run "$t"
 done
 
