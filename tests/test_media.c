@@ -521,6 +521,8 @@ static void test_video_fixtures(void) {
               in->fps_num, in->fps_den);
         CHECK(in->has_audio == k->has_audio && in->audio_copyable == k->copyable, "%s: audio %d/%d",
               k->file, in->has_audio, in->audio_copyable);
+        CHECK(in->hdr == 0 && in->transfer[0] == '\0', "%s: SDR taken for HDR (%s)", k->file,
+              in->transfer);
         if (in->frame_count_exact)
             CHECK(in->frame_count == k->frames, "%s: declares %lld frames", k->file,
                   (long long)in->frame_count);
@@ -568,6 +570,39 @@ static void test_video_rotation(void) {
     CHECK(bad == 0, "%d of 768 pixels are not the turned picture", bad);
     cg_video_close(a);
     cg_video_close(b);
+}
+
+/* video_hlg_bt2020_10bit.mov (from ../shared/data/hunt): two 64x48 frames of HEVC Main 10,
+ * BT.2020 primaries and matrix, HLG transfer, limited range, as phones record HDR. It is
+ * recognised as HDR (HLG) and its frames decode to RGB8 (converted with the BT.2020
+ * matrix, not tone-mapped). (test_video_fixtures checks that the SDR clips are not HDR.) */
+static void test_video_hdr(void) {
+    cg_video_reader *r;
+    CHECK(cg_video_open(&r, MEDIA "video_hlg_bt2020_10bit.mov", 0) == CG_OK, "%s", cg_last_error());
+    if (!r) return;
+    const cg_video_info *in = cg_video_get_info(r);
+    CHECK(in->hdr == 1 && !strcmp(in->transfer, "HLG"), "hdr %d, transfer '%s'", in->hdr, in->transfer);
+    CHECK(!strcmp(in->codec, "hevc"), "codec %s", in->codec);
+    CHECK(in->width == 64 && in->height == 48, "%dx%d", in->width, in->height);
+    uint8_t rgb[64 * 48 * 3];
+    int n = 0, got = 1, lo = 255, hi = 0;
+    int64_t pts, dur;
+    double mean = 0;
+    while (got && cg_video_read(r, rgb, &pts, &dur, &got) == CG_OK && got) {
+        for (size_t i = 0; i < sizeof rgb; i++) {
+            if (rgb[i] < lo) lo = rgb[i];
+            if (rgb[i] > hi) hi = rgb[i];
+            mean += rgb[i];
+        }
+        n++;
+    }
+    CHECK(got == 0, "%s", cg_last_error());
+    CHECK(n == 2, "decoded %d frames, want 2", n);
+    /* A picture (colour bars and a time code: mean 66, values 0..255 here), not a blank
+     * frame or a wrongly scaled 10-bit plane, which would be near black or white all over. */
+    mean /= n > 0 ? (double)n * sizeof rgb : 1;
+    CHECK(mean > 40 && mean < 220 && hi - lo >= 128, "mean %.0f, values %d..%d", mean, lo, hi);
+    cg_video_close(r);
 }
 
 static void expect_video_open_error(const char *path, cg_status want, const char *text,
@@ -853,6 +888,7 @@ int main(int argc, char **argv) {
     RUN(test_gif_writer_failures);
     RUN(test_video_fixtures);
     RUN(test_video_rotation);
+    RUN(test_video_hdr);
     RUN(test_video_bad);
     RUN(test_video_roundtrip);
     RUN(test_video_max_frames);

@@ -148,6 +148,13 @@ static cg_status open_decoder(cg_video_reader *r, uint64_t max_pixels) {
     AVStream *st = r->fmt->streams[r->vidx];
     const AVCodecParameters *par = st->codecpar;
     snprintf(r->info.codec, sizeof r->info.codec, "%s", avcodec_get_name(par->codec_id));
+    /* From the track's parameters, which avformat_find_stream_info has filled from the
+     * bitstream's own colour description when the container had none. */
+    if (par->color_trc == AVCOL_TRC_SMPTE2084 || par->color_trc == AVCOL_TRC_ARIB_STD_B67) {
+        r->info.hdr = 1;
+        snprintf(r->info.transfer, sizeof r->info.transfer, "%s",
+                 par->color_trc == AVCOL_TRC_SMPTE2084 ? "PQ" : "HLG");
+    }
     const AVCodec *codec = avcodec_find_decoder(par->codec_id);
     if (!codec) {
         if (par->codec_id == AV_CODEC_ID_NONE && par->codec_tag) {

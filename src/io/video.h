@@ -22,6 +22,14 @@ typedef struct {
                              duration; 0 when unknown */
     int frame_count_exact; /* frame_count is the container's own count */
     char codec[32];       /* the video codec's name */
+    int hdr;              /* 1 when the track's colour transfer is an HDR one: PQ (SMPTE ST
+                             2084, as in HDR10) or HLG (ARIB STD-B67, phones' HDR video);
+                             else 0. cg_video_read does not tone-map such frames: it converts
+                             the coded values (any bit depth) to RGB8 with the track's matrix
+                             as if they were SDR, leaving the transfer and the BT.2020
+                             primaries as they are, so colours come out duller than on an HDR
+                             screen (and PQ darker) */
+    char transfer[16];    /* "PQ" or "HLG" when hdr, else "" (for messages) */
     int has_audio;        /* the file has an audio track ... */
     int audio_copyable;   /* ... that can be copied into an MP4 as it is */
     char audio_codec[32];
