@@ -1,7 +1,8 @@
 /* test_image.c: tests for src/io (decoding, conversions, EXIF orientation, limits, bad
  * input, atomic saving, Lanczos resizing). The sample files in tests/data/images/ come
- * from tools/make_test_images.sh, whose comments give the pixel values checked here. Run
- * from the repository root. */
+ * from tools/make_test_images.sh, whose comments give the pixel values checked here; the
+ * damaged JPEGs (jpeg_*), djpeg's decodes of them (jpeg_*.ppm) and the eXIf PNG from
+ * tools/make_jpeg_fixtures.sh. Run from the repository root. */
 #include <stdio.h>
 
 #include <dirent.h>
@@ -374,6 +375,391 @@ static void test_webp_alpha(void) {
     cg_image_free(&im);
 }
 
+/* ---- damaged and unsupported JPEG (tools/make_jpeg_fixtures.sh) ------------------------- */
+
+/* The offsets of the markers FF `code` in a JPEG, up to max: header segments are skipped by
+ * their lengths and entropy-coded data byte by byte (there a data FF is followed by 00, so
+ * FF and anything but 00 is a marker). Returns how many there are. */
+static int jpeg_markers(const uint8_t *d, size_t n, int code, size_t *at, int max) {
+    int k = 0;
+    size_t i = 2;
+    while (i + 1 < n && d[i] == 0xFF) {
+        int m = d[i + 1];
+        if (m == code && k < max) at[k] = i;
+        k += m == code;
+        if (m == 0xD9) break;
+        if (m >= 0xD0 && m <= 0xD7) {
+            i += 2;
+        } else {
+            if (i + 3 >= n) break;
+            i += 2 + ((size_t)d[i + 2] << 8 | d[i + 3]);
+            if (m != 0xDA) continue;
+        }
+        while (i + 1 < n && !(d[i] == 0xFF && d[i + 1] != 0)) i++; /* entropy-coded data */
+    }
+    return k;
+}
+
+/* Exact comparison with djpeg's decode of the same file: same libjpeg, same settings. */
+static void check_same_as_djpeg(const cg_image *im, const char *ppm_file) {
+    char path[256], head[32] = {0};
+    snprintf(path, sizeof path, DATA "%s", ppm_file);
+    size_t n;
+    uint8_t *p = read_all(path, &n);
+    int w = 0, h = 0, max = 0, off = 0;
+    if (p) memcpy(head, p, n < sizeof head - 1 ? n : sizeof head - 1);
+    int ok = p && sscanf(head, "P6 %d %d %d%n", &w, &h, &max, &off) == 3 && max == 255 &&
+             n == (size_t)off + 1 + (size_t)w * h * 3;
+    CHECK(ok, "%s: not a binary PPM", ppm_file);
+    if (ok) CHECK(w == im->w && h == im->h, "%s: %dx%d, decoded %dx%d", ppm_file, w, h, im->w, im->h);
+    if (ok && w == im->w && h == im->h) {
+        size_t diff = 0;
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) diff += p[off + 1 + i] != im->rgb[i];
+        CHECK(diff == 0, "%s: %zu of %d values differ from djpeg's", ppm_file, diff, w * h * 3);
+    }
+    free(p);
+}
+
+static void test_jpeg_damaged_like_djpeg(void) {
+    /* A clean file says so, even into a struct that held a warning before. */
+    cg_image im;
+    memset(im.warning, 'x', sizeof im.warning);
+    CHECK(cg_image_load(&im, DATA "plain.jpg", 0) == CG_OK && im.warning[0] == '\0',
+          "clean JPEG: warning \"%.40s\"", im.warning);
+    cg_image_free(&im);
+
+    im = load_ok("jpeg_missing_eoi.jpg", 32, 32);
+    CHECK(!strcmp(im.warning, "the data ends without an end-of-image marker"), "missing EOI: \"%s\"", im.warning);
+    check_same_as_djpeg(&im, "jpeg_missing_eoi.ppm");
+    cg_image_free(&im);
+
+    im = load_ok("jpeg_restart_damaged.jpg", 32, 32);
+    CHECK(!strcmp(im.warning, "damaged data: decoding resynchronised at a restart marker (18 extraneous bytes)"),
+          "damaged restart interval: \"%s\"", im.warning);
+    check_same_as_djpeg(&im, "jpeg_restart_damaged.ppm");
+    cg_image_free(&im);
+
+    /* Every prefix that ends inside the entropy-coded data lacks rows and is refused, with
+     * the rows present counted in whole 16-row bands (4:2:0); only the whole file, which
+     * lacks nothing but the EOI marker, decodes. */
+    size_t n, sos;
+    uint8_t *d = read_all(DATA "jpeg_missing_eoi.jpg", &n);
+    CHECK(d && jpeg_markers(d, n, 0xDA, &sos, 1) == 1, "jpeg_missing_eoi.jpg: no SOS");
+    size_t start = d ? sos + 2 + ((size_t)d[sos + 2] << 8 | d[sos + 3]) : n;
+    int last_rows = 0, bad = 0, counts[3] = {0};
+    for (size_t len = start; len < n; len++) {
+        cg_status s = cg_image_decode(&im, d, len, "cut.jpg", 0);
+        int rows = -1;
+        if (s == CG_ERR_FORMAT) sscanf(cg_last_error(), "cut.jpg: truncated JPEG: only %d of 32 rows present", &rows);
+        if (s != CG_ERR_FORMAT || im.rgb || rows < last_rows || (rows != 0 && rows != 16)) {
+            if (!bad++) CHECK(0, "prefix of %zu bytes: %s", len, s == CG_OK ? "decoded" : cg_last_error());
+        } else {
+            counts[rows / 16]++;
+            last_rows = rows;
+        }
+        cg_image_free(&im);
+    }
+    CHECK(!bad, "%d prefixes decoded or said something else", bad);
+    CHECK(counts[0] > 100 && counts[1] > 100, "rows 0: %d prefixes, rows 16: %d prefixes", counts[0], counts[1]);
+    free(d);
+
+    /* Damage after the last row is found by reading on to the EOI marker: junk before it,
+     * and a second scan in a single-scan file (which libjpeg cannot read). Neither costs a
+     * row, so both decode, with the same pixels as the intact file. */
+    cg_image ref = load_ok("plain.jpg", 17, 11);
+    d = read_all(DATA "plain.jpg", &n);
+    uint8_t *e = malloc(n + 64);
+    size_t eoi, m;
+    CHECK(d && jpeg_markers(d, n, 0xD9, &eoi, 1) == 1 && eoi == n - 2 && jpeg_markers(d, n, 0xDA, &sos, 1) == 1,
+          "plain.jpg: markers");
+    const char *tails[] = {"junk", "second scan"};
+    for (int t = 0; t < 2 && d && eoi == n - 2; t++) {
+        memcpy(e, d, eoi);
+        m = eoi;
+        if (t == 0) {
+            memcpy(e + m, "0123456789", 10), m += 10;
+        } else {
+            size_t len = (size_t)d[sos + 2] << 8 | d[sos + 3];
+            memcpy(e + m, d + sos, 2 + len), m += 2 + len;
+        }
+        memcpy(e + m, "\xFF\xD9", 2), m += 2;
+        cg_status s = cg_image_decode(&im, e, m, tails[t], 0);
+        CHECK(s == CG_OK && im.w == 17 && im.h == 11 && !memcmp(im.rgb, ref.rgb, 17 * 11 * 3), "%s: %s", tails[t],
+              s == CG_OK ? "pixels differ" : cg_last_error());
+        const char *want = t == 0 ? "damaged data: " : "unreadable data after the image (";
+        CHECK(s == CG_OK && !strncmp(im.warning, want, strlen(want)), "%s: warning \"%s\"", tails[t], im.warning);
+        if (t == 0) CHECK(strstr(im.warning, " extraneous bytes before marker 0xd9"), "junk: \"%s\"", im.warning);
+        cg_image_free(&im);
+    }
+    /* Stray bytes between header segments lose nothing, and are not reported. */
+    size_t dqt;
+    if (d && jpeg_markers(d, n, 0xDB, &dqt, 1) >= 1) {
+        memcpy(e, d, dqt);
+        memcpy(e + dqt, "junk", 4);
+        memcpy(e + dqt + 4, d + dqt, n - dqt);
+        cg_status s = cg_image_decode(&im, e, n + 4, "header_junk.jpg", 0);
+        CHECK(s == CG_OK && im.warning[0] == '\0' && !memcmp(im.rgb, ref.rgb, 17 * 11 * 3), "header junk: %s \"%s\"",
+              s == CG_OK ? "ok" : cg_last_error(), im.warning);
+        cg_image_free(&im);
+    }
+    free(e);
+    free(d);
+    cg_image_free(&ref);
+
+    cg_status s = cg_image_load(&im, DATA "jpeg_truncated_rows.jpg", 0);
+    CHECK(s == CG_ERR_FORMAT && strstr(cg_last_error(), "jpeg_truncated_rows.jpg: truncated JPEG: only 16 of 32 rows present"),
+          "%s", s == CG_OK ? "decoded" : cg_last_error());
+    CHECK(im.rgb == NULL, "a refused image leaves nothing");
+}
+
+static void test_jpeg_unsupported(void) {
+    cg_image im;
+    cg_status s = cg_image_load(&im, DATA "jpeg_12bit.jpg", 0);
+    CHECK(s == CG_ERR_FORMAT && strstr(cg_last_error(), "jpeg_12bit.jpg: 12-bit JPEG is not supported"),
+          "status %d: %s", s, cg_last_error());
+    /* The same header marked lossless (SOF3) and hierarchical (SOF5). */
+    size_t n, sof;
+    uint8_t *d = read_all(DATA "plain.jpg", &n);
+    CHECK(d && jpeg_markers(d, n, 0xC0, &sof, 1) == 1, "plain.jpg: no SOF0");
+    if (d && jpeg_markers(d, n, 0xC0, &sof, 1) == 1) {
+        d[sof + 1] = 0xC3;
+        s = cg_image_decode(&im, d, n, "sof3.jpg", 0);
+        CHECK(s == CG_ERR_FORMAT && !strcmp(cg_last_error(), "sof3.jpg: lossless JPEG is not supported"),
+              "status %d: %s", s, cg_last_error());
+        d[sof + 1] = 0xC5;
+        s = cg_image_decode(&im, d, n, "sof5.jpg", 0);
+        CHECK(s == CG_ERR_FORMAT && strstr(cg_last_error(), "sof5.jpg: hierarchical JPEG (SOF 0xC5) is not supported"),
+              "status %d: %s", s, cg_last_error());
+    }
+    free(d);
+}
+
+enum { ENC_PROGRESSIVE, ENC_COMPONENT_SCANS, ENC_ARITH, ENC_RESTART };
+
+/* Encodes im (RGB) with libjpeg into a new buffer, as a progressive file, a sequential
+ * file with one scan per component, an arithmetic-coded file, or a baseline file with a
+ * restart marker after every MCU row (4:2:0: 16 rows). */
+static uint8_t *encode_jpeg(const cg_image *im, int kind, unsigned long *n) {
+    static const jpeg_scan_info per_component[3] = {{1, {0}, 0, 63, 0, 0}, {1, {1}, 0, 63, 0, 0},
+                                                    {1, {2}, 0, 63, 0, 0}};
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    unsigned char *out = NULL;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &out, n);
+    c.image_width = (JDIMENSION)im->w;
+    c.image_height = (JDIMENSION)im->h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (kind == ENC_PROGRESSIVE) jpeg_simple_progression(&c);
+    if (kind == ENC_COMPONENT_SCANS) c.scan_info = per_component, c.num_scans = 3;
+    if (kind == ENC_ARITH) c.arith_code = TRUE;
+    if (kind == ENC_RESTART) c.restart_in_rows = 1;
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW r = im->rgb + (size_t)c.next_scanline * im->w * 3;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return out;
+}
+
+/* Decodes d[0..len) and checks the refusal names the truncation as `want` says. */
+static void check_truncated(const uint8_t *d, size_t len, const char *what, const char *want) {
+    cg_image im;
+    cg_status s = cg_image_decode(&im, d, len, what, 0);
+    CHECK(s == CG_ERR_FORMAT && strstr(cg_last_error(), want), "%s: \"%s\", want \"%s\"", what,
+          s == CG_OK ? "decoded" : cg_last_error(), want);
+    cg_image_free(&im);
+}
+
+/* The whole file, and the file without its EOI marker (same pixels, a warning). */
+static void check_complete_without_eoi(const uint8_t *d, size_t n, const char *what) {
+    cg_image full, cut;
+    cg_status s = cg_image_decode(&full, d, n, what, 0);
+    CHECK(s == CG_OK && full.warning[0] == '\0', "%s: %s / \"%s\"", what, s == CG_OK ? "ok" : cg_last_error(),
+          full.warning);
+    CHECK(n > 2 && d[n - 2] == 0xFF && d[n - 1] == 0xD9, "%s: does not end with EOI", what);
+    s = cg_image_decode(&cut, d, n - 2, what, 0);
+    CHECK(s == CG_OK && !strcmp(cut.warning, "the data ends without an end-of-image marker"), "%s without EOI: %s / \"%s\"",
+          what, s == CG_OK ? "ok" : cg_last_error(), cut.warning);
+    if (full.rgb && cut.rgb && full.w == cut.w && full.h == cut.h)
+        CHECK(!memcmp(full.rgb, cut.rgb, (size_t)full.w * full.h * 3), "%s: pixels differ without EOI", what);
+    cg_image_free(&full);
+    cg_image_free(&cut);
+}
+
+static void test_jpeg_truncated_kinds(void) {
+    cg_image src = make_smooth(48, 64);
+    size_t at[16];
+    char want[128];
+
+    /* Progressive: a file cut between scans decodes to a blurred picture without any
+     * decoder warning about bits; it must be refused all the same, and one cut inside a
+     * scan too. */
+    unsigned long n = 0;
+    uint8_t *d = encode_jpeg(&src, ENC_PROGRESSIVE, &n);
+    check_complete_without_eoi(d, n, "progressive.jpg");
+    int scans = jpeg_markers(d, n, 0xDA, at, 16);
+    CHECK(scans >= 6 && scans <= 16, "progressive.jpg: %d scans", scans);
+    for (int k = 1; k < scans && k < 16; k++) {
+        snprintf(want, sizeof want, "truncated JPEG: the data ends after progressive scan %d, before the final scan", k);
+        check_truncated(d, at[k], "progressive.jpg", want);
+    }
+    check_truncated(d, at[scans - 1] + (n - at[scans - 1]) / 2, "progressive.jpg",
+                    "truncated JPEG: the data ends in progressive scan");
+    free(d);
+
+    /* Sequential with one scan per component: a file cut before the last component's scan
+     * would have no colour. */
+    d = encode_jpeg(&src, ENC_COMPONENT_SCANS, &n);
+    check_complete_without_eoi(d, n, "component_scans.jpg");
+    CHECK(jpeg_markers(d, n, 0xDA, at, 16) == 3, "component_scans.jpg: not 3 scans");
+    check_truncated(d, at[2], "component_scans.jpg", "truncated JPEG: the data ends after scan 2, before the final scan");
+    check_truncated(d, at[2] + (n - at[2]) / 2, "component_scans.jpg", "truncated JPEG: only ");
+    free(d);
+
+    /* Arithmetic coding reads past a marker silently; a cut before the last iMCU row is
+     * still seen (64 rows of 4:2:0: four 16-row bands). */
+    d = encode_jpeg(&src, ENC_ARITH, &n);
+    check_complete_without_eoi(d, n, "arith.jpg");
+    CHECK(jpeg_markers(d, n, 0xDA, at, 16) == 1, "arith.jpg: not one scan");
+    check_truncated(d, at[0] + (n - at[0]) / 3, "arith.jpg", " of 64 rows present");
+    free(d);
+
+    /* Cut right after a restart marker: exactly the MCU rows before it are present. */
+    d = encode_jpeg(&src, ENC_RESTART, &n);
+    check_complete_without_eoi(d, n, "restart.jpg");
+    CHECK(jpeg_markers(d, n, 0xD1, at, 16) == 1, "restart.jpg: no RST1");
+    check_truncated(d, at[0] + 2, "restart.jpg", "truncated JPEG: only 32 of 64 rows present");
+    CHECK(jpeg_markers(d, n, 0xD0, at, 16) == 1, "restart.jpg: no RST0");
+    check_truncated(d, at[0] + 2, "restart.jpg", "truncated JPEG: only 16 of 64 rows present");
+    free(d);
+    cg_image_free(&src);
+}
+
+/* ---- PNG eXIf ------------------------------------------------------------------------------ */
+
+static uint32_t crc32_png(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* A copy of the PNG d[0..n) without its chunks of type `drop` (NULL: none) and, if `type`
+ * is given, a chunk (type, body) inserted before the first chunk named `before`; bad_crc
+ * spoils its CRC. *out_n gets the size. */
+static uint8_t *png_edit(const uint8_t *d, size_t n, const char *drop, const char *type, const uint8_t *body,
+                         size_t len, const char *before, int bad_crc, size_t *out_n) {
+    uint8_t *o = malloc(n + len + 12), *w = o;
+    memcpy(w, d, 8), w += 8;
+    for (size_t i = 8; i + 12 <= n;) {
+        size_t clen = (size_t)d[i] << 24 | (size_t)d[i + 1] << 16 | (size_t)d[i + 2] << 8 | d[i + 3];
+        if (type && !memcmp(d + i + 4, before, 4)) {
+            put32(w, (uint32_t)len);
+            memcpy(w + 4, type, 4);
+            memcpy(w + 8, body, len);
+            put32(w + 8 + len, crc32_png(w + 4, len + 4) ^ (bad_crc ? 1u : 0u));
+            w += 12 + len;
+            type = NULL;
+        }
+        if (!drop || memcmp(d + i + 4, drop, 4)) memcpy(w, d + i, 12 + clen), w += 12 + clen;
+        i += 12 + clen;
+    }
+    *out_n = (size_t)(w - o);
+    return o;
+}
+
+static void test_png_exif_orientation(void) {
+    /* The shared sample: 4x2, one blue pixel at the top-left of red, orientation 6. */
+    cg_image im = load_ok("png_exif_orientation6_4x2.png", 2, 4);
+    size_t n, m;
+    uint8_t *d = read_all(DATA "png_exif_orientation6_4x2.png", &n);
+    uint8_t *bare = png_edit(d, n, "eXIf", NULL, NULL, 0, NULL, 0, &m);
+    cg_image raw;
+    cg_status s = cg_image_decode(&raw, bare, m, "no_exif.png", 0);
+    CHECK(s == CG_OK && raw.w == 4 && raw.h == 2, "without eXIf: %s, %dx%d", cg_last_error(), raw.w, raw.h);
+    if (s == CG_OK && raw.w == 4 && raw.h == 2) {
+        /* Turned 90 degrees clockwise: display (x, y) shows stored (y, h - 1 - x). */
+        int same = 1;
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 2; x++) same &= !memcmp(px(&im, x, y), px(&raw, y, 1 - x), 3);
+        CHECK(same, "not turned clockwise");
+        CHECK(near(px(&raw, 0, 0), 0, 0, 255, 0) && near(px(&im, 1, 0), 0, 0, 255, 0),
+              "the blue pixel must go from the stored top-left to the displayed top-right");
+    }
+    cg_image_free(&raw);
+    cg_image_free(&im);
+    free(bare);
+    free(d);
+
+    /* An eXIf chunk built here on plain.png (17x11): orientation 8 (90 counter-clockwise),
+     * before IDAT and after it (both are allowed), then broken ones, which are ignored. */
+    const uint8_t exif8[] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0};
+    const uint8_t exif9[] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0};
+    const uint8_t bad_ifd[] = {'M', 'M', 0, 42, 0xFF, 0xFF, 0xFF, 0xF0, 0, 1, 2, 3};
+    const uint8_t not_tiff[] = {'h', 'e', 'l', 'l', 'o', ' ', 'e', 'x', 'i', 'f'};
+    d = read_all(DATA "plain.png", &n);
+    cg_image plain = load_ok("plain.png", 17, 11);
+    struct { const uint8_t *body; size_t len; const char *before; int bad_crc, turned; const char *what; } cases[] = {
+        {exif8, sizeof exif8, "IDAT", 0, 1, "orientation 8 before IDAT"},
+        {exif8, sizeof exif8, "IEND", 0, 1, "orientation 8 after IDAT"},
+        {exif8, sizeof exif8, "IDAT", 1, 0, "eXIf with a bad CRC"},
+        {exif9, sizeof exif9, "IDAT", 0, 0, "orientation 9"},
+        {bad_ifd, sizeof bad_ifd, "IDAT", 0, 0, "IFD offset past the end"},
+        {not_tiff, sizeof not_tiff, "IDAT", 0, 0, "not a TIFF block"},
+        {not_tiff, 0, "IDAT", 0, 0, "empty eXIf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *f = png_edit(d, n, NULL, "eXIf", cases[i].body, cases[i].len, cases[i].before, cases[i].bad_crc, &m);
+        s = cg_image_decode(&im, f, m, cases[i].what, 0);
+        int w = cases[i].turned ? 11 : 17, h = cases[i].turned ? 17 : 11;
+        CHECK(s == CG_OK && im.w == w && im.h == h, "%s: %s, %dx%d, want %dx%d", cases[i].what,
+              s == CG_OK ? "ok" : cg_last_error(), im.w, im.h, w, h);
+        if (s == CG_OK && im.w == w && im.h == h) {
+            /* 90 counter-clockwise: display (x, y) shows stored (W - 1 - y, x). */
+            int same = 1;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    same &= !memcmp(px(&im, x, y), cases[i].turned ? px(&plain, 16 - y, x) : px(&plain, x, y), 3);
+            CHECK(same, "%s: pixels not where they belong", cases[i].what);
+        }
+        cg_image_free(&im);
+        free(f);
+    }
+    cg_image_free(&plain);
+    free(d);
+}
+
+static void test_had_alpha(void) {
+    struct { const char *file; int alpha; } cases[] = {
+        {"rgba.png", 1}, {"gray_alpha.png", 1}, {"palette_trns.png", 1}, {"rgba16.png", 1},
+        {"plain.png", 0}, {"palette.png", 0}, {"gray.png", 0}, {"rgba.webp", 1}, {"plain.webp", 0},
+        {"plain.jpg", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, DATA "%s", cases[i].file);
+        cg_image im;
+        im.had_alpha = !cases[i].alpha; /* a stale value must be overwritten */
+        cg_status s = cg_image_load(&im, path, 0);
+        CHECK(s == CG_OK && im.had_alpha == cases[i].alpha && im.warning[0] == '\0', "%s: %s, had_alpha %d",
+              cases[i].file, s == CG_OK ? "ok" : cg_last_error(), im.had_alpha);
+        cg_image_free(&im);
+    }
+}
+
 /* ---- bad input -------------------------------------------------------------------------- */
 
 static void test_bad_inputs(void) {
@@ -618,6 +1004,11 @@ int main(void) {
     RUN(test_jpeg_cmyk_ycck);
     RUN(test_exif_orientation);
     RUN(test_webp_alpha);
+    RUN(test_jpeg_damaged_like_djpeg);
+    RUN(test_jpeg_unsupported);
+    RUN(test_jpeg_truncated_kinds);
+    RUN(test_png_exif_orientation);
+    RUN(test_had_alpha);
     RUN(test_bad_inputs);
     RUN(test_pixel_limit);
     RUN(test_corrupt_inputs_do_not_crash);

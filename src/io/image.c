@@ -3,7 +3,11 @@
  * the header before any pixel memory exists. The libraries report errors by calling a
  * handler that must not return; each decoder keeps that handler's setjmp inside a small
  * "run" function whose state lives in a caller-owned struct, so nothing the caller reads
- * after a longjmp is an indeterminate local. */
+ * after a longjmp is an indeterminate local.
+ * JPEG damage is judged from libjpeg's warnings (see jpeg_on_message): a file that needed
+ * data past its end is truncated and refused; damage libjpeg decodes past, and a missing
+ * end-of-image marker, become img->warning. PNG orientation comes from the eXIf chunk,
+ * read before and after the image data (png_orientation). */
 #include "io/image.h"
 
 #include <errno.h>
@@ -87,6 +91,21 @@ static int exif_orientation(const uint8_t *p, size_t n) {
     return o >= 1 && o <= 8 ? o : 1;
 }
 
+/* The same from a bare TIFF-structured EXIF block ("II" or "MM" first), as PNG eXIf and
+ * WebP EXIF chunks store it; a block that has the JPEG-style prefix anyway is accepted. */
+static int tiff_orientation(const uint8_t *p, size_t n) {
+    if (n >= 6 && !memcmp(p, "Exif\0\0", 6)) return exif_orientation(p, n);
+    if (n > SIZE_MAX - 6) return 1;
+    /* libexif wants the JPEG-style prefix. */
+    uint8_t *tmp = malloc(n + 6);
+    if (!tmp) return 1;
+    memcpy(tmp, "Exif\0\0", 6);
+    memcpy(tmp + 6, p, n);
+    int o = exif_orientation(tmp, n + 6);
+    free(tmp);
+    return o;
+}
+
 /* Turns the stored pixels upright. Each EXIF orientation is an affine map from output
  * (x, y) to a stored pixel index: start + x * xstep + y * ystep. */
 static cg_status apply_orientation(cg_image *img, int o, const char *name) {
@@ -118,11 +137,21 @@ static cg_status apply_orientation(cg_image *img, int o, const char *name) {
 
 /* ---- JPEG ------------------------------------------------------------------------------ */
 
+/* libjpeg goes past damaged data the way browsers do, warning as it goes: when the data
+ * ends early its memory source hands out a fake end-of-image marker (JWRN_JPEG_EOF), the
+ * entropy decoder fills what it cannot read with zero bits, so the blocks come out gray
+ * (JWRN_HIT_MARKER), and damaged data is resynchronised at the next restart marker
+ * (JWRN_EXTRANEOUS_DATA, JWRN_MUST_RESYNC). Those warnings are collected here rather than
+ * printed: an image whose every row was decoded from real data is kept, with the first
+ * warning as a sentence, and one that needed data past the end of the file is refused. */
 typedef struct {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
-    int corrupt; /* a corrupt-data warning, not a hard error */
-    char msg[JMSG_LENGTH_MAX];
+    char msg[JMSG_LENGTH_MAX]; /* the error, or with `truncated` the whole reason */
+    int header_done;           /* jpeg_read_header has returned */
+    int ran_out;               /* the data ended where libjpeg wanted more (no EOI marker) */
+    int truncated;             /* image data was needed past the end of the data */
+    char warning[sizeof(((cg_image *)0)->warning)];
 } jpeg_err;
 
 static void jpeg_on_error(j_common_ptr c) {
@@ -131,21 +160,70 @@ static void jpeg_on_error(j_common_ptr c) {
     longjmp(e->jb, 1);
 }
 
-/* libjpeg's default prints warnings to stderr and carries on with gray blocks. Warnings
- * that mean image data is missing or damaged become errors; the rest (unknown JFIF
- * revision, stray bytes between markers, ...) describe files every viewer shows fine and
- * are dropped. */
+/* The rows before the iMCU row (the band of 8 or 16 rows libjpeg decodes as a unit) in
+ * which the data ran out were decoded from real data; the rest would be gray. A
+ * progressive scan refines every row, so there the scan is named instead. */
+static void jpeg_truncated(j_decompress_ptr d, jpeg_err *e) {
+    if (d->progressive_mode) {
+        snprintf(e->msg, sizeof e->msg,
+                 "truncated JPEG: the data ends in progressive scan %d, before the image is complete",
+                 d->input_scan_number);
+    } else {
+        unsigned long rows = (unsigned long)d->input_iMCU_row * d->max_v_samp_factor * DCTSIZE;
+        if (rows > d->image_height) rows = d->image_height;
+        snprintf(e->msg, sizeof e->msg, "truncated JPEG: only %lu of %lu rows present", rows,
+                 (unsigned long)d->image_height);
+    }
+    e->truncated = 1;
+    longjmp(e->jb, 1);
+}
+
+/* Warnings that mean image data is missing or damaged are recorded (the first one wins);
+ * the rest (unknown JFIF revision, stray bytes between header segments, ...) describe
+ * files every viewer shows fine and are dropped. Trace messages (level >= 0) are dropped. */
 static void jpeg_on_message(j_common_ptr c, int level) {
-    if (level >= 0) return; /* trace output */
+    if (level >= 0 || !c->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    jpeg_err *e = (jpeg_err *)c->err;
+    const int *p = c->err->msg_parm.i;
+    char w[sizeof e->warning];
     switch (c->err->msg_code) {
-    case JWRN_JPEG_EOF: case JWRN_HIT_MARKER: case JWRN_HUFF_BAD_CODE:
-    case JWRN_ARITH_BAD_CODE: case JWRN_MUST_RESYNC: break;
+    case JWRN_JPEG_EOF:
+        e->ran_out = 1;
+        /* The arithmetic decoder reads zeros past a marker without a warning (its encoder
+         * drops trailing zero bytes, so even a complete scan may read past its end). Running
+         * out before the scan's last iMCU row has started is the sign of truncation there. */
+        if (d->arith_code && e->header_done && d->input_iMCU_row + 1 < d->total_iMCU_rows)
+            jpeg_truncated(d, e);
+        snprintf(w, sizeof w, "the data ends without an end-of-image marker");
+        break;
+    case JWRN_HIT_MARKER:
+        /* Once the data has run out, every marker is the fake EOI: bits were missing. */
+        if (e->ran_out) jpeg_truncated(d, e);
+        snprintf(w, sizeof w, "damaged data: a marker cuts a segment of image data short "
+                              "(the rest of it is gray)");
+        break;
+    case JWRN_EXTRANEOUS_DATA:
+        if (!e->header_done) return; /* padding between header segments */
+        if (p[1] >= JPEG_RST0 && p[1] <= JPEG_RST0 + 7)
+            snprintf(w, sizeof w,
+                     "damaged data: decoding resynchronised at a restart marker (%d extraneous bytes)",
+                     p[0]);
+        else
+            snprintf(w, sizeof w, "damaged data: %d extraneous bytes before marker 0x%02x", p[0], p[1]);
+        break;
+    case JWRN_MUST_RESYNC:
+        snprintf(w, sizeof w, "damaged data: a restart marker is missing or out of order "
+                              "(decoding resynchronised)");
+        break;
+    case JWRN_HUFF_BAD_CODE: snprintf(w, sizeof w, "damaged data: an invalid Huffman code"); break;
+    case JWRN_ARITH_BAD_CODE: snprintf(w, sizeof w, "damaged data: an invalid arithmetic code"); break;
+    case JWRN_BOGUS_PROGRESSION:
+        snprintf(w, sizeof w, "damaged data: an inconsistent progressive scan sequence");
+        break;
     default: return;
     }
-    jpeg_err *e = (jpeg_err *)c->err;
-    e->corrupt = 1;
-    c->err->format_message(c, e->msg);
-    longjmp(e->jb, 1);
+    if (!e->warning[0]) memcpy(e->warning, w, sizeof w);
 }
 
 static void jpeg_err_init(jpeg_err *e) {
@@ -154,28 +232,83 @@ static void jpeg_err_init(jpeg_err *e) {
     e->pub.emit_message = jpeg_on_message;
 }
 
+/* Valid JPEGs this libjpeg cannot decode are named as such, by message code: a "bad JPEG
+ * data" message would send people looking for damage that is not there. */
 static cg_status jpeg_failure(const jpeg_err *e, const char *name) {
-    if (e->corrupt) return cg_fail(CG_ERR_FORMAT, "%s: truncated or corrupt JPEG data (%s)", name, e->msg);
-    if (e->pub.msg_code == JERR_OUT_OF_MEMORY) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
+    const int *p = e->pub.msg_parm.i;
+    if (e->truncated) return cg_fail(CG_ERR_FORMAT, "%s: %s", name, e->msg);
+    switch (e->pub.msg_code) {
+    case JERR_OUT_OF_MEMORY: return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
+    case JERR_BAD_PRECISION:
+        return cg_fail(CG_ERR_FORMAT, "%s: %d-bit JPEG is not supported (only 8-bit)", name, p[0]);
+    case JERR_SOF_UNSUPPORTED:
+        if (p[0] == 0xC3 || p[0] == 0xCB)
+            return cg_fail(CG_ERR_FORMAT, "%s: lossless JPEG is not supported", name);
+        return cg_fail(CG_ERR_FORMAT, "%s: hierarchical JPEG (SOF 0x%02X) is not supported", name, p[0]);
+    case JERR_ARITH_NOTIMPL:
+        return cg_fail(CG_ERR_FORMAT, "%s: arithmetic-coded JPEG is not supported", name);
+    default: break;
+    }
+    /* A header cut short ends in whatever error the fake EOI leads to ("no image", a bad
+     * segment length); the real cause is the missing data. */
+    if (e->ran_out)
+        return cg_fail(CG_ERR_FORMAT, "%s: truncated JPEG: the data ends %s (%s)", name,
+                       e->header_done ? "before the image is complete" : "inside the header", e->msg);
     return cg_fail(CG_ERR_FORMAT, "%s: bad JPEG data: %s", name, e->msg);
+}
+
+/* Which components have had a scan; libjpeg calls the monitor before each step of reading
+ * a multi-scan file, so every scan's components are seen. */
+typedef struct {
+    struct jpeg_progress_mgr pub;
+    unsigned scanned; /* bit i: component i appeared in a scan */
+} jpeg_scans;
+
+static void jpeg_on_progress(j_common_ptr c) {
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    jpeg_scans *s = (jpeg_scans *)c->progress;
+    for (int i = 0; i < d->comps_in_scan; i++) s->scanned |= 1u << d->cur_comp_info[i]->component_index;
+}
+
+/* Whether a multi-scan file sent everything: in a progressive file every coefficient of
+ * every component refined to full precision (coef_bits 0; -1 means never sent), in a
+ * sequential one a scan for every component. A file cut between scans decodes to a
+ * blurred or colourless picture without any entropy decoder noticing. */
+static int jpeg_all_scans_present(j_decompress_ptr d, unsigned scanned) {
+    if (!d->progressive_mode) return scanned == (1u << d->num_components) - 1;
+    for (int c = 0; c < d->num_components; c++)
+        for (int k = 0; k < DCTSIZE2; k++)
+            if (d->coef_bits[c][k] != 0) return 0;
+    return 1;
 }
 
 typedef struct {
     struct jpeg_decompress_struct ci;
     jpeg_err err;
+    jpeg_scans scans;
     uint8_t *rgb, *row; /* output; one CMYK row */
     int w, h, orientation;
+    int rows_done; /* every scanline is in rgb: a later error only costs the trailer */
 } jpeg_dec;
 
 static cg_status jpeg_decode_run(jpeg_dec *d, const uint8_t *data, size_t n, const char *name,
                                  uint64_t max_pixels) {
     jpeg_err_init(&d->err);
     d->ci.err = &d->err.pub;
-    if (setjmp(d->err.jb)) return jpeg_failure(&d->err, name);
+    if (setjmp(d->err.jb)) {
+        if (!d->rows_done) return jpeg_failure(&d->err, name);
+        if (!d->err.warning[0])
+            snprintf(d->err.warning, sizeof d->err.warning, "unreadable data after the image (%.120s)",
+                     d->err.msg);
+        return CG_OK;
+    }
     jpeg_create_decompress(&d->ci);
+    d->scans.pub.progress_monitor = jpeg_on_progress;
+    d->ci.progress = &d->scans.pub;
     jpeg_mem_src(&d->ci, data, (unsigned long)n);
     jpeg_save_markers(&d->ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&d->ci, TRUE);
+    d->err.header_done = 1;
 
     cg_status s = check_size(name, d->ci.image_width, d->ci.image_height, max_pixels);
     if (s != CG_OK) return s;
@@ -200,7 +333,14 @@ static cg_status jpeg_decode_run(jpeg_dec *d, const uint8_t *data, size_t n, con
             break;
         }
 
-    jpeg_start_decompress(&d->ci);
+    /* The decoding settings are libjpeg's defaults (integer DCT, fancy upsampling, block
+     * smoothing), the same as djpeg's, which the damaged-file tests compare against. */
+    jpeg_start_decompress(&d->ci); /* reads all of a multi-scan file */
+    if (jpeg_has_multiple_scans(&d->ci) && d->err.ran_out &&
+        !jpeg_all_scans_present(&d->ci, d->scans.scanned))
+        return cg_fail(CG_ERR_FORMAT,
+                       "%s: truncated JPEG: the data ends after %sscan %d, before the final scan", name,
+                       d->ci.progressive_mode ? "progressive " : "", d->ci.input_scan_number);
     if (d->ci.output_components != (cmyk ? 4 : 3) || d->ci.output_width != (JDIMENSION)d->w ||
         d->ci.output_height != (JDIMENSION)d->h)
         return cg_fail(CG_ERR_FORMAT, "%s: unexpected JPEG output layout", name);
@@ -211,8 +351,9 @@ static cg_status jpeg_decode_run(jpeg_dec *d, const uint8_t *data, size_t n, con
     while (d->ci.output_scanline < d->ci.output_height) {
         uint8_t *dst = d->rgb + stride * d->ci.output_scanline;
         JSAMPROW row = cmyk ? d->row : dst;
-        if (jpeg_read_scanlines(&d->ci, &row, 1) != 1)
-            return cg_fail(CG_ERR_FORMAT, "%s: truncated or corrupt JPEG data", name);
+        if (jpeg_read_scanlines(&d->ci, &row, 1) != 1) /* cannot happen: the source never suspends */
+            return cg_fail(CG_ERR_FORMAT, "%s: bad JPEG data: decoding stopped at row %u", name,
+                           (unsigned)d->ci.output_scanline);
         if (!cmyk) continue;
         const uint8_t *p = d->row;
         for (int x = 0; x < d->w; x++, p += 4, dst += 3) {
@@ -223,13 +364,17 @@ static cg_status jpeg_decode_run(jpeg_dec *d, const uint8_t *data, size_t n, con
             dst[2] = (uint8_t)((y * k + 127) / 255);
         }
     }
-    /* jpeg_finish_decompress is skipped on purpose: it only reads up to EOI, and files
-     * missing nothing but the trailing EOI marker (common from some cameras) are fine. */
+    /* Reading on to the EOI marker is what notices a missing EOI (or damage at the end of
+     * the last scan); nothing it finds can take rows away any more. */
+    d->rows_done = 1;
+    jpeg_finish_decompress(&d->ci);
     return CG_OK;
 }
 
 static cg_status jpeg_decode(cg_image *img, int *orientation, const uint8_t *data, size_t n,
                              const char *name, uint64_t max_pixels) {
+    img->had_alpha = 0;
+    img->warning[0] = '\0';
     jpeg_dec *d = calloc(1, sizeof *d);
     if (!d) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
     d->orientation = 1;
@@ -238,6 +383,7 @@ static cg_status jpeg_decode(cg_image *img, int *orientation, const uint8_t *dat
     free(d->row);
     if (s == CG_OK) {
         img->w = d->w, img->h = d->h, img->rgb = d->rgb;
+        memcpy(img->warning, d->err.warning, sizeof img->warning);
         *orientation = d->orientation;
     } else {
         free(d->rgb);
@@ -344,7 +490,8 @@ typedef struct {
     int truncated;
     uint8_t *pix;
     png_bytep *rows;
-    int w, h;
+    int w, h, had_alpha, orientation;
+    int rows_done; /* pix is complete: an error in the chunks after it is not fatal */
     /* for the encoder */
     uint8_t *buf;
     size_t cap, size;
@@ -373,8 +520,19 @@ static void png_read_mem(png_structp png, png_bytep out, size_t len) {
     c->pos += len;
 }
 
+/* The eXIf chunk's orientation, or 1. libpng keeps only a well-formed chunk (it starts with
+ * "II" or "MM", the first of several is kept, a bad CRC drops it) and tiff_orientation
+ * ignores one it cannot parse, so a broken eXIf never fails the image. */
+static int png_orientation(png_ctx *c) {
+    png_uint_32 n = 0;
+    png_bytep p = NULL;
+    if (!png_get_eXIf_1(c->png, c->info, &n, &p) || !p) return 1;
+    return tiff_orientation(p, n);
+}
+
 static cg_status png_decode_run(png_ctx *c, const char *name, uint64_t max_pixels) {
     if (setjmp(png_jmpbuf(c->png))) {
+        if (c->rows_done) return CG_OK;
         if (c->truncated) return cg_fail(CG_ERR_FORMAT, "%s: truncated PNG data", name);
         if (strstr(c->msg, "user limit"))
             return cg_fail(CG_ERR_LIMIT, "%s: image side over the limit of %llu pixels", name,
@@ -396,6 +554,8 @@ static cg_status png_decode_run(png_ctx *c, const char *name, uint64_t max_pixel
     c->w = (int)w, c->h = (int)h;
 
     int type = png_get_color_type(c->png, c->info), depth = png_get_bit_depth(c->png, c->info);
+    c->had_alpha = (type & PNG_COLOR_MASK_ALPHA) || png_get_valid(c->png, c->info, PNG_INFO_tRNS);
+    c->orientation = png_orientation(c);
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(c->png);
     if (png_get_valid(c->png, c->info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(c->png);
@@ -415,13 +575,17 @@ static cg_status png_decode_run(png_ctx *c, const char *name, uint64_t max_pixel
     if (!c->pix || !c->rows) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
     for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->pix + (size_t)y * w * ch;
     png_read_image(c->png, c->rows);
-    /* Trailing chunks after the image data (text, IEND) are not read: nothing in them
-     * changes the pixels, and a missing IEND should not reject a complete image. */
     if (ch == 4) {
         rgba_to_rgb_on_white(c->pix, (size_t)w * h);
         uint8_t *p = realloc(c->pix, (size_t)w * h * 3);
         if (p) c->pix = p;
     }
+    /* The chunks after the image data are read only for an eXIf chunk, which may come
+     * after IDAT too; a damaged trailer or a missing IEND does not reject a complete image
+     * (the setjmp above returns CG_OK once rows_done is set). */
+    c->rows_done = 1;
+    png_read_end(c->png, c->info);
+    c->orientation = png_orientation(c);
     return CG_OK;
 }
 
@@ -445,8 +609,12 @@ static size_t png_readable_length(const uint8_t *d, size_t n) {
     return n;
 }
 
+/* Applies the eXIf orientation itself, since the caller's orientation step is fed only by
+ * the JPEG and WebP decoders. */
 static cg_status png_decode(cg_image *img, const uint8_t *data, size_t n, const char *name,
                             uint64_t max_pixels) {
+    img->had_alpha = 0;
+    img->warning[0] = '\0';
     png_ctx *c = calloc(1, sizeof *c);
     if (!c) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
     c->data = data, c->n = png_readable_length(data, n);
@@ -457,9 +625,11 @@ static cg_status png_decode(cg_image *img, const uint8_t *data, size_t n, const 
     else s = png_decode_run(c, name, max_pixels);
     png_destroy_read_struct(c->png ? &c->png : NULL, c->info ? &c->info : NULL, NULL);
     free(c->rows);
-    if (s == CG_OK) img->w = c->w, img->h = c->h, img->rgb = c->pix;
+    int orientation = c->orientation;
+    if (s == CG_OK) img->w = c->w, img->h = c->h, img->rgb = c->pix, img->had_alpha = c->had_alpha;
     else free(c->pix);
     free(c);
+    if (s == CG_OK) s = apply_orientation(img, orientation, name);
     return s;
 }
 
@@ -522,18 +692,7 @@ static int webp_orientation(const uint8_t *d, size_t n) {
     for (size_t i = 12; i + 8 <= end;) {
         size_t len = le32(d + i + 4);
         if (len > end - i - 8) return 1;
-        if (!memcmp(d + i, "EXIF", 4)) {
-            const uint8_t *p = d + i + 8;
-            if (len >= 6 && !memcmp(p, "Exif\0\0", 6)) return exif_orientation(p, len);
-            /* The spec stores a bare TIFF block; libexif wants the JPEG-style prefix. */
-            uint8_t *tmp = malloc(len + 6);
-            if (!tmp) return 1;
-            memcpy(tmp, "Exif\0\0", 6);
-            memcpy(tmp + 6, p, len);
-            int o = exif_orientation(tmp, len + 6);
-            free(tmp);
-            return o;
-        }
+        if (!memcmp(d + i, "EXIF", 4)) return tiff_orientation(d + i + 8, len); /* bare TIFF */
         i += 8 + len + (len & 1);
     }
     return 1;
@@ -569,6 +728,8 @@ static cg_status webp_decode(cg_image *img, int *orientation, const uint8_t *dat
         return cg_fail(CG_ERR_FORMAT, "%s: animated WebP is not supported", name);
     cg_status s = check_size(name, (uint64_t)cfg.input.width, (uint64_t)cfg.input.height, max_pixels);
     if (s != CG_OK) return s;
+    img->had_alpha = cfg.input.has_alpha;
+    img->warning[0] = '\0';
     int w = cfg.input.width, h = cfg.input.height, ch = cfg.input.has_alpha ? 4 : 3;
     size_t size = (size_t)w * h * ch;
     uint8_t *pix = malloc(size);

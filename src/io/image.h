@@ -1,10 +1,19 @@
 /* image.h: reading and writing still images (JPEG, PNG, WebP) as packed RGB8, resizing,
  * and atomic file output. Every decoder checks the header's size against a pixel limit
  * before allocating, converts grayscale / palette / CMYK / alpha / 16-bit input to RGB8,
- * and applies the EXIF orientation (JPEG APP1 and WebP EXIF chunks), so images come back
- * upright. Transparency is composited onto a white background and then dropped; 16-bit
- * samples are rounded to 8 bits; gamma and ICC profiles are ignored (values are taken as
- * sRGB). Animated WebP is refused. */
+ * and applies the EXIF orientation (JPEG APP1, PNG eXIf chunk before or after the image
+ * data, WebP EXIF chunk; a broken block is ignored), so images come back upright.
+ * Transparency is composited onto a white background and then dropped; 16-bit samples are
+ * rounded to 8 bits; gamma and ICC profiles are ignored (values are taken as sRGB).
+ * Animated WebP is refused.
+ * Damaged JPEGs decode as browsers show them when every row is decoded from data in the
+ * file: one missing only its end-of-image marker, or whose damaged data libjpeg went past
+ * (gray or garbled blocks, resynchronised at a restart marker), comes back CG_OK with
+ * `warning` set. One whose data stops before its last row, or a progressive one before
+ * its final scan, is refused (CG_ERR_FORMAT, "truncated JPEG: only R of H rows present"
+ * or "... before the final scan"), as are valid JPEGs libjpeg cannot decode (12-bit,
+ * lossless, hierarchical: "... is not supported"). Limitation: an arithmetic-coded JPEG
+ * cut within its last 8 or 16 rows passes as one missing only its end-of-image marker. */
 #ifndef CG_IO_IMAGE_H
 #define CG_IO_IMAGE_H
 
