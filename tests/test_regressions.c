@@ -25,6 +25,7 @@ static const struct {
     {"fuzz_cli", fuzz_cli},
     {"fuzz_gif", fuzz_gif},
     {"fuzz_serve", fuzz_serve},
+    {"fuzz_webp_anim", fuzz_webp_anim},
 };
 #define NUM_TARGETS ((int)(sizeof targets / sizeof targets[0]))
 

@@ -56,6 +56,14 @@ for f in anim dispose_background dispose_none dispose_previous empty huge interl
     cp "$root/tests/data/media/$f.gif" "$c/fuzz_gif/"
 done
 
+# ---- animated WebP: the hunt file, and what test_webp_anim crafts with libwebpmux
+# (offsets, blending, disposal, a bgcolor) and writes with cg_webp_anim_writer (RGB and
+# RGBA, a repeated frame); the test program must be built (TEST_WEBP_ANIM, default
+# build/tests/test_webp_anim) ----
+mkdir -p "$c/fuzz_webp_anim"
+cp "$root/tests/data/media/webp_animated_2frames.webp" "$c/fuzz_webp_anim/"
+"${TEST_WEBP_ANIM:-$root/build/tests/test_webp_anim}" seeds "$c/fuzz_webp_anim" >/dev/null
+
 # ---- .npy, .safetensors, command lines: crafted by python ----
 cp "$root"/tests/data/ops/conv3_b.npy "$root"/tests/data/ops/instnorm_scale.npy "$c/fuzz_npy/"
 python3 - "$c" "$root/weights/hayao.safetensors" <<'PY'
