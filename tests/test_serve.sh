@@ -213,7 +213,15 @@ else
     else
         fail "slow clients start (control)" "$(cat "$T/slow")"
     fi
-    kill "$SPID"
+    # Each pool thread is woken to stop, also one at its share of the connection limit,
+    # which no longer watches the listening socket.
+    t0=$EPOCHREALTIME
+    kill -TERM "$SPID"
+    wait "$SPID"
+    rc=$?
+    took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    check "SIGTERM stops a server that was full at once" '[ $rc = 0 ] && awk -v t="$took" "BEGIN { exit !(t < 1) }"' \
+        "status $rc after $took s"
 fi
 
 finish

@@ -458,8 +458,11 @@ int cmd_serve(int argc, char **argv) {
      * connections cost a thousand sockets and records, not a thousand threads. Nothing
      * here blocks for long: a request is answered at once from a file, which MHD then
      * sends as the socket takes it. Connections beyond a limit are accepted and closed at
-     * once (the per-address count is kept for the whole pool). */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+     * once (the per-address count is kept for the whole pool). MHD_USE_ITC: a pipe to wake
+     * each thread when stopping; without it MHD wakes them by shutting the listening socket
+     * down, which a thread at its share of the limit is not watching, so Ctrl-C on a full
+     * server waited for a connection to time out (up to 30 s). */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, &s,
