@@ -20,6 +20,7 @@ static const struct {
     {"fuzz_jpeg", fuzz_jpeg},
     {"fuzz_png", fuzz_png},
     {"fuzz_webp", fuzz_webp},
+    {"fuzz_heif", fuzz_heif},
     {"fuzz_npy", fuzz_npy},
     {"fuzz_safetensors", fuzz_safetensors},
     {"fuzz_cli", fuzz_cli},

@@ -28,6 +28,7 @@
 #include <webp/decode.h>
 #include <webp/encode.h>
 
+#include "io/heif.h"
 #include "status.h"
 
 /* Whole-file reads are capped: a 100-megapixel image is at most ~300 MB even as an
@@ -785,6 +786,8 @@ cg_format cg_format_from_path(const char *path) {
     if (!strcasecmp(dot, "jpg") || !strcasecmp(dot, "jpeg")) return CG_FMT_JPEG;
     if (!strcasecmp(dot, "png")) return CG_FMT_PNG;
     if (!strcasecmp(dot, "webp")) return CG_FMT_WEBP;
+    if (!strcasecmp(dot, "heic") || !strcasecmp(dot, "heif") || !strcasecmp(dot, "avif"))
+        return CG_FMT_HEIF;
     return CG_FMT_UNKNOWN;
 }
 
@@ -793,6 +796,7 @@ cg_format cg_format_sniff(const uint8_t *d, size_t n) {
     if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return CG_FMT_JPEG;
     if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return CG_FMT_PNG;
     if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return CG_FMT_WEBP;
+    if (cg_heif_sniff(d, n)) return CG_FMT_HEIF;
     return CG_FMT_UNKNOWN;
 }
 
@@ -801,11 +805,6 @@ static const char *unsupported_kind(const uint8_t *d, size_t n) {
     if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6))) return "a GIF";
     if (n >= 2 && !memcmp(d, "BM", 2)) return "a BMP";
     if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4))) return "a TIFF";
-    if (n >= 12 && !memcmp(d + 4, "ftyp", 4)) {
-        if (!memcmp(d + 8, "avif", 4) || !memcmp(d + 8, "avis", 4)) return "an AVIF";
-        if (!memcmp(d + 8, "heic", 4) || !memcmp(d + 8, "heix", 4) || !memcmp(d + 8, "mif1", 4))
-            return "a HEIF";
-    }
     return NULL;
 }
 
@@ -825,6 +824,8 @@ cg_status cg_image_decode(cg_image *img, const uint8_t *data, size_t n, const ch
     case CG_FMT_JPEG: s = jpeg_decode(img, &orientation, data, n, name, max_pixels); break;
     case CG_FMT_PNG: s = png_decode(img, data, n, name, max_pixels); break;
     case CG_FMT_WEBP: s = webp_decode(img, &orientation, data, n, name, max_pixels); break;
+    /* upright already: libheif applies irot/imir, which outrank any EXIF orientation */
+    case CG_FMT_HEIF: s = cg_heif_decode(img, data, n, name, max_pixels); break;
     default: {
         const char *kind = unsupported_kind(data, n);
         if (kind)
@@ -909,6 +910,8 @@ cg_status cg_image_save(const cg_image *img, const char *path, cg_format fmt) {
     case CG_FMT_JPEG: s = jpeg_encode(img, path, &data, &n); break;
     case CG_FMT_PNG: s = cg_png_encode(img, path, &data, &n); break;
     case CG_FMT_WEBP: s = webp_encode(img, path, &data, &n); break;
+    case CG_FMT_HEIF:
+        return cg_fail(CG_ERR_ARG, "%s: writing HEIF is not supported (use .jpg, .jpeg, .png or .webp)", path);
     default:
         return cg_fail(CG_ERR_ARG, "%s: unknown image format (use .jpg, .jpeg, .png or .webp)", path);
     }

@@ -1,11 +1,14 @@
-/* image.h: reading and writing still images (JPEG, PNG, WebP) as packed RGB8, resizing,
- * and atomic file output. Every decoder checks the header's size against a pixel limit
+/* image.h: reading still images (JPEG, PNG, WebP, and HEIC/HEIF and AVIF through libheif)
+ * and writing them (JPEG, PNG, WebP; HEIF is never written) as packed RGB8, resizing, and
+ * atomic file output. Every decoder checks the header's size against a pixel limit
  * before allocating, converts grayscale / palette / CMYK / alpha / 16-bit input to RGB8,
- * and applies the EXIF orientation (JPEG APP1, PNG eXIf chunk before or after the image
- * data, WebP EXIF chunk; a broken block is ignored), so images come back upright.
- * Transparency is composited onto a white background and then dropped; 16-bit samples are
- * rounded to 8 bits; gamma and ICC profiles are ignored (values are taken as sRGB).
- * Animated WebP is refused.
+ * and returns images upright: JPEG, PNG and WebP by their EXIF orientation (APP1, eXIf
+ * chunk before or after the image data, EXIF chunk; a broken block is ignored),
+ * HEIF and AVIF by their irot/imir properties, which there outrank EXIF (heif.h).
+ * Transparency is composited onto a white background and then dropped; 16-bit PNG and
+ * 10/12-bit HEIF samples are rounded to 8 bits; gamma and ICC profiles are ignored (values
+ * are taken as sRGB). Animated WebP is refused; of a HEIF file only the primary image is
+ * read.
  * Damaged JPEGs decode as browsers show them when every row is decoded from data in the
  * file: one missing only its end-of-image marker, or whose damaged data libjpeg went past
  * (gray or garbled blocks, resynchronised at a restart marker), comes back CG_OK with
@@ -26,7 +29,8 @@
  * is refused before any pixel memory is allocated. */
 #define CG_DEFAULT_MAX_PIXELS (100ull * 1000 * 1000)
 
-typedef enum { CG_FMT_UNKNOWN = 0, CG_FMT_JPEG, CG_FMT_PNG, CG_FMT_WEBP } cg_format;
+/* CG_FMT_HEIF covers HEIC/HEIF and AVIF (one decoder, libheif); it is read, never written. */
+typedef enum { CG_FMT_UNKNOWN = 0, CG_FMT_JPEG, CG_FMT_PNG, CG_FMT_WEBP, CG_FMT_HEIF } cg_format;
 
 typedef struct {
     int w, h;
@@ -38,9 +42,11 @@ typedef struct {
                            without the file's name */
 } cg_image;
 
-/* Format from a file name's extension, case-insensitive (.jpg .jpeg .png .webp). */
+/* Format from a file name's extension, case-insensitive (.jpg .jpeg .png .webp, and .heic
+ * .heif .avif: CG_FMT_HEIF). */
 cg_format cg_format_from_path(const char *path);
-/* Format from the first bytes of a file (magic numbers). */
+/* Format from the first bytes of a file (magic numbers; for HEIF/AVIF the ftyp box's
+ * brands, see cg_heif_sniff in heif.h). */
 cg_format cg_format_sniff(const uint8_t *data, size_t n);
 
 /* Decode a file; the format is taken from its content, not its name. On failure returns a
@@ -54,7 +60,8 @@ void cg_image_free(cg_image *img);
 /* Encode to `path` in `fmt` (JPEG quality 95 4:4:4, lossless PNG, WebP quality 95),
  * atomically: written to a temporary file in the same directory, then renamed. Missing
  * parent directories are created. Nothing is left behind on failure. CG_FMT_UNKNOWN means
- * "from the path's extension". No metadata is written. */
+ * "from the path's extension". No metadata is written. CG_FMT_HEIF (or a .heic / .heif /
+ * .avif path) fails with CG_ERR_ARG: "writing HEIF is not supported". */
 cg_status cg_image_save(const cg_image *img, const char *path, cg_format fmt);
 /* PNG-encodes img (8-bit RGB) into a new buffer (*out, *n bytes; free it); `name` names it
  * in messages. CG_ERR_NOMEM or CG_ERR_FORMAT on failure. */

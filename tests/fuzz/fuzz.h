@@ -12,6 +12,7 @@
 int fuzz_jpeg(const uint8_t *data, size_t size);
 int fuzz_png(const uint8_t *data, size_t size);
 int fuzz_webp(const uint8_t *data, size_t size);
+int fuzz_heif(const uint8_t *data, size_t size);
 int fuzz_npy(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_cli(const uint8_t *data, size_t size);
@@ -19,7 +20,7 @@ int fuzz_gif(const uint8_t *data, size_t size);
 int fuzz_serve(const uint8_t *data, size_t size);
 int fuzz_webp_anim(const uint8_t *data, size_t size);
 
-/* Decodes with cg_image_decode and checks the result (in image_common.c, shared by the three image targets,
+/* Decodes with cg_image_decode and checks the result (in image_common.c, shared by the four image targets,
  * which differ only in their seed corpora and dictionaries). */
 int fuzz_image_decode(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
-/* image_common.c: what the three image fuzz targets (fuzz_jpeg, fuzz_png, fuzz_webp) run:
- * cg_image_decode, the loader `cartoonize` reads every input with, then the downscale it
- * does next, on whatever bytes the fuzzer makes. Not a target itself. */
+/* image_common.c: what the four image fuzz targets (fuzz_jpeg, fuzz_png, fuzz_webp,
+ * fuzz_heif) run: cg_image_decode, the loader `cartoonize` reads every input with, then the
+ * downscale it does next, on whatever bytes the fuzzer makes. Not a target itself. */
 #include <stdlib.h>
 
 #include "fuzz.h"

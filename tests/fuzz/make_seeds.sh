@@ -3,9 +3,11 @@
 # the small sample images of tests/data/images and GIFs of tests/data/media, one small
 # photo from ../shared/data, and crafted files that reach paths the samples do not
 # (progressive and restart-marker JPEG, text chunks and Adam7 in PNG, lossless and animated
-# WebP, .npy v2/v3 headers, the real weights' safetensors header, typical command lines,
-# URLs for the server). Seeds stay small (< 20 KB) so a fuzz run's inputs stay small too.
-# Needs ImageMagick 6 (`convert`) and python3 (standard library only); deterministic.
+# WebP, HEIC grids, thumbnails and several images in one file, .npy v2/v3 headers, the
+# real weights' safetensors header, typical command lines, URLs for the server). Seeds stay
+# small (< 20 KB) so a fuzz run's inputs stay small too.
+# Needs ImageMagick 6 (`convert`), python3 (standard library only) and, for the HEIC/AVIF
+# seeds beyond the fixtures, heif-enc (libheif-examples); deterministic.
 # Run from anywhere: tests/fuzz/make_seeds.sh
 set -eu
 
@@ -15,7 +17,7 @@ img="$root/tests/data/images"
 shared="$root/../shared/data"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$c/fuzz_jpeg" "$c/fuzz_png" "$c/fuzz_webp" "$c/fuzz_npy" "$c/fuzz_safetensors" "$c/fuzz_cli" "$c/fuzz_gif" "$c/fuzz_serve"
+mkdir -p "$c/fuzz_jpeg" "$c/fuzz_png" "$c/fuzz_webp" "$c/fuzz_heif" "$c/fuzz_npy" "$c/fuzz_safetensors" "$c/fuzz_cli" "$c/fuzz_gif" "$c/fuzz_serve"
 
 # a small colourful picture to encode in many ways
 convert -size 24x16 gradient:red-blue \( -size 24x16 gradient:lime-black -rotate 90 -resize 24x16! \) \
@@ -49,6 +51,20 @@ convert "$tmp/pic.png" -define webp:lossless=true "$c/fuzz_webp/lossless.webp"
 convert "$tmp/pic.png" -alpha set -channel A -fx 'j/h' +channel -quality 50 "$c/fuzz_webp/lossy_alpha.webp"
 convert "$tmp/pic.png" -alpha set -channel A -fx 'j/h' +channel -define webp:lossless=true "$c/fuzz_webp/lossless_alpha.webp"
 convert -delay 10 "$tmp/pic.png" \( "$tmp/pic.png" -negate \) -loop 0 "$c/fuzz_webp/animated.webp" 2>/dev/null || true
+
+# ---- HEIC / AVIF: the fixtures (tools/make_heif_fixtures.c: irot, imir, EXIF, 10-bit,
+# alpha, premultiplied alpha), then what libheif's own tool writes that they do not have:
+# an odd size (a grid around one padded tile, with clap), a thumbnail, two top-level
+# images, lossless 4:4:4 ----
+cp "$img"/*.heic "$img"/*.avif "$c/fuzz_heif/"
+if command -v heif-enc >/dev/null; then
+    small="$root/tests/data/model/input_37x29.png"
+    heif-enc -q 50 -o "$c/fuzz_heif/grid_clap.heic" "$small" >/dev/null
+    heif-enc -q 50 -o "$c/fuzz_heif/odd_size.avif" "$small" >/dev/null
+    heif-enc -q 50 -t 16 -o "$c/fuzz_heif/thumbnail.heic" "$small" >/dev/null
+    heif-enc -q 50 -o "$c/fuzz_heif/two_images.heic" "$img/plain.png" "$small" >/dev/null
+    heif-enc -L -p chroma=444 -o "$c/fuzz_heif/lossless444.heic" "$img/plain.png" >/dev/null
+fi
 
 # ---- GIF: the small samples of tests/data/media (many.gif, 30 KB, is left out) ----
 for f in anim dispose_background dispose_none dispose_previous empty huge interlaced offscreen \

@@ -7,6 +7,8 @@
 # goes to BUILD_DIR/artifacts/<target>/ and makes the exit status 1. Keep such an input as
 # tests/fuzz/regressions/<target>/<name> once it is fixed, so the test suite replays it.
 # Extra libFuzzer flags can be given in FUZZ_FLAGS (e.g. FUZZ_FLAGS=-use_value_profile=1).
+# A target's known leaks in a system library it cannot fix are listed in <target>.lsan
+# (LeakSanitizer suppressions), which is then used for that target only.
 set -u
 build=$1 seconds=$2
 shift 2
@@ -20,6 +22,8 @@ for t in "$@"; do
     mkdir -p "$corpus" "$art"
     dict=()
     [ -f "$here/$t.dict" ] && dict=(-dict="$here/$t.dict")
+    lsan=${LSAN_OPTIONS:-}
+    [ -f "$here/$t.lsan" ] && lsan="suppressions=$here/$t.lsan${lsan:+:$lsan}"
     log=$build/fuzz-$t.log
     echo "== $t: fuzzing for $seconds s (log: $log)"
     # -timeout: an input that takes over 30 s is a hang (a generous wall-clock bound, as a
@@ -27,7 +31,7 @@ for t in "$@"; do
     # under 1 s); -rss_limit_mb: one over 2 GB is a memory blow-up
     t0=$(date +%s)
     # shellcheck disable=SC2086 # FUZZ_FLAGS is a list of flags
-    nice -n 19 "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
+    LSAN_OPTIONS=$lsan nice -n 19 "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" ${FUZZ_FLAGS:-} \
         "$corpus" "$here/corpus/$t" >"$log" 2>&1
     rc=$?
