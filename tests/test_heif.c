@@ -7,9 +7,10 @@
  * Tolerances. The fixtures are lossy (quality 90, 4:2:0), so decoded pixels are compared
  * with the picture as means over each flat region, 4 pixels in from its edges (where
  * chroma subsampling and deblocking blur), at +-12 levels per channel. Measured errors are
- * at most 3 (1 for HEVC, 3 for AV1's white marker); the bar leaves room for other encoder or decoder versions and is still far
- * below what a wrong turn would give: any two quadrant colours differ by at least 140 in
- * some channel, so a rotated, mirrored or unrotated picture cannot pass. Where the exact
+ * at most 3 (1 for HEVC, 3 for AV1's white marker); the bar leaves room for other encoder
+ * or decoder versions and is still far below what a wrong turn would give: any two
+ * quadrant colours differ by at least 140 in some channel, so a rotated, mirrored or
+ * unrotated picture cannot pass. Where the exact
  * arithmetic is ours (alpha compositing, 10-to-8-bit rounding) the output is compared
  * exactly (0 difference) with libheif's raw RGBA / 16-bit decode of the same file run
  * through the formula written out here again. */
