@@ -117,7 +117,7 @@ static void test_format_detection(void) {
     cg_image im;
     const uint8_t gif[] = "GIF89a\x01\0\x01\0";
     CHECK(cg_image_decode(&im, gif, sizeof gif, "anim.gif", 0) == CG_ERR_FORMAT, "gif refused");
-    CHECK(strstr(cg_last_error(), "anim.gif: not a JPEG, PNG or WebP image (it is a GIF image)"),
+    CHECK(strstr(cg_last_error(), "anim.gif: not a JPEG, PNG, WebP, HEIC or AVIF image (it is a GIF image)"),
           "%s", cg_last_error());
 }
 
@@ -768,7 +768,7 @@ static void test_bad_inputs(void) {
         {DATA "empty.png", CG_ERR_FORMAT, "empty file"},
         {DATA "truncated.jpg", CG_ERR_FORMAT, "truncated"},
         {DATA "truncated.png", CG_ERR_FORMAT, "truncated PNG data"},
-        {DATA "notimage.jpg", CG_ERR_FORMAT, "not a JPEG, PNG or WebP image"},
+        {DATA "notimage.jpg", CG_ERR_FORMAT, "not a JPEG, PNG, WebP, HEIC or AVIF image"},
         {DATA "huge.png", CG_ERR_LIMIT, "image is 100000x100000 (10000 megapixels), over the limit of 100 megapixels"},
         {DATA "huge.jpg", CG_ERR_LIMIT, "image is 65000x65000 (4225 megapixels)"},
         {DATA "huge.webp", CG_ERR_LIMIT, "image is 16384x16384 (268 megapixels)"},

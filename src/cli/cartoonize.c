@@ -1,10 +1,10 @@
-/* cartoonize.c: `cartoongan cartoonize`: finds the input images (and GIFs and videos,
- * which media.c handles frame by frame), loads each requested style once (a released one,
- * or a custom one: any NAME with WEIGHTS_DIR/NAME.safetensors, e.g. from `cartoongan
- * export --checkpoint-dir`), and writes OUTPUT_DIR/<style>/<name> plus a side-by-side
- * comparison for every input. A bad input is reported on its own line and the batch goes
- * on; the exit status says whether anything failed. */
-#include <dirent.h>
+/* cartoonize.c: `cartoongan cartoonize`: reads the options, has inputs.c find the inputs
+ * (files, folders, URLs), decides which outputs are missing, checks the output folder,
+ * loads each requested style once (a released one, or a custom one: any NAME with
+ * WEIGHTS_DIR/NAME.safetensors, e.g. from `cartoongan export --checkpoint-dir`), has
+ * media.c write OUTPUT_DIR/<style>/<name> plus a side-by-side comparison for every input,
+ * and prints the summary. A bad input is reported on its own line and the batch goes on;
+ * the exit status says whether anything failed. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -16,9 +16,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/inputs.h"
 #include "cli/media.h"
 #include "cli/progress.h"
 #include "io/image.h"
@@ -32,37 +34,20 @@
 #define DEFAULT_OUTPUT_DIR "output_images"
 #define DEFAULT_MAX_HEIGHT 300
 #define DEFAULT_MAX_FRAMES 100 /* as the seed: a GIF or video longer than that is cut */
+#define DEFAULT_CONNECT_TIMEOUT 10   /* s: a server that does not answer in that is down */
+#define DEFAULT_DOWNLOAD_TIMEOUT 300 /* s: a whole download, long enough for a short video */
+#define DEFAULT_MAX_DOWNLOAD_MB 1024 /* as the largest image file read (1 GiB) */
 #define COMPARISON_DIR "comparison"
-#define MAX_WALK_DEPTH 64 /* deeper trees are almost surely a mistake (or a bind-mount loop) */
-#define STYLE_NAME_MAX 64 /* a custom style's name: a file name and an output folder */
 
 typedef enum { VIEW_SMART, VIEW_HORIZONTAL, VIEW_VERTICAL, VIEW_GRID } view_kind;
 static const char *const view_names[] = {"smart", "horizontal", "vertical", "grid"};
 
-/* What a file holds, decided by its extension; process_job hands GIFs and videos to
- * media.c. */
-typedef enum { MEDIA_NONE = 0, MEDIA_IMAGE, MEDIA_GIF, MEDIA_VIDEO } media_kind;
-static const struct {
-    const char *ext;
-    media_kind kind;
-} media_exts[] = {
-    {".jpg", MEDIA_IMAGE},
-    {".jpeg", MEDIA_IMAGE},
-    {".png", MEDIA_IMAGE},
-    {".webp", MEDIA_IMAGE},
-    {".gif", MEDIA_GIF},
-    {".mp4", MEDIA_VIDEO},
-    {".mov", MEDIA_VIDEO},
-    {".webm", MEDIA_VIDEO},
-    {".mkv", MEDIA_VIDEO},
-};
-#define SUPPORTED_TYPES ".jpg, .jpeg, .png, .webp, .gif, .mp4, .mov, .webm or .mkv"
 #define MP4_DIR "mp4" /* --convert-gif-to-mp4 writes OUTPUT_DIR/<style>/mp4/<name>.mp4 */
 
 typedef struct {
     /* style names in the order requested: a released one as cg_style_names spells it, or a
      * custom one as given (checked against WEIGHTS_DIR once the options are read) */
-    char styles[CLI_MAX_STYLES][STYLE_NAME_MAX + 1];
+    char styles[CLI_MAX_STYLES][CLI_STYLE_NAME_MAX + 1];
     int nstyles;
     char **inputs;
     int ninputs;
@@ -71,16 +56,12 @@ typedef struct {
     uint64_t max_pixels; /* decode limit, checked from each file's header */
     view_kind view;
     int skip_comparison, overwrite, threads, quiet;
-    int ignore_gif, gif_frequency, max_frames, gif_to_mp4, dither; /* GIFs and videos */
+    int ignore_gif, frame_frequency, max_frames, gif_to_mp4, dither; /* animations, videos */
+    int connect_timeout, download_timeout, max_download_mb;         /* URLs */
 } options;
 
 typedef struct {
-    char *path;  /* the input file */
-    char *rel;   /* its name under each output directory (a video's ends in .mp4) */
-    media_kind kind;
-    dev_t dev;
-    ino_t ino;
-    int drop;                      /* a duplicate of an earlier job */
+    const input_file *in;
     int todo;                      /* some output is missing (or --overwrite) */
     int need_style[CLI_MAX_STYLES]; /* per requested style (same order as options.styles) */
     int need_comparison;
@@ -88,26 +69,15 @@ typedef struct {
     int need_comparison_mp4;
 } job;
 
-/* Everything a run shares: options, the work list, failures, models and buffers that are
- * grown, never shrunk, so a batch does not allocate per image beyond decoding. */
+/* Everything a run shares: options, the work list, failures, models. */
 typedef struct {
     options opt;
-    job *jobs;
-    int njobs, cap_jobs;
-    int ignored; /* GIFs skipped for --ignore-gif */
+    input_set inputs;
+    job *jobs; /* one per input, same order */
     str_list failures;
-    int have_out_dir;
-    dev_t out_dev;
-    ino_t out_ino;
     cg_model *models[CLI_MAX_STYLES];
     progress bar;
-    double base, step; /* progress: where the current stylization sits in the batch */
-    uint8_t *work;     /* the (resized) input */
-    size_t work_cap;
-    uint8_t *styled[CLI_MAX_STYLES];
-    size_t styled_cap[CLI_MAX_STYLES];
-    uint8_t *grid;
-    size_t grid_cap;
+    int done[MEDIA_KINDS]; /* inputs cartoonized, by kind */
 } run_ctx;
 
 static volatile sig_atomic_t interrupted;
@@ -122,32 +92,6 @@ static void on_signal(int sig) {
 static int path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* Grows a buffer to at least n bytes; 0 on success. */
-static int reserve(uint8_t **buf, size_t *cap, size_t n) {
-    if (n <= *cap) return 0;
-    uint8_t *p = realloc(*buf, n);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
-/* `name` with its extension (if any) replaced by `ext` ("a/clip.mov" -> "a/clip.mp4"). */
-static char *with_ext(const char *name, const char *ext) {
-    const char *dot = strrchr(name, '.'), *slash = strrchr(name, '/');
-    int n = dot && (!slash || dot > slash) ? (int)(dot - name) : (int)strlen(name);
-    return cli_printf("%.*s%s", n, name, ext);
-}
-
-static media_kind media_from_path(const char *path) {
-    const char *dot = strrchr(path, '.');
-    const char *slash = strrchr(path, '/');
-    if (!dot || (slash && dot < slash)) return MEDIA_NONE;
-    for (size_t i = 0; i < sizeof media_exts / sizeof media_exts[0]; i++)
-        if (!strcasecmp(dot, media_exts[i].ext)) return media_exts[i].kind;
-    return MEDIA_NONE;
 }
 
 /* Records a failed input: one line on stderr now, and again in the summary. */
@@ -167,15 +111,18 @@ static void fail(run_ctx *c, const char *fmt, ...) {
     cli_list_push(&c->failures, msg);
 }
 
+static void fail_input(void *user, const char *msg) { fail(user, "%s", msg); }
+
 /* The library's messages usually start with the file they are about; add the input's name
- * when they do not (e.g. a network error), so each failure line names its file. */
-static void fail_lib(run_ctx *c, const char *path) {
+ * when they do not, so each failure line names its file. A download's temporary copy is
+ * called by its URL. */
+static void fail_lib(run_ctx *c, const input_file *in) {
     const char *e = cg_last_error();
-    size_t n = strlen(path);
-    if (!strncmp(e, path, n) && e[n] == ':')
-        fail(c, "%s", e);
+    size_t n = strlen(in->path);
+    if (!strncmp(e, in->path, n) && e[n] == ':')
+        fail(c, "%s%s", in->name, e + n);
     else
-        fail(c, "%s: %s", path, *e ? e : "unknown error");
+        fail(c, "%s: %s", in->name, *e ? e : "unknown error");
 }
 
 /* ---- options ---- */
@@ -188,20 +135,27 @@ static void print_help(void) {
         "                             [--max-height N] [--keep-original-size] [--max-pixels N]\n"
         "                             [--comparison-view {smart,horizontal,vertical,grid}]\n"
         "                             [--skip-comparison] [--overwrite] [--ignore-gif]\n"
-        "                             [--gif-frame-frequency N] [--max-num-frames N]\n"
+        "                             [--frame-frequency N] [--max-num-frames N]\n"
         "                             [--convert-gif-to-mp4] [--dither] [--threads N]\n"
-        "                             [--quiet] [INPUT ...]\n"
+        "                             [--connect-timeout S] [--download-timeout S]\n"
+        "                             [--max-download MB] [--quiet] [INPUT ...]\n"
         "\n"
-        "Turn photos, animated GIFs and videos into anime style. Each style's result goes to\n"
-        "OUTPUT_DIR/<style>/<name>, and a side-by-side comparison of the original and every\n"
-        "style to OUTPUT_DIR/comparison/<name>, in the input's format (videos as .mp4).\n"
+        "Turn photos, animated GIFs and WebPs, and videos into anime style. Each style's\n"
+        "result goes to OUTPUT_DIR/<style>/<name>, and a side-by-side comparison of the\n"
+        "original and every style to OUTPUT_DIR/comparison/<name>, in the input's format;\n"
+        "videos become .mp4, HEIC and AVIF photos .jpg (.png when they have alpha).\n"
         "\n"
         "positional arguments:\n"
-        "  INPUT                 files or directories; directories are searched recursively\n"
-        "                        for " SUPPORTED_TYPES "\n"
-        "                        files, and outputs keep their path relative to the\n"
-        "                        directory (default: the files under --input-dir)\n"
-        "\n"
+        "  INPUT                 files, directories or http(s):// URLs; directories are\n"
+        "                        searched recursively for\n"
+        "                        " INPUT_TYPES "\n"
+        "                        files (others are counted in the summary), and outputs\n"
+        "                        keep their path relative to the directory; a URL is\n"
+        "                        downloaded and named after its last path segment, with\n"
+        "                        the extension of what it holds (default: the files under\n"
+        "                        --input-dir)\n"
+        "\n");
+    printf(
         "options:\n"
         "  -h, --help            show this help and exit\n"
         "  --styles S [S ...]    styles to apply, space- or comma-separated, in this order:\n"
@@ -230,154 +184,30 @@ static void print_help(void) {
         "  --skip-comparison     do not write comparison images\n"
         "  --overwrite           redo outputs that already exist (default: skip them)\n"
         "  --ignore-gif          skip .gif files\n"
-        "  --gif-frame-frequency N\n"
-        "                        cartoonize every Nth frame of a GIF; each kept frame is\n"
-        "                        shown as long as the N it stands for (default: 1)\n"
-        "  --max-num-frames N    cartoonize at most N frames of each GIF (after\n"
-        "                        --gif-frame-frequency) or video, with a warning when that\n"
+        "  --frame-frequency N, --gif-frame-frequency N\n"
+        "                        cartoonize every Nth frame of an animated GIF or WebP;\n"
+        "                        each kept frame is shown as long as the N it stands for\n"
+        "                        (default: 1)\n"
+        "  --max-num-frames N    cartoonize at most N frames of each animation (after\n"
+        "                        --frame-frequency) or video, with a warning when that\n"
         "                        cuts it; 0 = no limit (default: %d)\n"
-        "  --convert-gif-to-mp4  also write each GIF's results as MP4 (H.264) to\n"
-        "                        OUTPUT_DIR/<style>/mp4/<name>.mp4\n"
+        "  --convert-gif-to-mp4  also write each animated GIF's or WebP's results as MP4\n"
+        "                        (H.264) to OUTPUT_DIR/<style>/mp4/<name>.mp4\n"
         "  --dither              dither the GIF palettes (Floyd-Steinberg): smoother\n"
         "                        gradients, but the pattern changes from frame to frame and\n"
         "                        shimmers (default: off)\n"
         "  --threads N           worker threads per image, 0 = one per CPU (default: 0)\n"
-        "  --quiet               no progress bar and no summary; errors are still printed\n"
+        "  --connect-timeout S   give up on a URL whose server does not answer within S\n"
+        "                        seconds (default: %d)\n"
+        "  --download-timeout S  give up on a URL not downloaded within S seconds\n"
+        "                        (default: %d)\n"
+        "  --max-download MB     refuse a URL's file larger than MB megabytes (default: %d)\n"
+        "  --quiet               no progress bar, warnings or summary; errors are still\n"
+        "                        printed\n"
         "  --                    treat every later argument as an INPUT\n",
         CLI_MAX_STYLES, env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
-        (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES);
-}
-
-static int released_style(const char *name) {
-    for (int s = 0; s < CG_NUM_STYLES; s++)
-        if (!strcmp(name, cg_style_names[s])) return 1;
-    return 0;
-}
-
-/* A custom style's name becomes a file name (WEIGHTS_DIR/NAME.safetensors) and a folder
- * (OUTPUT_DIR/NAME/), so only characters safe in both are taken: no '/', no '.' (hence
- * no "..", no hidden files, no "x.safetensors" typed for "x"). */
-static int safe_style_name(const char *p, size_t n) {
-    if (n == 0 || n > STYLE_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-/* Whether `name` has weights in dir, in either of the forms cli_load_style reads. */
-static int style_in_dir(const char *dir, const char *name) {
-    struct stat st;
-    char *p = cli_printf("%s/%s.safetensors", dir, name);
-    int ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
-    free(p);
-    if (ok) return 1;
-    p = cli_printf("%s/%s", dir, name);
-    ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-    free(p);
-    return ok;
-}
-
-/* The styles dir holds, for the unknown-style message: the released ones there in their
- * canonical order, then the custom NAME.safetensors files by name (hidden temporary files
- * and "x.f16.safetensors" copies have unsafe names and are left out). Returns a malloc'd
- * "a, b, c" (empty when there is none), or NULL when dir cannot be read (errno set). */
-static char *styles_in_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return NULL;
-    str_list custom = {0};
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name), ext = strlen(".safetensors");
-        if (n <= ext || strcmp(e->d_name + n - ext, ".safetensors")) continue;
-        if (!safe_style_name(e->d_name, n - ext)) continue;
-        char *name = cli_printf("%.*s", (int)(n - ext), e->d_name);
-        if (released_style(name) || !style_in_dir(dir, name)) {
-            free(name);
-            continue;
-        }
-        cli_list_push(&custom, name);
-    }
-    closedir(d);
-    if (custom.n > 1) qsort(custom.v, (size_t)custom.n, sizeof *custom.v, cli_cmp_str);
-    char *out = cli_xcheck(strdup(""));
-    for (int s = 0; s < CG_NUM_STYLES + custom.n; s++) {
-        const char *name = s < CG_NUM_STYLES ? cg_style_names[s] : custom.v[s - CG_NUM_STYLES];
-        if (s < CG_NUM_STYLES && !style_in_dir(dir, name)) continue;
-        char *next = cli_printf("%s%s%s", out, *out ? ", " : "", name);
-        free(out);
-        out = next;
-    }
-    for (int i = 0; i < custom.n; i++) free(custom.v[i]);
-    free(custom.v);
-    return out;
-}
-
-/* Every custom style must have weights in the weights directory, checked once all the
- * options are read (--weights-dir may come after --styles), so that a typo is a usage
- * error naming what there is, before any input is read. Released names always pass: a
- * missing released style is reported when loading, with the hint to run `make weights`. */
-static int check_custom_styles(const options *o) {
-    for (int k = 0; k < o->nstyles; k++) {
-        const char *name = o->styles[k];
-        if (released_style(name) || style_in_dir(o->weights_dir, name)) continue;
-        char *have = styles_in_dir(o->weights_dir);
-        if (!have)
-            cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
-                                 "the weights directory %s cannot be read: %s)",
-                            name, o->weights_dir, cli_errno_text(errno));
-        else if (!*have)
-            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
-                                 "the released ones are shinkai, hayao, hosoda, paprika)",
-                            name, o->weights_dir, name, o->weights_dir);
-        else
-            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (styles in %s: %s)",
-                            name, o->weights_dir, name, o->weights_dir, have);
-        free(have);
-        return -1;
-    }
-    return 0;
-}
-
-/* Adds comma-separated style names; returns -1 after a usage error. The released names
- * are matched in any case (as before custom styles existed); custom ones are file names
- * and kept as typed. */
-static int add_styles(options *o, const char *list) {
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n > 0) {
-            const char *name = NULL;
-            for (int s = 0; s < CG_NUM_STYLES; s++)
-                if (strlen(cg_style_names[s]) == n && !strncasecmp(p, cg_style_names[s], n))
-                    name = cg_style_names[s];
-            if (!name && !safe_style_name(p, n)) {
-                cli_usage_error(CMD, "invalid style name '%.*s' (a style is shinkai, hayao, hosoda, "
-                                     "paprika, or a NAME of 1 to %d letters, digits, '_' or '-' "
-                                     "for WEIGHTS_DIR/NAME.safetensors)",
-                                (int)n, p, STYLE_NAME_MAX);
-                return -1;
-            }
-            int dup = 0;
-            for (int k = 0; k < o->nstyles; k++)
-                dup |= name ? !strcmp(o->styles[k], name)
-                            : strlen(o->styles[k]) == n && !strncmp(o->styles[k], p, n);
-            if (!dup) {
-                if (o->nstyles == CLI_MAX_STYLES) {
-                    cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
-                    return -1;
-                }
-                snprintf(o->styles[o->nstyles++], STYLE_NAME_MAX + 1, "%.*s", (int)n, name ? name : p);
-            }
-        }
-        if (!end) break;
-        p = end + 1;
-    }
-    return 0;
+        (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES, DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MAX_DOWNLOAD_MB);
 }
 
 /* Returns -1 to run, otherwise the exit status (help or a usage error). */
@@ -389,7 +219,10 @@ static int parse_options(options *o, int argc, char **argv) {
     o->max_height = DEFAULT_MAX_HEIGHT;
     o->max_pixels = CG_DEFAULT_MAX_PIXELS;
     o->view = VIEW_SMART;
-    o->gif_frequency = 1;
+    o->frame_frequency = 1;
+    o->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    o->download_timeout = DEFAULT_DOWNLOAD_TIMEOUT;
+    o->max_download_mb = DEFAULT_MAX_DOWNLOAD_MB;
     o->max_frames = DEFAULT_MAX_FRAMES;
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     if (!o->inputs) cli_xcheck(NULL);
@@ -409,7 +242,7 @@ static int parse_options(options *o, int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strncmp(a, "--styles", 8) && (a[8] == '\0' || a[8] == '=')) {
             if (a[8] == '=') {
-                if (add_styles(o, a + 9) < 0) return CLI_EXIT_USAGE;
+                if (cli_styles_add(o->styles, &o->nstyles, a + 9) < 0) return CLI_EXIT_USAGE;
                 if (o->nstyles == 0) return cli_usage_error(CMD, "--styles needs a style name");
                 continue;
             }
@@ -421,7 +254,7 @@ static int parse_options(options *o, int argc, char **argv) {
             int taken = 0;
             while (i + 1 < argc && argv[i + 1][0] != '-' && !path_exists(argv[i + 1]) &&
                    !(taken && strpbrk(argv[i + 1], "./"))) {
-                if (add_styles(o, argv[++i]) < 0) return CLI_EXIT_USAGE;
+                if (cli_styles_add(o->styles, &o->nstyles, argv[++i]) < 0) return CLI_EXIT_USAGE;
                 taken++;
             }
             if (!taken) {
@@ -475,8 +308,18 @@ static int parse_options(options *o, int argc, char **argv) {
         } else if ((r = cli_opt_flag(CMD, argv, i, "--ignore-gif")) != 0) {
             if (r < 0) return CLI_EXIT_USAGE;
             o->ignore_gif = 1;
-        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--gif-frame-frequency", &v)) != 0) {
-            if (r < 0 || cli_parse_int(CMD, "--gif-frame-frequency", v, 1, INT_MAX, &o->gif_frequency) < 0)
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--frame-frequency", &v)) != 0 ||
+                   (r = cli_opt_value(CMD, argc, argv, &i, "--gif-frame-frequency", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--frame-frequency", v, 1, INT_MAX, &o->frame_frequency) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--connect-timeout", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--connect-timeout", v, 1, 3600, &o->connect_timeout) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--download-timeout", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--download-timeout", v, 1, 86400, &o->download_timeout) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-download", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--max-download", v, 1, 1 << 20, &o->max_download_mb) < 0)
                 return CLI_EXIT_USAGE;
         } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-num-frames", &v)) != 0) {
             if (r < 0 || cli_parse_int(CMD, "--max-num-frames", v, 0, INT_MAX, &o->max_frames) < 0)
@@ -503,149 +346,20 @@ static int parse_options(options *o, int argc, char **argv) {
         options named = *o;
         o->nstyles = 0;
         for (int s = 0; s < CG_NUM_STYLES; s++)
-            snprintf(o->styles[o->nstyles++], STYLE_NAME_MAX + 1, "%s", cg_style_names[s]);
+            snprintf(o->styles[o->nstyles++], CLI_STYLE_NAME_MAX + 1, "%s", cg_style_names[s]);
         for (int k = 0; k < named.nstyles; k++) {
-            if (released_style(named.styles[k])) continue;
+            if (cli_style_is_released(named.styles[k])) continue;
             if (o->nstyles == CLI_MAX_STYLES)
                 return cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
             memcpy(o->styles[o->nstyles++], named.styles[k], sizeof named.styles[k]);
         }
     } else if (o->nstyles == 0) {
-        snprintf(o->styles[0], STYLE_NAME_MAX + 1, "%s", cg_style_names[0]); /* shinkai */
+        snprintf(o->styles[0], CLI_STYLE_NAME_MAX + 1, "%s", cg_style_names[0]); /* shinkai */
         o->nstyles = 1;
     }
-    if (check_custom_styles(o) < 0) return CLI_EXIT_USAGE;
+    if (cli_styles_check_custom(o->styles, o->nstyles, o->weights_dir) < 0) return CLI_EXIT_USAGE;
     if (keep_size) o->max_height = 0;
     return -1;
-}
-
-/* ---- finding the inputs ---- */
-
-typedef struct ancestor {
-    dev_t dev;
-    ino_t ino;
-    const struct ancestor *up;
-} ancestor;
-
-static void add_job(run_ctx *c, const char *path, const char *rel, media_kind kind,
-                    const struct stat *st) {
-    if (kind == MEDIA_GIF && c->opt.ignore_gif) {
-        c->ignored++;
-        return;
-    }
-    if (c->njobs == c->cap_jobs) {
-        int cap = c->cap_jobs ? 2 * c->cap_jobs : 64;
-        job *v = realloc(c->jobs, (size_t)cap * sizeof *v);
-        if (!v) cli_xcheck(NULL);
-        c->jobs = v;
-        c->cap_jobs = cap;
-    }
-    job *j = &c->jobs[c->njobs++];
-    memset(j, 0, sizeof *j);
-    j->path = cli_xcheck(strdup(path));
-    /* a video's results are MP4s whatever it came in, so clip.mov and clip.mp4 clash */
-    j->rel = kind == MEDIA_VIDEO ? with_ext(rel, ".mp4") : cli_xcheck(strdup(rel));
-    j->kind = kind;
-    j->dev = st->st_dev;
-    j->ino = st->st_ino;
-}
-
-/* Adds the media files under `dir` (rel: its path relative to the directory the user
- * named), in name order so runs are reproducible; hidden entries are skipped. */
-static void walk(run_ctx *c, const char *dir, const char *rel, const ancestor *up, int depth) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fail(c, "%s: cannot read directory: %s", dir, cli_errno_text(errno));
-        return;
-    }
-    str_list names = {0};
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') cli_list_push(&names, cli_xcheck(strdup(e->d_name)));
-    closedir(d);
-    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, cli_cmp_str);
-
-    for (int i = 0; i < names.n; i++) {
-        char *path = cli_path_join(dir, names.v[i]);
-        char *sub = *rel ? cli_path_join(rel, names.v[i]) : cli_xcheck(strdup(names.v[i]));
-        media_kind kind = media_from_path(names.v[i]);
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            /* a dangling link to something that looks like an image is worth a word */
-            if (kind != MEDIA_NONE) fail(c, "%s: %s", path, cli_errno_text(errno));
-        } else if (S_ISDIR(st.st_mode)) {
-            int loop = 0;
-            for (const ancestor *a = up; a; a = a->up)
-                loop |= a->dev == st.st_dev && a->ino == st.st_ino;
-            int is_output = c->have_out_dir && st.st_dev == c->out_dev && st.st_ino == c->out_ino;
-            if (!loop && !is_output) {
-                if (depth >= MAX_WALK_DEPTH) {
-                    fail(c, "%s: directory tree deeper than %d levels; not searched", path,
-                         MAX_WALK_DEPTH);
-                } else {
-                    ancestor me = {st.st_dev, st.st_ino, up};
-                    walk(c, path, sub, &me, depth + 1);
-                }
-            }
-        } else if (S_ISREG(st.st_mode) && kind != MEDIA_NONE) {
-            add_job(c, path, sub, kind, &st);
-        }
-        free(path);
-        free(sub);
-        free(names.v[i]);
-    }
-    free(names.v);
-}
-
-static void add_input(run_ctx *c, const char *arg) {
-    struct stat st;
-    if (stat(arg, &st) != 0) {
-        fail(c, "%s: %s", arg, cli_errno_text(errno));
-        return;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        if (c->have_out_dir && st.st_dev == c->out_dev && st.st_ino == c->out_ino) return;
-        ancestor me = {st.st_dev, st.st_ino, NULL};
-        walk(c, arg, "", &me, 0);
-        return;
-    }
-    media_kind kind = media_from_path(arg);
-    if (kind == MEDIA_NONE) {
-        fail(c, "%s: unsupported file type (use " SUPPORTED_TYPES ")", arg);
-        return;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fail(c, "%s: not a regular file", arg);
-        return;
-    }
-    const char *base = strrchr(arg, '/');
-    add_job(c, arg, base ? base + 1 : arg, kind, &st);
-}
-
-static int cmp_job_rel(const void *a, const void *b) {
-    const job *x = *(job *const *)a, *y = *(job *const *)b;
-    int r = strcmp(x->rel, y->rel);
-    return r ? r : (x < y ? -1 : x > y);
-}
-
-/* Two inputs that map to the same output name would overwrite each other: the same file
- * named twice is simply done once; different files are an error for the later one. */
-static void drop_duplicates(run_ctx *c) {
-    if (c->njobs < 2) return;
-    job **by_rel = malloc((size_t)c->njobs * sizeof *by_rel);
-    if (!by_rel) cli_xcheck(NULL);
-    for (int i = 0; i < c->njobs; i++) by_rel[i] = &c->jobs[i];
-    qsort(by_rel, (size_t)c->njobs, sizeof *by_rel, cmp_job_rel);
-    for (int i = 1; i < c->njobs; i++) {
-        job *first = by_rel[i - 1], *j = by_rel[i];
-        if (strcmp(first->rel, j->rel)) continue;
-        j->drop = 1;
-        by_rel[i] = first; /* compare later ones with the kept job */
-        if (j->dev == first->dev && j->ino == first->ino) continue;
-        fail(c, "%s: has the same output name (%s) as %s; not processed", j->path, j->rel,
-             first->path);
-    }
-    free(by_rel);
 }
 
 /* ---- weights ---- */
@@ -667,27 +381,27 @@ static char *output_path(const options *o, const char *sub, const char *rel) {
 
 /* Decides which of a job's outputs are missing; returns whether any is. */
 static int plan_job(const options *o, job *j) {
+    const char *rel = j->in->rel;
     int any = 0;
     for (int k = 0; k < o->nstyles; k++) {
-        char *p = output_path(o, o->styles[k], j->rel);
+        char *p = output_path(o, o->styles[k], rel);
         j->need_style[k] = o->overwrite || !path_exists(p);
         any |= j->need_style[k];
         free(p);
     }
     j->need_comparison = 0;
     if (!o->skip_comparison) {
-        char *p = output_path(o, COMPARISON_DIR, j->rel);
+        char *p = output_path(o, COMPARISON_DIR, rel);
         j->need_comparison = o->overwrite || !path_exists(p);
         any |= j->need_comparison;
         free(p);
     }
-    if (j->kind == MEDIA_GIF && o->gif_to_mp4) {
-        char *rel = with_ext(j->rel, ".mp4");
+    if (media_ops(j->in->kind)->animated && o->gif_to_mp4) {
+        char *rel_mp4 = cli_with_ext(rel, ".mp4");
         for (int k = 0; k <= o->nstyles; k++) {
             if (k == o->nstyles && o->skip_comparison) break;
-            char *sub = cli_printf("%s/" MP4_DIR, k < o->nstyles ? o->styles[k]
-                                                                      : COMPARISON_DIR);
-            char *p = output_path(o, sub, rel);
+            char *sub = cli_printf("%s/" MP4_DIR, k < o->nstyles ? o->styles[k] : COMPARISON_DIR);
+            char *p = output_path(o, sub, rel_mp4);
             int need = o->overwrite || !path_exists(p);
             if (k < o->nstyles) j->need_mp4[k] = need;
             else j->need_comparison_mp4 = need;
@@ -695,7 +409,7 @@ static int plan_job(const options *o, job *j) {
             free(p);
             free(sub);
         }
-        free(rel);
+        free(rel_mp4);
     }
     return any;
 }
@@ -707,12 +421,11 @@ static int plan_job(const options *o, job *j) {
 static void clean_output_dirs(const run_ctx *c) {
     const options *o = &c->opt;
     str_list done = {0};
-    for (int i = 0; i < c->njobs; i++) {
-        if (c->jobs[i].drop) continue;
+    for (int i = 0; i < c->inputs.n; i++) {
+        if (c->inputs.v[i].drop) continue;
         for (int k = 0; k <= o->nstyles; k++) {
             if (k == o->nstyles && o->skip_comparison) break;
-            char *p = output_path(o, k < o->nstyles ? o->styles[k] : COMPARISON_DIR,
-                                  c->jobs[i].rel);
+            char *p = output_path(o, k < o->nstyles ? o->styles[k] : COMPARISON_DIR, c->inputs.v[i].rel);
             *strrchr(p, '/') = '\0'; /* its folder */
             int seen = 0;
             for (int d = done.n - 1; d >= 0 && !seen; d--) seen = !strcmp(done.v[d], p);
@@ -724,8 +437,53 @@ static void clean_output_dirs(const run_ctx *c) {
             cli_list_push(&done, p);
         }
     }
-    for (int d = 0; d < done.n; d++) free(done.v[d]);
-    free(done.v);
+    cli_list_free(&done);
+}
+
+/* An output folder that cannot be made or written is said before any weights are read or
+ * any input is processed, not after the first image has been stylized for nothing. A
+ * folder still to be made is not made here (a run that fails early leaves nothing): the
+ * nearest existing folder above it must be one a file can be created in. */
+static int check_output_dir(const options *o) {
+    char *dir = cli_xcheck(strdup(o->output_dir));
+    struct stat st;
+    int ok = 0;
+    for (;;) {
+        if (stat(dir, &st) == 0) break;
+        if (errno != ENOENT) {
+            fprintf(stderr, "cartoongan: %s: cannot use as the output folder: %s: %s\n",
+                    o->output_dir, dir, cli_errno_text(errno));
+            goto out;
+        }
+        char *slash = strrchr(dir, '/');
+        while (slash && slash > dir && slash[1] == '\0') { /* "a/b/" */
+            *slash = '\0';
+            slash = strrchr(dir, '/');
+        }
+        if (!slash) strcpy(dir, ".");
+        else if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cartoongan: %s: cannot use as the output folder: %s is not a folder\n",
+                o->output_dir, dir);
+        goto out;
+    }
+    char *probe = cli_printf("%s/.cartoongan-write-test-XXXXXX", dir);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        fprintf(stderr, "cartoongan: %s: cannot write in the output folder%s%s: %s\n",
+                o->output_dir, strcmp(dir, o->output_dir) ? " or make it in " : "",
+                strcmp(dir, o->output_dir) ? dir : "", cli_errno_text(errno));
+    } else {
+        close(fd);
+        unlink(probe);
+        ok = 1;
+    }
+    free(probe);
+out:
+    free(dir);
+    return ok ? 0 : -1;
 }
 
 static void comparison_layout(view_kind view, int n, int w, int h, int *rows, int *cols) {
@@ -749,47 +507,35 @@ void cli_comparison_layout(int view, int n, int w, int h, int *rows, int *cols) 
     comparison_layout((view_kind)view, n, w, h, rows, cols);
 }
 
-static int stylize_progress(void *user, float fraction) {
-    run_ctx *c = user;
-    progress_update(&c->bar, c->base + c->step * fraction);
-    return interrupted;
-}
-
 typedef enum { JOB_OK, JOB_FAILED, JOB_CANCELLED } job_result;
 
-static job_result save(run_ctx *c, const job *j, const char *sub, uint8_t *rgb, int w, int h) {
-    char *p = output_path(&c->opt, sub, j->rel);
-    cg_image out = {.w = w, .h = h, .rgb = rgb};
-    cg_status s = cg_image_save(&out, p, cg_format_from_path(j->path));
-    free(p);
-    if (s != CG_OK) {
-        fail_lib(c, j->path);
-        return JOB_FAILED;
-    }
-    return JOB_OK;
-}
-
-/* A GIF or a video: media.c does the frames; only the output names are made here. */
-static job_result process_media(run_ctx *c, const job *j) {
+static job_result process_job(run_ctx *c, const job *j, int index, int own_bar) {
     const options *o = &c->opt;
+    const input_file *in = j->in;
     char *out[CLI_MAX_STYLES] = {0}, *mp4[CLI_MAX_STYLES] = {0}, *cmp = NULL, *cmp_mp4 = NULL;
-    char *rel_mp4 = with_ext(j->rel, ".mp4");
+    char *rel_mp4 = cli_with_ext(in->rel, ".mp4");
     for (int k = 0; k < o->nstyles; k++) {
         const char *style = o->styles[k];
-        if (j->need_style[k]) out[k] = output_path(o, style, j->rel);
+        if (j->need_style[k]) out[k] = output_path(o, style, in->rel);
         if (j->need_mp4[k]) {
             char *sub = cli_printf("%s/" MP4_DIR, style);
             mp4[k] = output_path(o, sub, rel_mp4);
             free(sub);
         }
     }
-    if (j->need_comparison) cmp = output_path(o, COMPARISON_DIR, j->rel);
+    if (j->need_comparison) cmp = output_path(o, COMPARISON_DIR, in->rel);
     if (j->need_comparison_mp4) cmp_mp4 = output_path(o, COMPARISON_DIR "/" MP4_DIR, rel_mp4);
-    media_job mj = {j->path, o->nstyles, c->models, (const char *const *)out,
-                    (const char *const *)mp4, cmp, cmp_mp4, o->max_height, o->max_pixels,
-                    (int)o->view, o->gif_frequency, o->max_frames, o->dither, o->quiet,
-                    &interrupted, &c->bar};
-    media_result r = j->kind == MEDIA_GIF ? media_process_gif(&mj) : media_process_video(&mj);
+    media_job mj = {
+        .path = in->path, .name = in->name, .kind = in->kind,
+        .nstyles = o->nstyles, .models = c->models,
+        .style_out = (const char *const *)out, .style_mp4 = (const char *const *)mp4,
+        .comparison_out = cmp, .comparison_mp4 = cmp_mp4,
+        .max_height = o->max_height, .max_pixels = o->max_pixels, .view = (int)o->view,
+        .frame_frequency = o->frame_frequency, .max_frames = o->max_frames,
+        .sink = {o->dither}, .quiet = o->quiet, .interrupted = &interrupted,
+        .bar = &c->bar, .own_bar = own_bar, .base = index,
+    };
+    media_result r = media_process(&mj);
     for (int k = 0; k < CLI_MAX_STYLES; k++) {
         free(out[k]);
         free(mp4[k]);
@@ -799,124 +545,48 @@ static job_result process_media(run_ctx *c, const job *j) {
     free(rel_mp4);
     if (r == MEDIA_CANCELLED) return JOB_CANCELLED;
     if (r == MEDIA_FAILED) {
-        fail_lib(c, j->path);
+        fail_lib(c, in);
         return JOB_FAILED;
     }
     return JOB_OK;
 }
 
-static job_result process_job(run_ctx *c, const job *j, int index) {
-    const options *o = &c->opt;
-    if (j->kind == MEDIA_GIF || j->kind == MEDIA_VIDEO) return process_media(c, j);
-    cg_image img = {0};
-    if (cg_image_load(&img, j->path, o->max_pixels) != CG_OK) {
-        fail_lib(c, j->path);
-        return JOB_FAILED;
+/* "cartoonized 3 images, 1 GIF, 1 video (2 styles) in 4.1 s; 2 skipped (already done)" */
+static void print_summary(const run_ctx *c, int skipped, double seconds) {
+    int nst = c->opt.nstyles, any = 0;
+    printf("cartoonized");
+    for (int k = MEDIA_IMAGE; k < MEDIA_KINDS; k++) {
+        const media_kind_ops *ops = media_ops((media_kind)k);
+        if (!c->done[k]) continue;
+        printf("%s %d %s", any ? "," : "", c->done[k], c->done[k] == 1 ? ops->noun : ops->nouns);
+        any = 1;
     }
-    int w = img.w, h = img.h;
-    if (o->max_height > 0 && h > o->max_height) {
-        w = (int)floor((double)img.w * o->max_height / img.h + 0.5);
-        if (w < 1) w = 1;
-        h = o->max_height;
-    }
-    if ((uint64_t)w * (uint64_t)h > CG_MAX_NETWORK_PIXELS) {
-        fail(c, "%s: %dx%d is too large for the network (at most %d megapixels); drop "
-                "--keep-original-size or lower --max-height", j->path, w, h,
-             CG_MAX_NETWORK_PIXELS / 1000000);
-        cg_image_free(&img);
-        return JOB_FAILED;
-    }
-    size_t bytes = (size_t)w * (size_t)h * 3;
-    if (reserve(&c->work, &c->work_cap, bytes) < 0) {
-        fail(c, "%s: out of memory for a %dx%d image", j->path, w, h);
-        cg_image_free(&img);
-        return JOB_FAILED;
-    }
-    if (w != img.w || h != img.h)
-        cg_resize_rgb(c->work, w, h, img.rgb, img.w, img.h);
-    else
-        memcpy(c->work, img.rgb, bytes);
-    cg_image_free(&img);
-
-    /* every style runs when the comparison needs it; otherwise only the missing ones */
-    int nrun = 0;
-    for (int k = 0; k < o->nstyles; k++) nrun += j->need_style[k] || j->need_comparison;
-    int done_runs = 0;
-    cg_stylize_opts sopts = {stylize_progress, c};
-    for (int k = 0; k < o->nstyles; k++) {
-        if (!j->need_style[k] && !j->need_comparison) continue;
-        if (reserve(&c->styled[k], &c->styled_cap[k], bytes) < 0) {
-            fail(c, "%s: out of memory for a %dx%d image", j->path, w, h);
-            return JOB_FAILED;
-        }
-        c->step = 1.0 / nrun;
-        c->base = index + done_runs * c->step;
-        cg_status s = cg_stylize(c->models[k], c->styled[k], c->work, w, h, &sopts);
-        if (s == CG_ERR_CANCELLED || interrupted) return JOB_CANCELLED;
-        if (s != CG_OK) {
-            fail_lib(c, j->path);
-            return JOB_FAILED;
-        }
-        done_runs++;
-        if (j->need_style[k] &&
-            save(c, j, o->styles[k], c->styled[k], w, h) != JOB_OK)
-            return JOB_FAILED;
-        if (interrupted) return JOB_CANCELLED;
-    }
-    if (!j->need_comparison) return JOB_OK;
-
-    int n = 1 + o->nstyles, rows, cols;
-    comparison_layout(o->view, n, w, h, &rows, &cols);
-    uint64_t gw = (uint64_t)cols * w, gh = (uint64_t)rows * h;
-    if (gw > INT_MAX || gh > INT_MAX || gw * gh > SIZE_MAX / 3 ||
-        reserve(&c->grid, &c->grid_cap, (size_t)(gw * gh * 3)) < 0) {
-        fail(c, "%s: out of memory for a %llux%llu comparison image", j->path,
-             (unsigned long long)gw, (unsigned long long)gh);
-        return JOB_FAILED;
-    }
-    memset(c->grid, 255, (size_t)(gw * gh * 3)); /* empty grid cells stay white */
-    size_t row_bytes = (size_t)w * 3, grid_row = (size_t)gw * 3;
-    for (int p = 0; p < n; p++) {
-        const uint8_t *src = p == 0 ? c->work : c->styled[p - 1];
-        uint8_t *dst = c->grid + (size_t)(p / cols) * h * grid_row + (size_t)(p % cols) * row_bytes;
-        for (int y = 0; y < h; y++) memcpy(dst + y * grid_row, src + y * row_bytes, row_bytes);
-    }
-    return save(c, j, COMPARISON_DIR, c->grid, (int)gw, (int)gh);
-}
-
-static void print_summary(const run_ctx *c, int done, int skipped, double seconds) {
-    int nst = c->opt.nstyles;
-    printf("cartoonized %d image%s (%d style%s) in %.1f s", done, done == 1 ? "" : "s", nst,
-           nst == 1 ? "" : "s", seconds);
+    if (!any) printf(" 0 images");
+    printf(" (%d style%s) in %.1f s", nst, nst == 1 ? "" : "s", seconds);
     const char *sep = "; ";
     if (skipped) {
         printf("%s%d skipped (already done)", sep, skipped);
         sep = ", ";
     }
-    if (c->ignored) {
-        printf("%s%d GIF%s ignored (--ignore-gif)", sep, c->ignored, c->ignored == 1 ? "" : "s");
+    if (c->inputs.ignored_gifs) {
+        int n = c->inputs.ignored_gifs;
+        printf("%s%d GIF%s ignored (--ignore-gif)", sep, n, n == 1 ? "" : "s");
         sep = ", ";
     }
     if (c->failures.n) printf("%s%d failed", sep, c->failures.n);
     printf("\n");
+    char *other = inputs_skipped_text(&c->inputs);
+    if (other) printf("%s\n", other);
+    free(other);
     for (int i = 0; i < c->failures.n; i++) printf("failed: %s\n", c->failures.v[i]);
     fflush(stdout);
 }
 
 static void free_ctx(run_ctx *c) {
-    for (int i = 0; i < c->njobs; i++) {
-        free(c->jobs[i].path);
-        free(c->jobs[i].rel);
-    }
+    inputs_free(&c->inputs);
     free(c->jobs);
-    for (int i = 0; i < c->failures.n; i++) free(c->failures.v[i]);
-    free(c->failures.v);
-    for (int k = 0; k < CLI_MAX_STYLES; k++) {
-        cg_model_free(c->models[k]);
-        free(c->styled[k]);
-    }
-    free(c->work);
-    free(c->grid);
+    cli_list_free(&c->failures);
+    for (int k = 0; k < CLI_MAX_STYLES; k++) cg_model_free(c->models[k]);
     free(c->opt.inputs);
 }
 
@@ -925,6 +595,13 @@ int cli_cartoonize_parse(int argc, char **argv) {
     int r = parse_options(&o, argc, argv);
     free(o.inputs);
     return r;
+}
+
+static void no_inputs_message(const options *o) {
+    fprintf(stderr, "cartoongan: no images found in ");
+    if (o->ninputs == 0) fprintf(stderr, "%s", o->input_dir);
+    for (int i = 0; i < o->ninputs; i++) fprintf(stderr, "%s%s", i ? ", " : "", o->inputs[i]);
+    fprintf(stderr, "\n");
 }
 
 int cmd_cartoonize(int argc, char **argv) {
@@ -940,86 +617,89 @@ int cmd_cartoonize(int argc, char **argv) {
     const options *o = &c->opt;
     progress_init(&c->bar, 0, "images", "img/s", 0);
 
+    input_opts io = {.ignore_gif = o->ignore_gif,
+                     .max_download_bytes = (uint64_t)o->max_download_mb << 20,
+                     .connect_timeout_s = o->connect_timeout,
+                     .download_timeout_s = o->download_timeout,
+                     .interrupted = &interrupted,
+                     .fail = fail_input,
+                     .user = c};
     struct stat st;
     if (stat(o->output_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
-        c->have_out_dir = 1;
-        c->out_dev = st.st_dev;
-        c->out_ino = st.st_ino;
+        io.have_out_dir = 1;
+        io.out_dev = st.st_dev;
+        io.out_ino = st.st_ino;
     }
+    cli_catch_interrupts(on_signal);
+
+    int status = CLI_EXIT_FAIL, todo = 0, skipped = 0, ran = 0;
     if (o->ninputs > 0) {
-        for (int i = 0; i < o->ninputs; i++) add_input(c, o->inputs[i]);
+        for (int i = 0; i < o->ninputs; i++) inputs_add(&c->inputs, o->inputs[i], &io);
     } else if (stat(o->input_dir, &st) != 0) {
         fprintf(stderr, "cartoongan: no images found: %s: %s (give image files or directories, "
                         "or --input-dir DIR)\n", o->input_dir, cli_errno_text(errno));
-        free_ctx(c);
-        return CLI_EXIT_FAIL;
+        goto out;
     } else {
-        add_input(c, o->input_dir);
+        inputs_add(&c->inputs, o->input_dir, &io);
     }
-    drop_duplicates(c);
+    /* the output folder is checked before anything is downloaded, read or written */
+    if ((c->inputs.n > 0 || c->inputs.urls.n > 0) && check_output_dir(o) < 0) goto out;
+    inputs_download(&c->inputs, &io);
+    inputs_drop_duplicates(&c->inputs, &io);
 
     int njobs = 0;
-    for (int i = 0; i < c->njobs; i++) njobs += !c->jobs[i].drop;
-    if (njobs == 0 && c->failures.n == 0 && c->ignored) { /* only GIFs, and told to skip them */
-        if (!o->quiet) print_summary(c, 0, 0, progress_now() - start);
-        free_ctx(c);
-        return CLI_EXIT_OK;
-    }
+    for (int i = 0; i < c->inputs.n; i++) njobs += !c->inputs.v[i].drop;
     if (njobs == 0 && c->failures.n == 0) {
-        fprintf(stderr, "cartoongan: no images found in ");
-        if (o->ninputs == 0) fprintf(stderr, "%s", o->input_dir);
-        for (int i = 0; i < o->ninputs; i++)
-            fprintf(stderr, "%s%s", i ? ", " : "", o->inputs[i]);
-        fprintf(stderr, "\n");
-        free_ctx(c);
-        return CLI_EXIT_FAIL;
+        if (c->inputs.ignored_gifs && !interrupted) { /* only GIFs, and told to skip them */
+            if (!o->quiet) print_summary(c, 0, progress_now() - start);
+            status = CLI_EXIT_OK;
+        } else if (!interrupted) {
+            no_inputs_message(o);
+            char *other = inputs_skipped_text(&c->inputs);
+            if (other) fprintf(stderr, "cartoongan: %s\n", other);
+            free(other);
+        }
+        goto out;
     }
 
-    int todo = 0, skipped = 0;
-    for (int i = 0; i < c->njobs; i++) {
+    c->jobs = cli_xcheck(calloc((size_t)(c->inputs.n ? c->inputs.n : 1), sizeof *c->jobs));
+    for (int i = 0; i < c->inputs.n; i++) {
         job *j = &c->jobs[i];
-        if (j->drop) continue;
+        j->in = &c->inputs.v[i];
+        if (j->in->drop) continue;
         j->todo = plan_job(o, j);
         todo += j->todo;
         skipped += !j->todo;
     }
     clean_output_dirs(c);
     /* with nothing left to do there is no need to read the weights at all */
-    if (todo > 0 && load_models(c) < 0) {
-        free_ctx(c);
-        return CLI_EXIT_FAIL;
-    }
+    if (todo > 0 && !interrupted && load_models(c) < 0) goto out;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second ^C kills at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
+    /* one input: the bar is that input's own (media.c sets it up); several: a count of
+     * inputs, the one under way counted by its fraction done */
     progress_init(&c->bar, todo, "images", "img/s", !o->quiet && todo > 1);
-    int done = 0, index = 0;
-    for (int i = 0; i < c->njobs && !interrupted; i++) {
+    int index = 0;
+    for (int i = 0; i < c->inputs.n && !interrupted; i++) {
         job *j = &c->jobs[i];
         if (!j->todo) continue;
         progress_update(&c->bar, index);
-        job_result jr = process_job(c, j, index);
+        job_result jr = process_job(c, j, index, todo == 1);
         if (jr == JOB_CANCELLED) break;
-        done += jr == JOB_OK;
+        c->done[j->in->kind] += jr == JOB_OK;
         index++;
     }
-    progress_update(&c->bar, index);
+    if (todo > 1) progress_update(&c->bar, index);
     progress_finish(&c->bar);
+    status = c->failures.n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    ran = 1;
+out:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-
-    int status = c->failures.n ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     if (interrupted) {
         fprintf(stderr, "cartoongan: interrupted\n");
         status = 130; /* the shell's code for death by SIGINT */
     }
-    if (!o->quiet) print_summary(c, done, skipped, progress_now() - start);
+    if (ran && !o->quiet) print_summary(c, skipped, progress_now() - start);
     free_ctx(c);
     return status;
 }

@@ -4,6 +4,8 @@
 #ifndef CG_CLI_H
 #define CG_CLI_H
 
+#include <stddef.h>
+
 /* Subcommands: argv[0] is the command's name ("cartoonize"); each returns the process's
  * exit status (0 ok, 1 failure, 2 usage error). */
 int cmd_cartoonize(int argc, char **argv);
@@ -44,6 +46,22 @@ void cli_list_push(str_list *l, char *s);               /* takes s */
 void cli_list_free(str_list *l);
 int cli_cmp_str(const void *a, const void *b);          /* qsort of char * */
 const char *cli_errno_text(int e);                      /* strerror, ENOENT in lower case */
+
+/* ---- styles.c: the style names of --styles (cartoonize) and --name (export) ---- */
+
+#define CLI_STYLE_NAME_MAX 64 /* a custom style's name: a file name and an output folder */
+/* A custom style's name: 1 to CLI_STYLE_NAME_MAX letters, digits, '_' or '-'. */
+int cli_style_name_valid(const char *p, size_t n);
+int cli_style_is_released(const char *name);
+/* Adds comma-separated names (spaces around them ignored); -1 after a usage error. */
+int cli_styles_add(char styles[][CLI_STYLE_NAME_MAX + 1], int *nstyles, const char *list);
+/* Every custom style must have weights in weights_dir; -1 after a usage error. */
+int cli_styles_check_custom(char styles[][CLI_STYLE_NAME_MAX + 1], int nstyles,
+                            const char *weights_dir);
+
+/* Catches SIGINT and SIGTERM with `handler` (which sets a flag the work loop polls); a
+ * second ^C kills at once. */
+void cli_catch_interrupts(void (*handler)(int));
 
 /* Exit statuses shared by every command. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };

@@ -30,7 +30,6 @@
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".safetensors"
 #define CKPT_MODEL "cartoongan-checkpoint"
-#define MAX_NAME 64 /* a style name is a file name and a folder name under OUTPUT_DIR */
 
 static void print_help(void) {
     printf("usage: cartoongan export [--force] [--fp16] [--quiet] SRC DEST.safetensors\n"
@@ -61,7 +60,7 @@ static void print_help(void) {
            "  --fp16                store the tensors as half floats (F16): half the size, for\n"
            "                        the browser app's download (default: float32, exact)\n"
            "  --quiet               print nothing on success (warnings still go to stderr)\n",
-           MAX_NAME, cli_default_weights_dir());
+           CLI_STYLE_NAME_MAX, cli_default_weights_dir());
 }
 
 /* The first form, as it always was. */
@@ -88,21 +87,6 @@ static int export_file(const char *src, const char *dest, int force, int fp16, i
 }
 
 /* ---- the checkpoint form ---- */
-
-/* A style name ends up as a file name (NAME.safetensors) and an output folder, so only
- * characters that are safe everywhere are taken: no separators, no dots (no "..", no
- * hidden files), nothing a shell or a URL would need quoted. */
-static int valid_name(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_NAME) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
 
 typedef struct {
     uint64_t step;
@@ -365,9 +349,9 @@ int cmd_export(int argc, char **argv) {
         if (npos) return cli_usage_error(CMD, "unexpected argument '%s' (--checkpoint-dir takes "
                                               "no SRC or DEST)", pos[0]);
         if (!name) return cli_usage_error(CMD, "--checkpoint-dir needs --name NAME");
-        if (!valid_name(name))
+        if (!cli_style_name_valid(name, strlen(name)))
             return cli_usage_error(CMD, "invalid --name '%s' (a style name: 1 to %d letters, "
-                                        "digits, '_' or '-')", name, MAX_NAME);
+                                        "digits, '_' or '-')", name, CLI_STYLE_NAME_MAX);
         return export_checkpoint(ckpt_dir, name, out_dir ? out_dir : cli_default_weights_dir(),
                                  force, fp16, quiet);
     }

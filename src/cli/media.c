@@ -1,8 +1,9 @@
-/* media.c: cartoonizing animated GIFs and videos frame by frame for `cartoongan cartoonize`
- * (see media.h). Every frame takes the photo path: resized to --max-height with the same
- * Lanczos filter, stylized by cg_stylize per style, laid out by the same comparison rules.
- * Instance norm's statistics are each frame's own, as the model defines them: nothing
- * carries over from one frame to the next (so frame-to-frame flicker is not smoothed). */
+/* media.c: the one pipeline every input of `cartoongan cartoonize` goes through (see
+ * media.h): frames from a source, resized to --max-height with the same Lanczos filter,
+ * stylized by cg_stylize per style, laid out by the comparison rules, handed to the sinks.
+ * A still image is a source of one frame. Instance norm's statistics are each frame's own,
+ * as the model defines them: nothing carries over from one frame to the next (so
+ * frame-to-frame flicker is not smoothed). */
 #include "cli/media.h"
 
 #include <limits.h>
@@ -12,46 +13,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/gif.h"
 #include "io/image.h"
 #include "io/video.h"
 #include "status.h"
 
-/* One GIF or video under way: its buffers, sized once for its frames, and its writers. */
+const media_kind_ops *media_ops(media_kind kind) {
+    switch (kind) {
+    case MEDIA_IMAGE: return &media_image_ops;
+    case MEDIA_GIF: return &media_gif_ops;
+    case MEDIA_WEBP: return &media_webp_ops;
+    case MEDIA_VIDEO: return &media_video_ops;
+    default: return NULL;
+    }
+}
+
+/* One input under way: its buffers, sized once for its frames, and its sinks. */
 typedef struct {
     const media_job *j;
-    progress bar;
+    int64_t total;    /* output frames expected (for the bar) */
     int src_w, src_h; /* decoded frames */
     int w, h;         /* frames through the network */
     int gw, gh;       /* the comparison frame */
     int rows, cols;
     int run[CLI_MAX_STYLES]; /* styles stylizing every frame */
     int nrun, cmp;
-    uint8_t *frame, *work; /* decoded; resized (the same buffer when not resized) */
+    uint8_t *frame, *work;  /* decoded; resized (the same buffer when not resized) */
+    uint8_t *alpha, *alpha_work; /* the same for the opacity, when kept */
+    uint8_t *skip;          /* frames dropped by --frame-frequency are decoded here */
     uint8_t *styled[CLI_MAX_STYLES];
     uint8_t *grid;
-    cg_gif_writer *gif[CLI_MAX_STYLES], *gif_cmp;
-    cg_video_writer *mp4[CLI_MAX_STYLES], *mp4_cmp;
-    int done;      /* output frames finished */
+    frame_sink *out[CLI_MAX_STYLES], *mp4[CLI_MAX_STYLES], *out_cmp, *mp4_cmp;
+    int64_t done;  /* output frames finished */
     int runs_done; /* styles finished on the frame under way */
 } media_ctx;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void warn(const media_job *j, const char *fmt, ...) {
+void media_warn(const media_job *j, const char *fmt, ...) {
     if (j->quiet) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    progress_message(j->batch, "cartoongan: warning: %s", msg);
+    progress_message(j->bar, "cartoongan: warning: %s", msg);
+}
+
+static void show_progress(media_ctx *m, double frames_done) {
+    const media_job *j = m->j;
+    if (j->own_bar)
+        progress_update(j->bar, m->total > 1 ? frames_done : frames_done / (m->total ? m->total : 1));
+    else
+        progress_update(j->bar, j->base + (m->total > 0 ? frames_done / m->total : 0));
 }
 
 static int on_progress(void *user, float fraction) {
     media_ctx *m = user;
-    progress_update(&m->bar, m->done + (m->runs_done + fraction) / m->nrun);
+    show_progress(m, (double)m->done + (m->runs_done + fraction) / m->nrun);
     return *m->j->interrupted;
 }
 
@@ -66,12 +82,12 @@ static void target_size(int max_height, int w, int h, int *tw, int *th) {
     }
 }
 
-static cg_status setup(media_ctx *m, int src_w, int src_h, int w, int h) {
+static cg_status setup(media_ctx *m, int src_w, int src_h, int w, int h, int alpha, int freq) {
     const media_job *j = m->j;
     if ((uint64_t)w * (uint64_t)h > CG_MAX_NETWORK_PIXELS)
         return cg_fail(CG_ERR_LIMIT,
-                       "%s: %dx%d frames are too large for the network (at most %d "
-                       "megapixels); drop --keep-original-size or lower --max-height",
+                       "%s: %dx%d is too large for the network (at most %d megapixels); drop "
+                       "--keep-original-size or lower --max-height",
                        j->path, w, h, CG_MAX_NETWORK_PIXELS / 1000000);
     m->src_w = src_w, m->src_h = src_h, m->w = w, m->h = h;
     m->cmp = j->comparison_out || j->comparison_mp4;
@@ -79,17 +95,25 @@ static cg_status setup(media_ctx *m, int src_w, int src_h, int w, int h) {
         m->run[k] = j->style_out[k] || (j->style_mp4 && j->style_mp4[k]) || m->cmp;
         m->nrun += m->run[k];
     }
-    size_t bytes = (size_t)w * h * 3;
-    m->frame = malloc((size_t)src_w * src_h * 3);
-    m->work = (w == src_w && h == src_h) ? m->frame : malloc(bytes);
+    size_t src_px = (size_t)src_w * src_h, px = (size_t)w * h;
+    int resized = w != src_w || h != src_h;
+    m->frame = malloc(src_px * 3);
+    m->work = resized ? malloc(px * 3) : m->frame;
     int ok = m->frame && m->work;
+    if (ok && alpha) {
+        /* the opacity is resized as a grey picture by the same filter */
+        m->alpha = malloc(resized ? src_px * 3 : src_px);
+        m->alpha_work = malloc(resized ? px * 3 : px);
+        ok = m->alpha && m->alpha_work;
+    }
+    if (ok && freq > 1) ok = (m->skip = malloc(src_px * 3)) != NULL;
     for (int k = 0; k < j->nstyles; k++)
-        if (m->run[k]) ok &= (m->styled[k] = malloc(bytes)) != NULL;
+        if (ok && m->run[k]) ok = (m->styled[k] = malloc(px * 3)) != NULL;
     if (ok && m->cmp) {
         cli_comparison_layout(j->view, 1 + j->nstyles, w, h, &m->rows, &m->cols);
         uint64_t gw = (uint64_t)m->cols * w, gh = (uint64_t)m->rows * h;
         if (gw > INT_MAX || gh > INT_MAX || gw * gh > SIZE_MAX / 3)
-            return cg_fail(CG_ERR_LIMIT, "%s: the comparison frames would be too large", j->path);
+            return cg_fail(CG_ERR_LIMIT, "%s: the comparison would be too large", j->path);
         m->gw = (int)gw, m->gh = (int)gh;
         ok = (m->grid = malloc((size_t)(gw * gh * 3))) != NULL;
         if (ok) memset(m->grid, 255, (size_t)(gw * gh * 3)); /* empty grid cells stay white */
@@ -98,10 +122,24 @@ static cg_status setup(media_ctx *m, int src_w, int src_h, int w, int h) {
     return CG_OK;
 }
 
+/* The decoded opacity, resized like the picture (alpha holds width*height*3 bytes when
+ * resizing: the opacity is spread to three channels and read back from the first). */
+static void resize_alpha(media_ctx *m) {
+    if (m->w == m->src_w && m->h == m->src_h) {
+        memcpy(m->alpha_work, m->alpha, (size_t)m->w * m->h);
+        return;
+    }
+    size_t n = (size_t)m->src_w * m->src_h, pn = (size_t)m->w * m->h;
+    for (size_t i = n; i-- > 0;) m->alpha[3 * i] = m->alpha[3 * i + 1] = m->alpha[3 * i + 2] = m->alpha[i];
+    cg_resize_rgb(m->alpha_work, m->w, m->h, m->alpha, m->src_w, m->src_h);
+    for (size_t i = 0; i < pn; i++) m->alpha_work[i] = m->alpha_work[3 * i];
+}
+
 /* Resizes the decoded frame, runs every style needed, and lays out the comparison. */
 static cg_status stylize_frame(media_ctx *m) {
     const media_job *j = m->j;
     if (m->work != m->frame) cg_resize_rgb(m->work, m->w, m->h, m->frame, m->src_w, m->src_h);
+    if (m->alpha) resize_alpha(m);
     cg_stylize_opts opts = {on_progress, m};
     m->runs_done = 0;
     for (int k = 0; k < j->nstyles; k++) {
@@ -123,32 +161,28 @@ static cg_status stylize_frame(media_ctx *m) {
     return CG_OK;
 }
 
-/* Ends every writer: renamed into place when all went well, dropped otherwise. */
-static cg_status finish(media_ctx *m, cg_status s) {
-    for (int k = 0; k < CLI_MAX_STYLES; k++) {
-        if (m->gif[k])
-            s = s == CG_OK ? cg_gif_writer_finish(m->gif[k]) : (cg_gif_writer_abort(m->gif[k]), s);
-        if (m->mp4[k])
-            s = s == CG_OK ? cg_video_writer_finish(m->mp4[k])
-                           : (cg_video_writer_abort(m->mp4[k]), s);
-        m->gif[k] = NULL;
-        m->mp4[k] = NULL;
-    }
-    if (m->gif_cmp)
-        s = s == CG_OK ? cg_gif_writer_finish(m->gif_cmp) : (cg_gif_writer_abort(m->gif_cmp), s);
-    if (m->mp4_cmp)
-        s = s == CG_OK ? cg_video_writer_finish(m->mp4_cmp)
-                       : (cg_video_writer_abort(m->mp4_cmp), s);
-    m->gif_cmp = NULL;
-    m->mp4_cmp = NULL;
+/* Ends one sink: renamed into place when all went well, dropped otherwise. */
+static cg_status end_sink(frame_sink **k, cg_status s) {
+    if (*k) s = s == CG_OK ? (*k)->finish(*k) : ((*k)->abort(*k), s);
+    *k = NULL;
     return s;
 }
 
-static media_result end(media_ctx *m, cg_status s) {
-    s = finish(m, s);
-    progress_finish(&m->bar);
+static media_result end(media_ctx *m, frame_source *src, cg_status s) {
+    for (int k = 0; k < CLI_MAX_STYLES; k++) {
+        s = end_sink(&m->out[k], s);
+        s = end_sink(&m->mp4[k], s);
+    }
+    s = end_sink(&m->out_cmp, s);
+    s = end_sink(&m->mp4_cmp, s);
+    /* the sinks are finished while the source still exists: an MP4 copying a video's audio
+     * unregisters from its reader */
+    if (src) src->close(src);
     if (m->work != m->frame) free(m->work);
     free(m->frame);
+    free(m->alpha);
+    free(m->alpha_work);
+    free(m->skip);
     for (int k = 0; k < CLI_MAX_STYLES; k++) free(m->styled[k]);
     free(m->grid);
     if (s == CG_ERR_CANCELLED || *m->j->interrupted) return MEDIA_CANCELLED;
@@ -164,151 +198,131 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
-/* ---- GIFs ---- */
-
-media_result media_process_gif(const media_job *j) {
-    media_ctx m;
-    memset(&m, 0, sizeof m);
-    m.j = j;
-    progress_init(&m.bar, 0, "frames", "fps", 0);
-    cg_video_quiet_log(); /* --convert-gif-to-mp4: x264 would print its statistics */
-    cg_gif_reader *r = NULL;
-    if (cg_gif_open(&r, j->path, j->max_pixels) != CG_OK) return MEDIA_FAILED;
-    const cg_gif_info *in = cg_gif_get_info(r);
-    const int freq = j->gif_frequency > 0 ? j->gif_frequency : 1;
-    int nout = (int)(((int64_t)in->frame_count + freq - 1) / freq);
-    if (j->max_frames > 0 && nout > j->max_frames) {
-        warn(j,
-             "%s: %d frames%s; only the first %d are cartoonized (--max-num-frames; 0 = no limit)",
-             j->path, nout, freq > 1 ? " kept by --gif-frame-frequency" : "", j->max_frames);
-        nout = j->max_frames;
+/* Opens every sink the job asks for. An animated image's MP4s get the kept frames'
+ * average rate as their nominal one (the timestamps are exact either way). */
+static cg_status open_sinks(media_ctx *m, const media_kind_ops *ops, frame_source *src,
+                            int64_t nout, int freq) {
+    const media_job *j = m->j;
+    frame_info so = src->info, co = src->info;
+    so.width = m->w, so.height = m->h;
+    co.width = m->gw, co.height = m->gh;
+    frame_info vo = so, vco = co;
+    if (ops->animated && src->shown_total && nout > 0) {
+        int64_t total = src->shown_total(src, nout * freq);
+        int64_t num = nout * so.tb_den, den = total * so.tb_num, g = gcd64(num, den);
+        if (g > 0 && num / g <= INT_MAX && den / g <= INT_MAX)
+            vo.fps_num = (int)(num / g), vo.fps_den = (int)(den / g);
+        vco.fps_num = vo.fps_num, vco.fps_den = vo.fps_den;
     }
-    int w, h;
-    target_size(j->max_height, in->width, in->height, &w, &h);
-    cg_status s = setup(&m, in->width, in->height, w, h);
-
-    /* the MP4s' nominal rate: the kept frames' average, as browsers time them */
-    int64_t total_cs = 0;
-    for (int i = 0; i < in->frame_count && i < (int64_t)nout * freq; i++)
-        total_cs += cg_gif_playback_delay(in->delays[i]);
-    int64_t g = gcd64(100 * (int64_t)nout, total_cs);
-    cg_video_writer_opts vo = {w,   h, 1, 100, (int)(100 * (int64_t)nout / g), (int)(total_cs / g),
-                               NULL};
+    cg_status s = CG_OK;
     for (int k = 0; s == CG_OK && k < j->nstyles; k++) {
         if (j->style_out[k])
-            s = cg_gif_writer_open(&m.gif[k], j->style_out[k], w, h, in->loop_count, j->dither);
+            s = ops->open_sink(&m->out[k], j->style_out[k], &so, src, m->alpha != NULL, &j->sink);
         if (s == CG_OK && j->style_mp4 && j->style_mp4[k])
-            s = cg_video_writer_open(&m.mp4[k], j->style_mp4[k], &vo);
+            s = media_video_ops.open_sink(&m->mp4[k], j->style_mp4[k], &vo, src, 0, &j->sink);
     }
+    /* the comparison is laid out on white: it shows the original as a page would */
     if (s == CG_OK && j->comparison_out)
-        s = cg_gif_writer_open(&m.gif_cmp, j->comparison_out, m.gw, m.gh, in->loop_count,
-                               j->dither);
-    if (s == CG_OK && j->comparison_mp4) {
-        cg_video_writer_opts co = vo;
-        co.width = m.gw;
-        co.height = m.gh;
-        s = cg_video_writer_open(&m.mp4_cmp, j->comparison_mp4, &co);
-    }
-
-    progress_init(&m.bar, nout, "frames", "fps", !j->quiet && nout > 1);
-    int64_t t = 0; /* the MP4s' clock, in 1/100 s */
-    for (int i = 0; s == CG_OK && m.done < nout; i++) {
-        /* every frame is decoded, kept or not: later frames are drawn over it */
-        s = cg_gif_read_frame(r, m.frame, NULL);
-        if (s != CG_OK || i % freq) continue;
-        /* a kept frame stands for the next freq-1 too: it is shown for all their time */
-        int last = i + freq < in->frame_count ? i + freq : in->frame_count;
-        int play = 0;
-        for (int q = i; q < last; q++) play += cg_gif_playback_delay(in->delays[q]);
-        int delay = last - i == 1 ? in->delays[i] : play; /* a lone frame keeps its own value */
-        s = stylize_frame(&m);
-        for (int k = 0; s == CG_OK && k < j->nstyles; k++) {
-            if (m.gif[k]) s = cg_gif_writer_add(m.gif[k], m.styled[k], delay);
-            if (s == CG_OK && m.mp4[k]) s = cg_video_write(m.mp4[k], m.styled[k], t, play);
-        }
-        if (s == CG_OK && m.gif_cmp) s = cg_gif_writer_add(m.gif_cmp, m.grid, delay);
-        if (s == CG_OK && m.mp4_cmp) s = cg_video_write(m.mp4_cmp, m.grid, t, play);
-        t += play;
-        m.done++;
-        progress_update(&m.bar, m.done);
-        if (*j->interrupted) s = CG_ERR_CANCELLED;
-    }
-    cg_gif_close(r);
-    return end(&m, s);
+        s = ops->open_sink(&m->out_cmp, j->comparison_out, &co, src, 0, &j->sink);
+    if (s == CG_OK && j->comparison_mp4)
+        s = media_video_ops.open_sink(&m->mp4_cmp, j->comparison_mp4, &vco, src, 0, &j->sink);
+    return s;
 }
 
-/* ---- videos ---- */
+static cg_status write_frame(media_ctx *m, const frame_time *t) {
+    const media_job *j = m->j;
+    cg_status s = CG_OK;
+    for (int k = 0; s == CG_OK && k < j->nstyles; k++) {
+        if (m->out[k]) s = m->out[k]->add(m->out[k], m->styled[k], m->alpha_work, t);
+        if (s == CG_OK && m->mp4[k]) s = m->mp4[k]->add(m->mp4[k], m->styled[k], NULL, t);
+    }
+    if (s == CG_OK && m->out_cmp) s = m->out_cmp->add(m->out_cmp, m->grid, NULL, t);
+    if (s == CG_OK && m->mp4_cmp) s = m->mp4_cmp->add(m->mp4_cmp, m->grid, NULL, t);
+    return s;
+}
 
-media_result media_process_video(const media_job *j) {
+media_result media_process(const media_job *j) {
+    const media_kind_ops *ops = media_ops(j->kind);
     media_ctx m;
     memset(&m, 0, sizeof m);
     m.j = j;
-    progress_init(&m.bar, 0, "frames", "fps", 0);
-    cg_video_quiet_log();
-    cg_video_reader *r = NULL;
-    if (cg_video_open(&r, j->path, j->max_pixels) != CG_OK) return MEDIA_FAILED;
-    const cg_video_info *in = cg_video_get_info(r);
-    cg_video_set_max_frames(r, j->max_frames);
-    int64_t total = in->frame_count;
+    const int freq = ops->animated && j->frame_frequency > 1 ? j->frame_frequency : 1;
+    frame_source *src = NULL;
+    /* a video's reader stops at the limit itself (and ends the copied audio there); an
+     * animation is cut here, after --frame-frequency */
+    if (ops->open_source(&src, j->path, j->max_pixels, ops->animated ? 0 : j->max_frames) != CG_OK)
+        return MEDIA_FAILED;
+    const frame_info *in = &src->info;
+    if (src->warning[0]) media_warn(j, "%s: %s", j->name, src->warning);
+    if (in->hdr)
+        media_warn(j, "%s: %s HDR video: its colours are not tone-mapped to SDR, so the result "
+                      "looks flat or dim", j->name, in->transfer);
+
+    int64_t nout = (in->frame_count + freq - 1) / freq;
     int warned = 0;
-    if (j->max_frames > 0 && total > j->max_frames) {
-        warn(
-            j,
-            "%s: %s%lld frames; only the first %d are cartoonized (--max-num-frames; 0 = no limit)",
-            j->path, in->frame_count_exact ? "" : "about ", (long long)total, j->max_frames);
+    if (j->max_frames > 0 && nout > j->max_frames) {
+        media_warn(j, "%s: %s%lld frames%s; only the first %d are cartoonized (--max-num-frames; "
+                      "0 = no limit)", j->name, in->frame_count_exact ? "" : "about ",
+                   (long long)nout, freq > 1 ? " kept by --frame-frequency" : "", j->max_frames);
+        nout = j->max_frames;
         warned = 1;
-        total = j->max_frames;
     }
-    if (in->has_audio && !in->audio_copyable)
-        warn(j, "%s: its %s audio cannot be copied into an MP4; the cartoon is silent", j->path,
-             in->audio_codec);
+    m.total = nout;
     int w, h;
     target_size(j->max_height, in->width, in->height, &w, &h);
-    /* H.264 in yuv420p needs even sides: cut to even here, so the network's output is
-     * exactly what is encoded */
-    w = w >= 2 ? w & ~1 : 2;
-    h = h >= 2 ? h & ~1 : 2;
-    cg_status s = setup(&m, in->width, in->height, w, h);
-    /* a file that does not say its rate gets 25 fps for the encoder's rate control only;
-     * the timestamps are the input's either way */
-    cg_video_writer_opts vo = {w,
-                               h,
-                               in->tb_num,
-                               in->tb_den,
-                               in->fps_num > 0 ? in->fps_num : 25,
-                               in->fps_num > 0 ? in->fps_den : 1,
-                               r};
-    for (int k = 0; s == CG_OK && k < j->nstyles; k++)
-        if (j->style_out[k]) s = cg_video_writer_open(&m.mp4[k], j->style_out[k], &vo);
-    if (s == CG_OK && j->comparison_out) {
-        cg_video_writer_opts co = vo;
-        co.width = m.gw;
-        co.height = m.gh;
-        s = cg_video_writer_open(&m.mp4_cmp, j->comparison_out, &co);
+    if (j->kind == MEDIA_VIDEO) {
+        /* H.264 in yuv420p needs even sides: cut to even here, so the network's output is
+         * exactly what is encoded */
+        w = w >= 2 ? w & ~1 : 2;
+        h = h >= 2 ? h & ~1 : 2;
     }
+    int alpha = in->has_alpha && j->kind == MEDIA_WEBP;
+    cg_status s = setup(&m, in->width, in->height, w, h, alpha, freq);
+    if (s == CG_OK) s = open_sinks(&m, ops, src, nout, freq);
 
-    int bar_total = total > INT_MAX ? INT_MAX : (int)total;
-    progress_init(&m.bar, bar_total, "frames", "fps", !j->quiet && bar_total > 1);
-    while (s == CG_OK) {
+    if (j->own_bar) {
+        int bar_total = nout > INT_MAX ? INT_MAX : (int)nout;
+        if (bar_total > 1)
+            progress_init(j->bar, bar_total, "frames", "fps", !j->quiet);
+        else { /* a still image: a percentage, drawn only when it takes a while */
+            progress_init(j->bar, 1, "image", "img/s", !j->quiet);
+            progress_set_delay(j->bar, 1.0);
+        }
+    }
+    int64_t clock = 0; /* animated images: when the kept frame starts, as shown */
+    while (s == CG_OK && (nout <= 0 || m.done < nout || j->kind == MEDIA_VIDEO)) {
+        frame_time t;
         int got = 0;
-        int64_t pts = 0, duration = 0;
-        s = cg_video_read(r, m.frame, &pts, &duration, &got);
+        s = src->read(src, m.frame, m.alpha, &t, &got);
         if (s != CG_OK || !got) break;
+        if (ops->animated) {
+            /* a kept frame stands for the next freq-1 too: it is shown for all their time
+             * (those are decoded all the same: later frames are drawn over them) */
+            int covered = 1;
+            int64_t shown = t.shown;
+            for (; s == CG_OK && covered < freq; covered++) {
+                frame_time u;
+                int more = 0;
+                s = src->read(src, m.skip, NULL, &u, &more);
+                if (!more) break;
+                shown += u.shown;
+            }
+            if (s != CG_OK) break;
+            if (covered > 1) t.duration = shown; /* a lone frame keeps its own value */
+            t.shown = shown;
+            t.pts = clock;
+            clock += shown;
+        }
         s = stylize_frame(&m);
-        for (int k = 0; s == CG_OK && k < j->nstyles; k++)
-            if (m.mp4[k]) s = cg_video_write(m.mp4[k], m.styled[k], pts, duration);
-        if (s == CG_OK && m.mp4_cmp) s = cg_video_write(m.mp4_cmp, m.grid, pts, duration);
+        if (s == CG_OK) s = write_frame(&m, &t);
         m.done++;
-        progress_update(&m.bar, m.done);
+        show_progress(&m, (double)m.done);
         if (*j->interrupted) s = CG_ERR_CANCELLED;
     }
     if (s == CG_OK && m.done == 0)
-        s = cg_fail(CG_ERR_FORMAT, "%s: the video has no frames", j->path);
-    if (s == CG_OK && cg_video_was_cut(r) && !warned)
-        warn(j, "%s: only the first %d frames are cartoonized (--max-num-frames; 0 = no limit)",
-             j->path, j->max_frames);
-    /* the writers are finished while the reader still exists: they unregister from it */
-    media_result res = end(&m, s);
-    cg_video_close(r);
-    return res;
+        s = cg_fail(CG_ERR_FORMAT, "%s: the file has no frames", j->path);
+    if (s == CG_OK && !warned && src->was_cut && src->was_cut(src))
+        media_warn(j, "%s: only the first %d frames are cartoonized (--max-num-frames; 0 = no limit)",
+                   j->name, j->max_frames);
+    return end(&m, src, s);
 }

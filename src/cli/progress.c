@@ -28,7 +28,10 @@ void progress_init(progress *p, int total, const char *unit, const char *rate_un
     p->last_draw = 0;
     p->visible = 0;
     p->label[0] = p->extra[0] = '\0';
+    p->delay = 0;
 }
+
+void progress_set_delay(progress *p, double seconds) { p->delay = seconds; }
 
 void progress_set_text(progress *p, const char *label, const char *extra) {
     if (label) snprintf(p->label, sizeof p->label, "%s", label);
@@ -66,9 +69,17 @@ static void draw(progress *p) {
         snprintf(eta_s, sizeof eta_s, "-:--");
     }
     char tail[400];
-    int whole = (int)p->done;
-    int tail_len = snprintf(tail, sizeof tail, "  %d/%d %s  %s %s  ETA %s%s%s", whole, p->total,
-                            p->unit, rate_s, p->rate_unit, eta_s, p->extra[0] ? "  " : "", p->extra);
+    int whole = (int)p->done, tail_len;
+    if (p->total == 1) { /* one item: how far into it, not a count of 0/1 */
+        char el[32];
+        format_eta(el, sizeof el, elapsed);
+        tail_len = snprintf(tail, sizeof tail, "  %3d%%  %s elapsed  ETA %s%s%s",
+                            (int)(100 * p->done), el, eta_s, p->extra[0] ? "  " : "", p->extra);
+    } else {
+        tail_len = snprintf(tail, sizeof tail, "  %d/%d %s  %s %s  ETA %s%s%s", whole, p->total,
+                            p->unit, rate_s, p->rate_unit, eta_s, p->extra[0] ? "  " : "",
+                            p->extra);
+    }
     int cols = terminal_columns() - 1;
     if (tail_len > cols) tail[tail_len = cols > 0 ? cols : 0] = '\0'; /* a narrow terminal drops the end */
     char head[64];
@@ -104,6 +115,7 @@ void progress_update(progress *p, double done) {
     int crossed = (int)done != (int)p->done;
     p->done = done;
     if (!p->enabled) return;
+    if (p->delay > 0 && progress_now() - p->start < p->delay) return;
     if (crossed || progress_now() - p->last_draw >= REDRAW_INTERVAL) draw(p);
 }
 
@@ -114,7 +126,7 @@ void progress_message(progress *p, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (p->enabled) draw(p);
+    if (p->enabled && !(p->delay > 0 && progress_now() - p->start < p->delay)) draw(p);
     fflush(stderr);
 }
 

@@ -193,7 +193,9 @@ static int list_images(const char *in_dir, const char *dataset, str_list *names,
         struct stat st;
         int is_file = stat(p, &st) == 0 && S_ISREG(st.st_mode);
         free(p);
-        if (is_file && cg_format_from_path(e->d_name) != CG_FMT_UNKNOWN)
+        cg_format f = cg_format_from_path(e->d_name);
+        /* the smoothed copy keeps its name and format: HEIF, read but not written, is not taken */
+        if (is_file && f != CG_FMT_UNKNOWN && f != CG_FMT_HEIF)
             cli_list_push(names, cli_xcheck(strdup(e->d_name)));
         else if (is_file)
             ++*ignored;
@@ -270,13 +272,7 @@ int cmd_smooth(int argc, char **argv) {
     cg_pool *pool = threads > 1 ? cg_pool_create(threads) : NULL;
     threads = cg_pool_threads(pool);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second ^C kills at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_interrupts(on_signal);
     progress_init(&c->bar, c->njobs, "images", "img/s", !o.quiet && c->njobs > 1);
     if (c->njobs > 0) {
         progress_update(&c->bar, 0);

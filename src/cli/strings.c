@@ -1,8 +1,9 @@
-/* strings.c: the small string and list helpers the cartoongan command's files share
+/* strings.c: the small string, list and signal helpers the cartoongan command's files share
  * (cli.h). The command, unlike the library, gives up on running out of memory for a
  * path or a message: one line and exit status 1. */
 #include <errno.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,3 +54,13 @@ void cli_list_free(str_list *l) {
 int cli_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 const char *cli_errno_text(int e) { return e == ENOENT ? "no such file or directory" : strerror(e); }
+
+void cli_catch_interrupts(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second ^C kills at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}

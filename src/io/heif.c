@@ -706,3 +706,15 @@ cg_status cg_heif_decode(cg_image *img, const uint8_t *data, size_t n, const cha
     free(d);
     return s;
 }
+
+int cg_heif_file_has_alpha(const char *path) {
+    struct heif_context *ctx = heif_context_alloc();
+    struct heif_image_handle *h = NULL;
+    int alpha = 0;
+    if (ctx && heif_context_read_from_file(ctx, path, NULL).code == heif_error_Ok &&
+        heif_context_get_primary_image_handle(ctx, &h).code == heif_error_Ok && h)
+        alpha = heif_image_handle_has_alpha_channel(h) != 0;
+    if (h) heif_image_handle_release(h);
+    if (ctx) heif_context_free(ctx);
+    return alpha;
+}

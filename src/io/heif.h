@@ -43,4 +43,10 @@ int cg_heif_sniff(const uint8_t *data, size_t n);
 cg_status cg_heif_decode(cg_image *img, const uint8_t *data, size_t n, const char *name,
                          uint64_t max_pixels);
 
+/* 1 when the HEIF/AVIF file at `path` has a primary image with an alpha channel, from the
+ * file's boxes alone (nothing is decoded); 0 otherwise, also when the file cannot be read
+ * or parsed (cg_heif_decode then says why). cartoonize names a HEIF's output .png when it
+ * has alpha, .jpg otherwise, before decoding it. */
+int cg_heif_file_has_alpha(const char *path);
+
 #endif

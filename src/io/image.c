@@ -829,9 +829,9 @@ cg_status cg_image_decode(cg_image *img, const uint8_t *data, size_t n, const ch
     default: {
         const char *kind = unsupported_kind(data, n);
         if (kind)
-            return cg_fail(CG_ERR_FORMAT, "%s: not a JPEG, PNG or WebP image (it is %s image)",
+            return cg_fail(CG_ERR_FORMAT, "%s: not a JPEG, PNG, WebP, HEIC or AVIF image (it is %s image)",
                            name, kind);
-        return cg_fail(CG_ERR_FORMAT, "%s: not a JPEG, PNG or WebP image", name);
+        return cg_fail(CG_ERR_FORMAT, "%s: not a JPEG, PNG, WebP, HEIC or AVIF image", name);
     }
     }
     if (s == CG_OK) s = apply_orientation(img, orientation, name);

@@ -1,0 +1,153 @@
+/* styles.c: the style names `cartoongan cartoonize` takes: the four released styles (in
+ * any case) and custom ones, NAME for WEIGHTS_DIR/NAME.safetensors, checked against the
+ * weights folder so that a typo is a usage error naming what there is. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cartoongan.h"
+#include "cli/cli.h"
+#include "cli/media.h"
+
+#define CMD "cartoonize"
+
+int cli_style_is_released(const char *name) {
+    for (int s = 0; s < CG_NUM_STYLES; s++)
+        if (!strcmp(name, cg_style_names[s])) return 1;
+    return 0;
+}
+
+/* A custom style's name becomes a file name (WEIGHTS_DIR/NAME.safetensors) and a folder
+ * (OUTPUT_DIR/NAME/), so only characters safe in both are taken: no '/', no '.' (hence
+ * no "..", no hidden files, no "x.safetensors" typed for "x"). */
+int cli_style_name_valid(const char *p, size_t n) {
+    if (n == 0 || n > CLI_STYLE_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether `name` has weights in dir, in either of the forms cli_load_style reads. */
+static int style_in_dir(const char *dir, const char *name) {
+    struct stat st;
+    char *p = cli_printf("%s/%s.safetensors", dir, name);
+    int ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    if (ok) return 1;
+    p = cli_printf("%s/%s", dir, name);
+    ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    return ok;
+}
+
+/* The styles dir holds, for the unknown-style message: the released ones there in their
+ * canonical order, then the custom NAME.safetensors files by name (hidden temporary files
+ * and "x.f16.safetensors" copies have unsafe names and are left out). Returns a malloc'd
+ * "a, b, c" (empty when there is none), or NULL when dir cannot be read (errno set). */
+static char *styles_in_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    str_list custom = {0};
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name), ext = strlen(".safetensors");
+        if (n <= ext || strcmp(e->d_name + n - ext, ".safetensors")) continue;
+        if (!cli_style_name_valid(e->d_name, n - ext)) continue;
+        char *name = cli_printf("%.*s", (int)(n - ext), e->d_name);
+        if (cli_style_is_released(name) || !style_in_dir(dir, name)) {
+            free(name);
+            continue;
+        }
+        cli_list_push(&custom, name);
+    }
+    closedir(d);
+    if (custom.n > 1) qsort(custom.v, (size_t)custom.n, sizeof *custom.v, cli_cmp_str);
+    char *out = cli_xcheck(strdup(""));
+    for (int s = 0; s < CG_NUM_STYLES + custom.n; s++) {
+        const char *name = s < CG_NUM_STYLES ? cg_style_names[s] : custom.v[s - CG_NUM_STYLES];
+        if (s < CG_NUM_STYLES && !style_in_dir(dir, name)) continue;
+        char *next = cli_printf("%s%s%s", out, *out ? ", " : "", name);
+        free(out);
+        out = next;
+    }
+    for (int i = 0; i < custom.n; i++) free(custom.v[i]);
+    free(custom.v);
+    return out;
+}
+
+/* Every custom style must have weights in the weights directory, checked once all the
+ * options are read (--weights-dir may come after --styles), so that a typo is a usage
+ * error naming what there is, before any input is read. Released names always pass: a
+ * missing released style is reported when loading, with the hint to run `make weights`. */
+int cli_styles_check_custom(char styles[][CLI_STYLE_NAME_MAX + 1], int nstyles,
+                            const char *weights_dir) {
+    for (int k = 0; k < nstyles; k++) {
+        const char *name = styles[k];
+        if (cli_style_is_released(name) || style_in_dir(weights_dir, name)) continue;
+        char *have = styles_in_dir(weights_dir);
+        if (!have)
+            cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
+                                 "the weights directory %s cannot be read: %s)",
+                            name, weights_dir, cli_errno_text(errno));
+        else if (!*have)
+            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
+                                 "the released ones are shinkai, hayao, hosoda, paprika)",
+                            name, weights_dir, name, weights_dir);
+        else
+            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (styles in %s: %s)",
+                            name, weights_dir, name, weights_dir, have);
+        free(have);
+        return -1;
+    }
+    return 0;
+}
+
+/* Adds comma-separated style names; returns -1 after a usage error. The released names
+ * are matched in any case (as before custom styles existed); custom ones are file names
+ * and kept as typed. */
+int cli_styles_add(char styles[][CLI_STYLE_NAME_MAX + 1], int *nstyles, const char *list) {
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        /* "shinkai, hayao" (one argument, spaces after the commas) is a list too */
+        while (n > 0 && (*p == ' ' || *p == '\t')) p++, n--;
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        if (n > 0) {
+            const char *name = NULL;
+            for (int s = 0; s < CG_NUM_STYLES; s++)
+                if (strlen(cg_style_names[s]) == n && !strncasecmp(p, cg_style_names[s], n))
+                    name = cg_style_names[s];
+            if (!name && !cli_style_name_valid(p, n)) {
+                cli_usage_error(CMD, "invalid style name '%.*s' (a style is shinkai, hayao, hosoda, "
+                                     "paprika, or a NAME of 1 to %d letters, digits, '_' or '-' "
+                                     "for WEIGHTS_DIR/NAME.safetensors)",
+                                (int)n, p, CLI_STYLE_NAME_MAX);
+                return -1;
+            }
+            int dup = 0;
+            for (int k = 0; k < *nstyles; k++)
+                dup |= name ? !strcmp(styles[k], name)
+                            : strlen(styles[k]) == n && !strncmp(styles[k], p, n);
+            if (!dup) {
+                if (*nstyles == CLI_MAX_STYLES) {
+                    cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
+                    return -1;
+                }
+                snprintf(styles[(*nstyles)++], CLI_STYLE_NAME_MAX + 1, "%.*s", (int)n, name ? name : p);
+            }
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
