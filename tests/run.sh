@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: runs every test program named on the command line (C test binaries), then
-# tests/test_cli.sh, tests/test_media_cli.sh and tests/test_smooth_cli.sh, and adds up
+# the CLI test scripts (tests/test_*_cli.sh, test_cli.sh first), and adds up
 # their "NAME: P passed, F failed" lines. The last line is "all: N passed, M failed"; the
 # exit status is non-zero if any test failed, or a program crashed, exited non-zero or
 # never printed its summary (each such program counts as one failure on top of what it
@@ -51,6 +51,7 @@ for prog in "$@"; do
 done
 run_one "$here/test_cli.sh"
 run_one "$here/test_media_cli.sh"
+run_one "$here/test_inputs_cli.sh"
 run_one "$here/test_smooth_cli.sh"
 run_one "$here/test_export_cli.sh"
 run_one "$here/test_train_cli.sh"

@@ -6,10 +6,14 @@
  * values checked here. Run from the repository root.
  *
  * It is also the probe that tests/test_media_cli.sh reads outputs with:
- *   test_media probe FILE        one line: what a GIF or video holds
- *   test_media frames IN.gif DIR writes IN's composited frames as DIR/frame_NNN.png
- *   test_media psnr OUT.gif DIR  PSNR of each frame of OUT against DIR/frame_NNN.png; exits
- *                                1 if one is below 30 dB */
+ *   test_media probe FILE        one line: what a GIF, animated WebP or video holds
+ *   test_media frames IN DIR     writes a GIF's or WebP's composited frames as
+ *                                DIR/frame_NNN.png
+ *   test_media psnr OUT DIR      PSNR of each frame of a GIF or WebP against
+ *                                DIR/frame_NNN.png; exits 1 if one is below 30 dB
+ *   test_media towebp IN.gif OUT.webp
+ *                                the GIF's frames as an animated WebP (durations, loop
+ *                                count, alpha): tests/test_inputs_cli.sh's inputs */
 #include <stdio.h>
 
 #include <dirent.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "io/gif.h"
+#include "io/webp_anim.h"
 #include "io/image.h"
 #include "io/video.h"
 #include "status.h"
@@ -84,8 +89,32 @@ typedef struct {
     uint8_t *rgba, *rgb;
 } frames;
 
+static int is_webp(const char *path) {
+    size_t n = strlen(path);
+    return n > 5 && !strcasecmp(path + n - 5, ".webp");
+}
+
+/* An animated WebP's frames, composited (webp_anim.c), for the probe's frames and psnr. */
+static int read_all_webp_frames(const char *path, frames *f) {
+    cg_webp_anim_reader *r;
+    if (cg_webp_anim_open(&r, path, 0) != CG_OK) return -1;
+    const cg_webp_anim_info *in = cg_webp_anim_get_info(r);
+    f->w = in->width, f->h = in->height, f->n = in->frame_count;
+    size_t px = (size_t)f->w * f->h;
+    f->rgba = malloc(px * 4 * f->n);
+    f->rgb = malloc(px * 3 * f->n);
+    for (int i = 0; i < f->n; i++)
+        if (cg_webp_anim_read_frame(r, f->rgb + px * 3 * i, f->rgba + px * 4 * i) != CG_OK) {
+            cg_webp_anim_close(r);
+            return -1;
+        }
+    cg_webp_anim_close(r);
+    return 0;
+}
+
 static int read_all_frames(const char *path, frames *f) {
     memset(f, 0, sizeof *f);
+    if (is_webp(path)) return read_all_webp_frames(path, f);
     cg_gif_reader *r;
     if (cg_gif_open(&r, path, 0) != CG_OK) return -1;
     const cg_gif_info *in = cg_gif_get_info(r);
@@ -813,6 +842,25 @@ static int cmd_probe(const char *path) {
         cg_gif_close(r);
         return 0;
     }
+    if (is_webp(path)) {
+        frames f;
+        cg_webp_anim_reader *r;
+        if (cg_webp_anim_open(&r, path, 0) != CG_OK || read_all_webp_frames(path, &f) < 0) {
+            fprintf(stderr, "%s\n", cg_last_error());
+            return 1;
+        }
+        const cg_webp_anim_info *in = cg_webp_anim_get_info(r);
+        /* alpha: whether any composited pixel is see-through (not the file's flag) */
+        int alpha = 0;
+        for (size_t i = 0; i < (size_t)f.w * f.h * f.n; i++) alpha |= f.rgba[4 * i + 3] != 255;
+        printf("webp %dx%d frames=%d loop=%d alpha=%d durations=", in->width, in->height,
+               in->frame_count, in->loop_count, alpha);
+        for (int i = 0; i < in->frame_count; i++) printf("%s%d", i ? "," : "", in->durations[i]);
+        printf("\n");
+        free_frames(&f);
+        cg_webp_anim_close(r);
+        return 0;
+    }
     probe_info p;
     if (probe_video(path, &p) < 0) {
         fprintf(stderr, "%s: cannot probe\n", path);
@@ -821,6 +869,33 @@ static int cmd_probe(const char *path) {
     printf("video %dx%d frames=%d fps=%d/%d duration=%.3f codec=%s audio=%s\n", p.w, p.h, p.frames,
            p.fps.num, p.fps.den, p.duration, p.vcodec, p.has_audio ? p.acodec : "none");
     return 0;
+}
+
+/* Writes a GIF's frames as an animated WebP (webp_anim.c's writer) with its delays in ms,
+ * its loop count and, when a frame is see-through, its alpha: the CLI tests' WebP inputs,
+ * made from the committed GIFs rather than committed themselves. */
+static int cmd_towebp(const char *gif, const char *out) {
+    frames f;
+    cg_gif_reader *r;
+    if (cg_gif_open(&r, gif, 0) != CG_OK || read_all_frames(gif, &f) < 0) {
+        fprintf(stderr, "%s\n", cg_last_error());
+        return 1;
+    }
+    const cg_gif_info *in = cg_gif_get_info(r);
+    size_t px = (size_t)f.w * f.h;
+    int alpha = 0;
+    for (size_t i = 0; i < px * f.n; i++) alpha |= f.rgba[4 * i + 3] != 255;
+    cg_webp_anim_writer *w;
+    cg_status s = cg_webp_anim_writer_open(&w, out, f.w, f.h, in->loop_count < 0 ? 1 : in->loop_count, alpha);
+    for (int i = 0; s == CG_OK && i < f.n; i++)
+        s = cg_webp_anim_writer_add(w, alpha ? f.rgba + px * 4 * i : f.rgb + px * 3 * i,
+                                    10 * in->delays[i]);
+    if (s == CG_OK) s = cg_webp_anim_writer_finish(w);
+    else cg_webp_anim_writer_abort(w);
+    if (s != CG_OK) fprintf(stderr, "%s\n", cg_last_error());
+    cg_gif_close(r);
+    free_frames(&f);
+    return s == CG_OK ? 0 : 1;
 }
 
 static int cmd_frames(const char *gif, const char *dir) {
@@ -873,6 +948,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "probe")) return cmd_probe(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "frames")) return cmd_frames(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "psnr")) return cmd_psnr(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "towebp")) return cmd_towebp(argv[2], argv[3]);
     if (test_make_dir(tmpdir, sizeof tmpdir, "test_media") != 0) return 1;
     RUN(test_gif_info);
     RUN(test_gif_dispose_none);

@@ -71,7 +71,7 @@ test_gif_animated() {
     cg cartoonize --convert-gif-to-mp4 --output-dir "$D/out" "$MEDIA/anim.gif"
     expect_rc 0
     expect_quiet_err
-    expect_out "cartoonized 1 image (1 style)"
+    expect_out "cartoonized 1 GIF (1 style)"
     expect_files "$D/out" "comparison/anim.gif
 comparison/mp4/anim.mp4
 shinkai/anim.gif
@@ -127,7 +127,7 @@ test_gif_frequency_and_limit() {
 test_gif_still_and_size() {
     cg cartoonize --max-height 12 --output-dir "$D/out" "$MEDIA/still.gif" "$MEDIA/anim.gif"
     expect_rc 0
-    expect_out "cartoonized 2 images"
+    expect_out "cartoonized 2 GIFs"
     expect_probe "$D/out/shinkai/still.gif" "gif 16x12 frames=1 loop=-1 delays=0"
     expect_probe "$D/out/comparison/still.gif" "gif 16x24 frames=1 loop=-1 delays=0"
     expect_probe "$D/out/shinkai/anim.gif" "gif 16x12 frames=8 loop=0 delays=10,20,5,7,0,30,15,10"
@@ -164,7 +164,7 @@ test_videos() {
     cp "$MEDIA/rotated.mp4" "$D/in/"
     cg cartoonize --output-dir "$D/out" "$D/in"
     expect_rc 0
-    expect_out "cartoonized 5 images (1 style)"
+    expect_out "cartoonized 5 videos (1 style)"
     expect_err "warning: $D/in/mov/clip.mov: its pcm_s16le audio cannot be copied into an MP4; the cartoon is silent"
     [ "$(wc -l <"$T/err")" -eq 1 ] || note_failure "stderr is not one line: $(cat "$T/err")"
     expect_files "$D/out" "comparison/mkv/clip.mp4
@@ -238,7 +238,7 @@ test_media_batch() {
     # (corrupt.mp4 goes wrong at its third frame: a limit of 2 would never see it)
     cg cartoonize --max-num-frames 4 --output-dir "$D/out" "$D/in"
     expect_rc 1
-    expect_out "cartoonized 3 images (1 style)"
+    expect_out "cartoonized 1 image, 1 GIF, 1 video (1 style)"
     expect_out "2 failed"
     expect_out "failed: $D/in/corrupt.mp4: corrupt video stream"
     expect_out "failed: $D/in/truncated.gif: truncated GIF"
@@ -257,7 +257,7 @@ shinkai/plain.png"
     expect_out "3 skipped (already done)"
     cg cartoonize --max-num-frames 4 --convert-gif-to-mp4 --output-dir "$D/out" "$D/in"
     expect_rc 0
-    expect_out "cartoonized 1 image (1 style)"
+    expect_out "cartoonized 1 GIF (1 style)"
     [ -s "$D/out/shinkai/mp4/anim.mp4" ] && [ -s "$D/out/comparison/mp4/anim.mp4" ] ||
         note_failure "the MP4s were not made"
     [ -z "$(find "$D/out" -type f -name '*.gif' -newermt 2002-01-01)" ] || note_failure "finished GIFs were rewritten"
