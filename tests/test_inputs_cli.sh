@@ -62,7 +62,7 @@ test_skipped_types_and_summary() {
     cg cartoonize --output-dir "$D/out" "$D/in"
     expect_rc 0
     expect_out "cartoonized 2 images, 1 GIF (1 style)"
-    expect_out "skipped 4 files of types not handled: .tiff (2), .bmp (1), (no extension) (1)"
+    expect_out "skipped 4 files of types not handled: .tiff (2), .bmp (1), no extension (1)"
     # nothing handled at all: the error says what was there
     cg cartoonize --output-dir "$D/out2" "$D/in/sub" "$D/in/c.bmp"
     expect_rc 1
@@ -93,7 +93,7 @@ test_output_dir_checked_first() {
     : >"$D/file"
     cg cartoonize --weights-dir "$D/none" --output-dir "$D/file/out" "$IMAGES/plain.png"
     expect_rc 1
-    expect_err "$D/file/out: cannot use as the output folder"
+    expect_err "$D/file/out: cannot use as the output folder: $D/file is not a folder"
     ! grep -q "style" "$T/err" || note_failure "weights were looked at first: $(cat "$T/err")"
     cg cartoonize --weights-dir "$D/none" --output-dir "$D/file" "$IMAGES/plain.png"
     expect_rc 1

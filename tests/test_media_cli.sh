@@ -54,7 +54,7 @@ test_help_and_usage() {
     expect_rc 0
     local f
     for f in --ignore-gif --gif-frame-frequency --max-num-frames --convert-gif-to-mp4 --dither \
-        "default: 100" "default: off" ".gif, .mp4, .mov, .webm or .mkv"; do
+        "default: 100" "default: off" ".heic, .heif, .avif, .gif," ".mp4, .mov, .webm or .mkv"; do
         expect_out "$f"
     done
     for f in "--gif-frame-frequency 0" "--max-num-frames -1" "--max-num-frames x" "--dither=1" \

@@ -148,7 +148,7 @@ static void print_help(void) {
         "positional arguments:\n"
         "  INPUT                 files, directories or http(s):// URLs; directories are\n"
         "                        searched recursively for\n"
-        "                        " INPUT_TYPES "\n"
+        "                        " INPUT_TYPES_WRAPPED "\n"
         "                        files (others are counted in the summary), and outputs\n"
         "                        keep their path relative to the directory; a URL is\n"
         "                        downloaded and named after its last path segment, with\n"
@@ -163,8 +163,9 @@ static void print_help(void) {
         "                        style NAME whose weights are WEIGHTS_DIR/NAME.safetensors\n"
         "                        (made by `cartoongan export --checkpoint-dir`; NAME is\n"
         "                        letters, digits, '_' and '-'); at most %d (default: shinkai)\n"
-        "  --all-styles          apply the four released styles (plus the custom ones that\n"
-        "                        --styles names)\n"
+        "  --all-styles          apply the four released full styles (plus the custom ones\n"
+        "                        --styles names; the light ones only when named there)\n"
+        "                        (default: off)\n"
         "  --input-dir DIR       where to look for images when no INPUT is given\n"
         "                        (default: " DEFAULT_INPUT_DIR ")\n"
         "  --output-dir DIR      where to write the results (default: " DEFAULT_OUTPUT_DIR ")\n"
@@ -173,7 +174,7 @@ static void print_help(void) {
         "                        $CARTOONGAN_WEIGHTS if set, else %s)\n"
         "  --max-height N        downscale images taller than N pixels to height N, keeping\n"
         "                        the aspect ratio (default: %d)\n"
-        "  --keep-original-size  do not downscale\n"
+        "  --keep-original-size  do not downscale (default: off)\n"
         "  --max-pixels N        refuse images of more than N pixels, checked from the file's\n"
         "                        header before decoding (default: %llu)\n"
         "  --comparison-view {smart,horizontal,vertical,grid}\n"
@@ -181,9 +182,9 @@ static void print_help(void) {
         "                        rows, or smart: two rows when the panel count is even and\n"
         "                        the image is not portrait, one row for portrait images,\n"
         "                        one column otherwise (default: smart)\n"
-        "  --skip-comparison     do not write comparison images\n"
+        "  --skip-comparison     do not write comparison images (default: off)\n"
         "  --overwrite           redo outputs that already exist (default: skip them)\n"
-        "  --ignore-gif          skip .gif files\n"
+        "  --ignore-gif          skip .gif files (default: off)\n"
         "  --frame-frequency N, --gif-frame-frequency N\n"
         "                        cartoonize every Nth frame of an animated GIF or WebP;\n"
         "                        each kept frame is shown as long as the N it stands for\n"
@@ -192,7 +193,7 @@ static void print_help(void) {
         "                        --frame-frequency) or video, with a warning when that\n"
         "                        cuts it; 0 = no limit (default: %d)\n"
         "  --convert-gif-to-mp4  also write each animated GIF's or WebP's results as MP4\n"
-        "                        (H.264) to OUTPUT_DIR/<style>/mp4/<name>.mp4\n"
+        "                        (H.264) to OUTPUT_DIR/<style>/mp4/<name>.mp4 (default: off)\n"
         "  --dither              dither the GIF palettes (Floyd-Steinberg): smoother\n"
         "                        gradients, but the pattern changes from frame to frame and\n"
         "                        shimmers (default: off)\n"
@@ -203,7 +204,7 @@ static void print_help(void) {
         "                        (default: %d)\n"
         "  --max-download MB     refuse a URL's file larger than MB megabytes (default: %d)\n"
         "  --quiet               no progress bar, warnings or summary; errors are still\n"
-        "                        printed\n"
+        "                        printed (default: off)\n"
         "  --                    treat every later argument as an INPUT\n",
         CLI_MAX_STYLES, env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
         (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES, DEFAULT_CONNECT_TIMEOUT,
@@ -448,11 +449,11 @@ static int check_output_dir(const options *o) {
     char *dir = cli_xcheck(strdup(o->output_dir));
     struct stat st;
     int ok = 0;
-    for (;;) {
+    for (;;) { /* up to the nearest thing that exists */
         if (stat(dir, &st) == 0) break;
-        if (errno != ENOENT) {
-            fprintf(stderr, "cartoongan: %s: cannot use as the output folder: %s: %s\n",
-                    o->output_dir, dir, cli_errno_text(errno));
+        if (errno != ENOENT && errno != ENOTDIR) {
+            fprintf(stderr, "cartoongan: %s: cannot use as the output folder: %s\n", o->output_dir,
+                    cli_errno_text(errno));
             goto out;
         }
         char *slash = strrchr(dir, '/');
@@ -472,9 +473,12 @@ static int check_output_dir(const options *o) {
     char *probe = cli_printf("%s/.cartoongan-write-test-XXXXXX", dir);
     int fd = mkstemp(probe);
     if (fd < 0) {
-        fprintf(stderr, "cartoongan: %s: cannot write in the output folder%s%s: %s\n",
-                o->output_dir, strcmp(dir, o->output_dir) ? " or make it in " : "",
-                strcmp(dir, o->output_dir) ? dir : "", cli_errno_text(errno));
+        if (!strcmp(dir, o->output_dir))
+            fprintf(stderr, "cartoongan: %s: cannot write in the output folder: %s\n",
+                    o->output_dir, cli_errno_text(errno));
+        else
+            fprintf(stderr, "cartoongan: %s: cannot make the output folder in %s: %s\n",
+                    o->output_dir, dir, cli_errno_text(errno));
     } else {
         close(fd);
         unlink(probe);
@@ -636,8 +640,10 @@ int cmd_cartoonize(int argc, char **argv) {
     if (o->ninputs > 0) {
         for (int i = 0; i < o->ninputs; i++) inputs_add(&c->inputs, o->inputs[i], &io);
     } else if (stat(o->input_dir, &st) != 0) {
-        fprintf(stderr, "cartoongan: no images found: %s: %s (give image files or directories, "
-                        "or --input-dir DIR)\n", o->input_dir, cli_errno_text(errno));
+        fprintf(stderr, "cartoongan: %s: %s (give files, folders or URLs to cartoonize, or "
+                        "--input-dir DIR%s)\n", o->input_dir, cli_errno_text(errno),
+                strcmp(o->input_dir, DEFAULT_INPUT_DIR) ? ""
+                : "; `make` puts the seed project's two sample photos in " DEFAULT_INPUT_DIR);
         goto out;
     } else {
         inputs_add(&c->inputs, o->input_dir, &io);

@@ -115,7 +115,7 @@ static void add_file(input_set *s, const input_opts *o, const char *path, const 
 
 static void count_skipped(input_set *s, const char *name) {
     const char *dot = extension(name);
-    char *ext = cli_xcheck(strdup(dot ? dot : "(no extension)"));
+    char *ext = cli_xcheck(strdup(dot ? dot : "no extension"));
     for (char *p = ext; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
     for (int i = 0; i < s->skipped_ext.n; i++)

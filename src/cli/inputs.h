@@ -14,6 +14,10 @@
 
 /* What the search takes, for messages and --help. */
 #define INPUT_TYPES ".jpg, .jpeg, .png, .webp, .heic, .heif, .avif, .gif, .mp4, .mov, .webm or .mkv"
+/* The same, wrapped for --help's right column. */
+#define INPUT_TYPES_WRAPPED \
+    ".jpg, .jpeg, .png, .webp, .heic, .heif, .avif, .gif,\n" \
+    "                        .mp4, .mov, .webm or .mkv"
 
 typedef struct {
     char *path; /* the file read: the input, or a download's temporary copy */

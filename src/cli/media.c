@@ -261,9 +261,11 @@ media_result media_process(const media_job *j) {
     int64_t nout = (in->frame_count + freq - 1) / freq;
     int warned = 0;
     if (j->max_frames > 0 && nout > j->max_frames) {
-        media_warn(j, "%s: %s%lld frames%s; only the first %d are cartoonized (--max-num-frames; "
-                      "0 = no limit)", j->name, in->frame_count_exact ? "" : "about ",
-                   (long long)nout, freq > 1 ? " kept by --frame-frequency" : "", j->max_frames);
+        char first[48] = "only the first frame is";
+        if (j->max_frames > 1) snprintf(first, sizeof first, "only the first %d are", j->max_frames);
+        media_warn(j, "%s: %s%lld frames%s; %s cartoonized (--max-num-frames; 0 = no limit)",
+                   j->name, in->frame_count_exact ? "" : "about ", (long long)nout,
+                   freq > 1 ? " kept by --frame-frequency" : "", first);
         nout = j->max_frames;
         warned = 1;
     }
