@@ -12,7 +12,12 @@
  * unit as bf16x3 (amx.h).
  *
  * The transposed convolution (k3, s2, p1, op1) is four stride-1 convolutions, one per
- * output parity, each reading only the taps that land on that parity. */
+ * output parity, each reading only the taps that land on that parity.
+ *
+ * conv2d_forward_io (the light generator) is the same product with the input read through
+ * per-channel plane pointers and maps (a pending norm and ReLU, applied while packing), the
+ * output written to plane pointers, and the output's moments gathered per column block
+ * while the block is still in cache. */
 #include "amx.h"
 #include "gemm.h"
 #include "ops.h"
@@ -39,6 +44,12 @@ typedef struct {
     int kh, kw, stride, pad;
     int oh, ow;
     int tap_major; /* rows of B ordered (ky, kx, ci) instead of (ci, ky, kx) */
+    /* conv2d_forward_io: channel ci's plane at chan[ci] (else in + ci * h * w), read
+     * through aff[ci] when aff is set; unit: a 1x1 stride-1 kernel without padding, whose
+     * im2col is the input itself (a panel may then span output rows). */
+    const float *const *chan;
+    const chan_affine *aff;
+    int unit;
 } geom;
 
 /* ceil(m / mr) * mr <= m + GEMM_MR_MAX for every kernel, whichever packs; AMX tiles take
@@ -91,6 +102,20 @@ static void copy_row(float *o, const float *s, int n) {
 
 /* ---- packing B = im2col(in) ---- */
 
+/* An input value read through its channel's map (conv2d_forward_io). */
+static inline float mapped(float v, const chan_affine *a) {
+    v = (v - a->mean) * a->scale + a->shift;
+    return v > a->lo ? v : a->lo;
+}
+
+static inline void map_row(float *restrict o, int n, const chan_affine *a) {
+    const float m = a->mean, s = a->scale, c = a->shift, lo = a->lo;
+    for (int t = 0; t < n; t++) {
+        float v = (o[t] - m) * s + c;
+        o[t] = v > lo ? v : lo;
+    }
+}
+
 /* Packs rows [k0, k0+kc) and columns [n0, n0+nc) of im2col(in) into dst as NR-wide
  * panels [kc][NR], zero beyond the last column. */
 MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
@@ -116,8 +141,13 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
         else ci = k0 / ksz, ky = k0 % ksz / g->kw, kx = k0 % ksz % g->kw;
         for (int kk = 0; kk < kc; kk++) {
             float *o = panel + (size_t)kk * NR;
-            const float *src = in + ci * plane;
-            if (one_row) {
+            const float *src = g->chan ? g->chan[ci] : in + ci * plane;
+            const chan_affine *af = g->aff ? &g->aff[ci] : NULL;
+            if (g->unit) {
+                copy_row(o, src + n, cols);
+                if (af) map_row(o, cols, af);
+                for (int t = cols; t < NR; t++) o[t] = 0.f;
+            } else if (one_row) {
                 int iy = oy * g->stride - g->pad + ky;
                 int ixa = ox * g->stride - g->pad + kx;
                 int ixb = ixa + (cols - 1) * g->stride;
@@ -125,25 +155,30 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
                     memset(o, 0, NR * sizeof *o);
                 } else if (g->stride == 1 && ixa >= 0 && ixb < g->w) {
                     copy_row(o, src + (size_t)iy * g->w + ixa, cols);
+                    if (af) map_row(o, cols, af);
                     for (int t = cols; t < NR; t++) o[t] = 0.f;
                 } else if (g->stride == 2 && cols == NR && ixa >= 0 && ixb < g->w) {
                     /* a constant trip count, so that it vectorises (even/odd permutes) */
                     const float *restrict row = src + (size_t)iy * g->w + ixa;
                     if (NR == 32) for (int t = 0; t < 32; t++) o[t] = row[2 * t];
                     else for (int t = 0; t < NR; t++) o[t] = row[2 * t];
+                    if (af) map_row(o, NR, af);
                 } else {
                     const float *row = src + (size_t)iy * g->w;
                     for (int t = 0; t < NR; t++) {
                         int ix = ixa + t * g->stride;
-                        o[t] = (t < cols && ix >= 0 && ix < g->w) ? row[ix] : 0.f;
+                        o[t] = (t < cols && ix >= 0 && ix < g->w) ? (af ? mapped(row[ix], af) : row[ix]) : 0.f;
                     }
                 }
             } else {
                 for (int t = 0; t < NR; t++) {
                     int iy = iy0[t] + ky, ix = ix0[t] + kx;
-                    o[t] = (t < cols && iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
-                               ? src[(size_t)iy * g->w + ix]
-                               : 0.f;
+                    float v = 0.f;
+                    if (t < cols && iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) {
+                        v = src[(size_t)iy * g->w + ix];
+                        if (af) v = mapped(v, af);
+                    }
+                    o[t] = v;
                 }
             }
             if (g->tap_major) {
@@ -169,6 +204,8 @@ typedef struct {
     geom g;
     int npix;
     float *scratch; /* per thread: 2 * KC * NC floats, 64-byte aligned */
+    float *const *orow; /* conv2d_forward_io: output row (channel) co's plane, else NULL */
+    moments *partial;   /* conv2d_forward_io with stats: each column block's moments */
 } conv_job;
 
 /* One micro-kernel tile c[rows][cols] (row stride ldc) of a product, through a full tile
@@ -185,6 +222,27 @@ static void tile_product(const gemm_arch *arch, int kc, const float *a, const fl
         for (int r = 0; r < rows; r++) memcpy(tile + r * arch->nr, c + (size_t)r * ldc, cols * sizeof(float));
     arch->kernel(kc, a, b, tile, (size_t)arch->nr, bias);
     for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldc, tile + r * arch->nr, cols * sizeof(float));
+}
+
+/* tile_product for output rows that are not evenly spaced (conv2d_forward_io's planes):
+ * rows[r] + col is row r of the tile, through a tile in registers' shape. */
+static void tile_product_rows(const gemm_arch *arch, int kc, const float *a, const float *b,
+                              float *const *rows_p, size_t col, const float *bias, int rows, int cols) {
+    float tile[GEMM_MR_MAX * GEMM_NR_MAX];
+    if (!bias)
+        for (int r = 0; r < rows; r++) memcpy(tile + r * arch->nr, rows_p[r] + col, cols * sizeof(float));
+    arch->kernel(kc, a, b, tile, (size_t)arch->nr, bias);
+    for (int r = 0; r < rows; r++) memcpy(rows_p[r] + col, tile + r * arch->nr, cols * sizeof(float));
+}
+
+/* Output rows [r0, r0 + rows) of a job: the first row's address when they are evenly
+ * spaced a plane apart (the kernel's ldc), else NULL. */
+static float *panel_rows(const conv_job *j, int r0, int rows) {
+    if (!j->orow) return j->out + (size_t)r0 * j->npix;
+    float *base = j->orow[r0];
+    for (int r = 1; r < rows; r++)
+        if (j->orow[r0 + r] != base + (size_t)r * j->npix) return NULL;
+    return base;
 }
 
 /* The bias of output rows [row0, row0 + n) for a kernel, zero past m or without a bias. */
@@ -276,10 +334,24 @@ static void conv_task(void *ctx, int task, int ntasks) {
             int rows = m - p * MR < MR ? m - p * MR : MR;
             float bias[GEMM_MR_MAX]; /* the first depth block starts from the bias */
             bias_rows(bias, j->bias, p * MR, MR, m);
-            for (int j0 = 0; j0 < nc; j0 += NR)
-                tile_product(arch, kc, a, bpack + (size_t)j0 * kc, j->out + (size_t)p * MR * j->npix + n0 + j0,
-                             (size_t)j->npix, k0 == 0 ? bias : NULL, rows, nc - j0 < NR ? nc - j0 : NR);
+            float *c = panel_rows(j, p * MR, rows);
+            for (int j0 = 0; j0 < nc; j0 += NR) {
+                if (c)
+                    tile_product(arch, kc, a, bpack + (size_t)j0 * kc, c + n0 + j0, (size_t)j->npix,
+                                 k0 == 0 ? bias : NULL, rows, nc - j0 < NR ? nc - j0 : NR);
+                else
+                    tile_product_rows(arch, kc, a, bpack + (size_t)j0 * kc, j->orow + p * MR, (size_t)(n0 + j0),
+                                      k0 == 0 ? bias : NULL, rows, nc - j0 < NR ? nc - j0 : NR);
+            }
         }
+    }
+    if (j->partial) {
+        moments s = {0, 0, 0};
+        for (int r = 0; r < m; r++) {
+            moments row = moments_of((j->orow ? j->orow[r] : j->out + (size_t)r * j->npix) + n0, nc);
+            moments_merge(&s, &row);
+        }
+        j->partial[task] = s;
     }
 }
 
@@ -289,7 +361,7 @@ static void run_gemm(float *out, const float *in, const packed_weights *pw, cons
                      const geom *g, float *scratch, cg_pool *pool) {
     /* The micro-kernel loads packed B with aligned loads. */
     float *aligned = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    conv_job j = {out, in, pw, b, *g, g->oh * g->ow, aligned};
+    conv_job j = {out, in, pw, b, *g, g->oh * g->ow, aligned, NULL, NULL};
     cg_pool_run(pool, conv_task, &j, (j.npix + NC - 1) / NC);
 }
 
@@ -420,8 +492,34 @@ void conv2d_direct_forward(float *out, const float *in, const float *w, const fl
 
 void conv2d_forward(float *out, const float *in, const packed_weights *pw, const float *b,
                     const conv_dims *d, float *scratch, cg_pool *pool) {
-    geom g = {d->cin, d->h, d->w, d->kh, d->kw, d->stride, d->pad, conv_out_h(d), conv_out_w(d), 0};
+    geom g = {d->cin, d->h, d->w, d->kh, d->kw, d->stride, d->pad, conv_out_h(d), conv_out_w(d), 0, NULL, NULL, 0};
     run_gemm(out, in, pw, b, &g, scratch, pool);
+}
+
+/* ---- plane pointers, input maps and output moments (the light generator) ---- */
+
+void pack_weights_fp32(packed_weights *pw, float *panels, const float *w, int m, int k,
+                       const gemm_arch *arch) {
+    pack_weights_as(pw, panels, w, m, k, arch, 0);
+}
+
+int conv_io_tasks(const conv_dims *d) {
+    int npix = conv_out_h(d) * conv_out_w(d);
+    return (npix + NC - 1) / NC;
+}
+
+void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float *b,
+                       const conv_dims *d, float *scratch, cg_pool *pool) {
+    geom g = {d->cin, d->h, d->w, d->kh, d->kw, d->stride, d->pad, conv_out_h(d), conv_out_w(d), 0,
+              io->in, io->aff, d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0};
+    float *aligned = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    conv_job j = {NULL, NULL, pw, b, g, g.oh * g.ow, aligned, io->out, io->stats ? io->partial : NULL};
+    const int tasks = conv_io_tasks(d);
+    cg_pool_run(pool, conv_task, &j, tasks);
+    if (io->stats) {
+        *io->stats = (moments){0, 0, 0};
+        for (int t = 0; t < tasks; t++) moments_merge(io->stats, &io->partial[t]);
+    }
 }
 
 /* ---- transposed convolution k3 s2 p1 op1 as four sub-convolutions ----
@@ -608,7 +706,7 @@ void deconv_s2_forward(float *out, float *tmp, const float *in, const packed_dec
                        const float *b, const deconv_dims *d, const deconv_window *win, float *scratch,
                        cg_pool *pool) {
     /* the window reads one row and column past the input: zeros, as in pack_b */
-    deconv_job j = {tmp, in, b, pd, {d->cin, d->h, d->w, 2, 2, 1, 0, d->h, d->w, 1}, d->h * d->w,
+    deconv_job j = {tmp, in, b, pd, {d->cin, d->h, d->w, 2, 2, 1, 0, d->h, d->w, 1, NULL, NULL, 0}, d->h * d->w,
                     (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63)};
     cg_pool_run(pool, deconv_task, &j, (j.npix + NC - 1) / NC);
     interleave_job il = {out, tmp, d->cout, d->h, d->w, win ? *win : (deconv_window){0, 2 * d->h, 0}};

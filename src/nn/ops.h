@@ -32,6 +32,31 @@ typedef struct {
 int deconv_out_h(const deconv_dims *d);
 int deconv_out_w(const deconv_dims *d);
 
+/* ---- the light generator's ops (issue 13; light_ops.c, light_ops_ref.c) ----
+ * Its norm is global (one mean and variance over all channels and pixels), so its fast
+ * kernels take a tensor as per-channel plane pointers, each channel read through a pending
+ * affine map: a norm (and ReLU) is never applied in a pass of its own but by whatever reads
+ * the tensor next, and a channel shuffle or a concatenation only reorders pointers. */
+
+/* Channel ci of a tensor read as max((x - mean) * scale + shift, lo): lo = 0 is a ReLU,
+ * lo = -INFINITY none; {0, 1, 0, -INFINITY} reads x as stored. Zero padding is applied
+ * after the map (the padded tensor is the normalised one). */
+typedef struct {
+    float mean, scale, shift, lo;
+} chan_affine;
+
+/* Moments of a set of values: count, mean, and sum of squared deviations from the mean. */
+typedef struct {
+    double n, mean, m2;
+} moments;
+
+/* A depthwise 3x3 convolution with TensorFlow's "SAME" zero padding: in [c][h][w] ->
+ * out [c][oh][ow], oh = ceil(h / stride), ow = ceil(w / stride); stride 1 or 2. */
+typedef struct {
+    int c, h, w;
+    int stride;
+} dw_dims;
+
 /* Naive references: the definitions the fast kernels are tested against. */
 void conv2d_forward_ref(float *out, const float *in, const float *w, const float *b,
                         const conv_dims *d);
@@ -47,6 +72,28 @@ int reflect_index(int i, int n);
 void relu_forward(float *out, const float *in, size_t n);
 void add_forward(float *out, const float *a, const float *b, size_t n);
 void tanh_forward(float *out, const float *in, size_t n);
+
+/* Light generator references (light_ops_ref.c). */
+int dw_out_side(int n, int stride);
+/* TF "SAME" padding before the first row/column of a side of n: floor(total / 2) with
+ * total = max((out - 1) * stride + 3 - n, 0); the rest (total - before) goes after. */
+int dw_pad_before(int n, int stride);
+/* w [c][3][3] (the engine's layout; the file's is [3][3][c][1]), no bias. */
+void dwconv3x3_same_forward_ref(float *out, const float *in, const float *w, const dw_dims *d);
+/* keras-contrib InstanceNormalization(axis=None): over all c * hw values of the tensor,
+ * y = (x - mean) / (sqrt(var) + eps) * gamma + beta with the biased variance (eps added to
+ * the standard deviation), then max(y, 0) if relu; scalar gamma and beta. */
+void global_norm_forward_ref(float *out, const float *in, int c, size_t hw, float gamma,
+                             float beta, float eps, int relu);
+/* out[2j + g] = in[g * c/2 + j] for g in {0, 1}, j < c/2 (c even): ShuffleNet V2's
+ * shuffle of two groups. `out` must not be `in`. */
+void channel_shuffle_forward_ref(float *out, const float *in, int c, size_t hw);
+/* TensorFlow 1's resize_bilinear to twice the size (align_corners and half_pixel_centers
+ * false): in [c][h][w] -> out [c][2h][2w]; along each axis out[2i] = in[i] and
+ * out[2i + 1] = a + (b - a) * 0.5 with a = in[i], b = in[min(i + 1, n - 1)], the width
+ * first, then the height (float32 throughout, as TensorFlow computes it). */
+void upsample2_bilinear_forward_ref(float *out, const float *in, int c, int h, int w);
+
 
 /* ---- fast kernels (conv.c, norm.c) ---- */
 
@@ -143,5 +190,66 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
 void instance_norm_forward(float *out, const float *in, const float *scale, const float *shift,
                            const float *residual, int relu, int c, int hw, float eps,
                            struct cg_pool *pool);
+
+/* ---- the light generator's fast kernels (conv.c, light_ops.c) ---- */
+
+/* Packs like pack_weights_arch but never as AMX tiles: conv2d_forward_io runs only on the
+ * fp32 micro-kernels. */
+void pack_weights_fp32(packed_weights *pw, float *panels, const float *w, int m, int k,
+                       const struct gemm_arch *arch);
+
+/* What conv2d_forward_io reads and writes besides the weights. */
+typedef struct {
+    const float *const *in;  /* [cin] input planes of h * w floats */
+    const chan_affine *aff;  /* [cin] maps the input is read through, or NULL */
+    float *const *out;       /* [cout] output planes of oh * ow floats */
+    moments *stats;          /* NULL, or receives the moments of the whole output */
+    moments *partial;        /* with stats: conv_io_tasks(d) slots of scratch */
+} conv_io;
+
+int conv_io_tasks(const conv_dims *d);
+/* conv2d_forward with the input and output as plane pointers, the input read through its
+ * maps (zero padding d->pad after them) and, optionally, the moments of the output
+ * gathered while it is still in cache (per column block of the product, merged in a fixed
+ * order: the same whatever the thread count). `pw` must come from pack_weights_fp32. An
+ * output plane may be an input plane (in place) when the kernel is 1x1 with stride 1, no
+ * padding and cin <= 256: each column block of the input is then read whole before that
+ * block of the output is written. */
+void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float *b,
+                       const conv_dims *d, float *scratch, struct cg_pool *pool);
+
+/* The moments of x[0..n): the mean summed in float lanes and added up in double, then the
+ * squared deviations from it likewise (two passes: one pass of squares would cancel when
+ * the mean is large against the spread). */
+moments moments_of(const float *x, size_t n);
+/* Adds the moments b into a (Chan, Golub and LeVeque's pairwise update). */
+void moments_merge(moments *a, const moments *b);
+/* The map that reads a tensor of moments m as the light model's norm (gamma, beta; eps
+ * added to the standard deviation), with a ReLU if relu. */
+chan_affine global_norm_affine(const moments *m, float gamma, float beta, float eps, int relu);
+
+/* Per-thread floats of scratch the light ops below need for rows of up to w values. */
+size_t light_ops_scratch_floats(int w, int threads);
+
+/* Depthwise 3x3 SAME (dwconv3x3_same_forward_ref) on plane pointers: the input read
+ * through aff (may be NULL), w [c][3][3], out [c] planes of oh * ow. With stats (not
+ * NULL), the output's moments, merged channel by channel in order (partial: d->c slots).
+ * The output must not overlap the input. */
+void dwconv3x3_forward(float *const *out, const float *const *in, const chan_affine *aff,
+                       const float *w, const dw_dims *d, moments *stats, moments *partial,
+                       float *scratch, struct cg_pool *pool);
+
+/* upsample2_bilinear_forward_ref on plane pointers, the input read through aff (may be
+ * NULL); out [c] planes of 2h * 2w, not overlapping the input. */
+void upsample2_bilinear_forward(float *const *out, const float *const *in, const chan_affine *aff,
+                                int c, int h, int w, float *scratch, struct cg_pool *pool);
+
+/* The moments of c planes of hw values (partial: c slots), merged in channel order. */
+void planes_moments(moments *m, const float *const *in, int c, size_t hw, moments *partial,
+                    struct cg_pool *pool);
+/* out[ci] = in[ci] read through aff[ci], for c planes of hw values; out may be in. */
+void planes_apply(float *const *out, const float *const *in, const chan_affine *aff, int c,
+                  size_t hw, struct cg_pool *pool);
+
 
 #endif
