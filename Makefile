@@ -1,6 +1,7 @@
 # Makefile for cartoongan: the library, the CLI, the weights, the tests and the benchmark.
-#   make          build build/cartoongan, set up the four styles' weights in weights/ and,
-#                 when input_images/ is not there yet, the seed's two sample photos in it
+#   make          build build/cartoongan, set up the six styles' weights in weights/ (the four
+#                 released ones and the seed's two light ones) and, when input_images/ is
+#                 not there yet, the seed's two sample photos in it
 #   make test     build and run every test (the command CI runs)
 #   make bench    time cartoonize against PyTorch and ONNX Runtime on this machine (not part of test)
 #   make asan     build everything with AddressSanitizer, UBSan and LeakSanitizer into
@@ -28,6 +29,12 @@ STYLES          := shinkai hayao hosoda paprika
 WEIGHTS_DIR     ?= $(CURDIR)/weights
 SHARED_WEIGHTS  ?= $(CURDIR)/../shared/weights/cartoongan
 WEIGHT_FILES    := $(STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
+# The seed project's light generator (issue 13), from its TensorFlow 2 checkpoints, which
+# are kept in $(WEIGHTS_DIR)/ckpt/ for tests/test_tfckpt.c.
+LIGHT_STYLES    := light_shinkai light_paprika
+SHARED_LIGHT_WEIGHTS ?= $(CURDIR)/../shared/weights/cartoongan_light
+LIGHT_CKPTS     := $(LIGHT_STYLES:%=$(WEIGHTS_DIR)/ckpt/%_ckpt)
+LIGHT_FILES     := $(LIGHT_STYLES:%=$(WEIGHTS_DIR)/%.safetensors)
 # cartoonize's default --input-dir, relative as there: `make` runs in the repository root.
 PHOTOS_DIR      ?= input_images
 SHARED_PHOTOS   ?= $(CURDIR)/../shared/data/photos/seed_project
@@ -76,7 +83,7 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 
 # The generated headers must exist before anything that includes them is compiled; -MMD
 # only knows that after a first build.
-$(BUILD)/obj/src/io/events.o: $(PROTO_H)
+$(BUILD)/obj/src/io/events.o $(BUILD)/obj/src/io/tfckpt.o: $(PROTO_H)
 
 $(BUILD)/obj/src/cli/main-nomain.o: src/cli/main.c
 	@mkdir -p $(dir $@)
@@ -104,9 +111,18 @@ $(BUILD)/tests/test_regressions: tests/test_regressions.c $(FUZZ_OBJ) $(CLI_NOMA
 
 # Each style's weights: converted from ../shared/weights/cartoongan/<style>/*.npy when
 # present, otherwise downloaded from the upstream release first (tools/fetch_weights.sh).
-weights: $(WEIGHT_FILES)
+weights: $(WEIGHT_FILES) $(LIGHT_FILES)
 $(WEIGHTS_DIR)/%.safetensors: | $(BUILD)/cartoongan
 	CARTOONGAN_BIN=$(BUILD)/cartoongan tools/fetch_weights.sh $* "$(SHARED_WEIGHTS)" $@
+
+# The light styles: the checkpoint folder copied from ../shared/weights/cartoongan_light/
+# when present, otherwise downloaded from the upstream repository at a pinned commit
+# (tools/fetch_light_ckpt.sh, which checks its SHA-256), then converted by `cartoongan
+# export`, which checks every CRC32C and every tensor's name and shape.
+$(LIGHT_CKPTS): $(WEIGHTS_DIR)/ckpt/%_ckpt:
+	tools/fetch_light_ckpt.sh $* "$(SHARED_LIGHT_WEIGHTS)" $@
+$(LIGHT_FILES): $(WEIGHTS_DIR)/%.safetensors: | $(WEIGHTS_DIR)/ckpt/%_ckpt $(BUILD)/cartoongan
+	$(BUILD)/cartoongan export --force --quiet $(WEIGHTS_DIR)/ckpt/$*_ckpt $@
 
 # The seed project's sample photos (temple.jpg, origami.jpg), so that `build/cartoongan
 # cartoonize` with no arguments has something to cartoonize: copied from

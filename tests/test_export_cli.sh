@@ -301,8 +301,78 @@ test_many_styles() {
     expect_out "(5 styles)"
 }
 
+# The first form from a TensorFlow 2 checkpoint (issue 13): the seed's light generator,
+# kept by make in $W/ckpt/, is written as make wrote it; anything else is refused whole.
+test_tf_checkpoint() {
+    local ck=$W/ckpt/light_shinkai_ckpt
+    if [ ! -f "$ck/generator.index" ] || [ ! -f "$W/light_shinkai.safetensors" ]; then
+        note_failure "need $ck and $W/light_shinkai.safetensors (run make)"
+        return
+    fi
+    cg export --help
+    expect_out "TensorFlow 2 checkpoint of the seed project's light generator"
+    expect_out "light_shinkai_ckpt/"
+    mkdir -p "$D/o"
+    cg export "$ck" "$D/o/a.safetensors"
+    expect_rc 0
+    expect_out "exported $ck (TensorFlow checkpoint of the light generator, 126 tensors) -> $D/o/a.safetensors"
+    cmp -s "$D/o/a.safetensors" "$W/light_shinkai.safetensors" || note_failure "differs from make's file"
+    grep -qa '"architecture":"cartoongan-light","source":"light_shinkai_ckpt"' "$D/o/a.safetensors" ||
+        note_failure "metadata: $(head -c 200 "$D/o/a.safetensors" | tail -c 150)"
+    # the .index file names the same checkpoint; a trailing slash changes nothing
+    cg export --quiet "$ck/generator.index" "$D/o/b.safetensors"
+    expect_rc 0
+    [ ! -s "$T/out" ] || note_failure "--quiet printed: $(head -c 200 "$T/out")"
+    cmp -s "$D/o/a.safetensors" "$D/o/b.safetensors" || note_failure ".index form differs"
+    cg export --quiet "$ck/" "$D/o/c.safetensors"
+    expect_rc 0
+    cmp -s "$D/o/a.safetensors" "$D/o/c.safetensors" || note_failure "DIR/ form differs"
+    # an existing DEST is kept without --force; --fp16 halves the data
+    echo keep >"$D/o/k.safetensors"
+    cg export "$ck" "$D/o/k.safetensors"
+    expect_rc 1
+    expect_err "$D/o/k.safetensors already exists (use --force to overwrite)"
+    [ "$(cat "$D/o/k.safetensors")" = keep ] || note_failure "existing file was changed"
+    cg export --force --fp16 "$ck" "$D/o/k.safetensors"
+    expect_rc 0
+    local size
+    size=$(stat -c %s "$D/o/k.safetensors")
+    [ "$size" -gt 1757000 ] && [ "$size" -lt 1800000 ] || note_failure "fp16 file is $size bytes"
+    grep -qa '"dtype":"F16"' "$D/o/k.safetensors" || note_failure "fp16 file holds no F16 tensor"
+    expect_files "$D/o" "a.safetensors
+b.safetensors
+c.safetensors
+k.safetensors"
+
+    # a TensorFlow checkpoint of something else (tests/data/tfckpt/tiny_ckpt: tensors a and
+    # b/x) is refused, and nothing is written
+    cg export "$ROOT/tests/data/tfckpt/tiny_ckpt" "$D/o/tiny.safetensors"
+    expect_rc 1
+    expect_err "$ROOT/tests/data/tfckpt/tiny_ckpt: not the light generator's checkpoint: it has no tensor flat_conv1/model/layer-1/kernel"
+    [ "$(wc -l <"$T/err")" -eq 1 ] || note_failure "not one line: $(cat "$T/err")"
+    # damaged data: the tensor's CRC32C says so
+    mkdir -p "$D/bad"
+    cp "$ck"/* "$D/bad/"
+    printf 'ABCD' | dd of="$D/bad/generator.data-00000-of-00001" bs=1 seek=81625 conv=notrunc 2>/dev/null
+    cmp -s "$D/bad/generator.data-00000-of-00001" "$ck/generator.data-00000-of-00001" &&
+        note_failure "the damage changed nothing"
+    cg export "$D/bad" "$D/o/bad.safetensors"
+    expect_rc 1
+    expect_err "$D/bad/generator.data-00000-of-00001: tensor flat_conv1/model/layer-1/kernel: CRC32C mismatch (the data is damaged)"
+    # the data file missing
+    rm "$D/bad/generator.data-00000-of-00001"
+    cg export "$D/bad" "$D/o/bad.safetensors"
+    expect_rc 1
+    expect_err "$D/bad/generator.data-00000-of-00001: cannot open"
+    expect_files "$D/o" "a.safetensors
+b.safetensors
+c.safetensors
+k.safetensors"
+}
+
 for t in test_help test_export_newest test_default_out_dir test_fallback_truncated \
-    test_no_checkpoint test_bad_usage test_force_and_fp16 test_custom_style_names test_many_styles; do
+    test_no_checkpoint test_bad_usage test_force_and_fp16 test_custom_style_names test_many_styles \
+    test_tf_checkpoint; do
     run "$t"
 done
 

@@ -27,6 +27,7 @@ static const struct {
     {"fuzz_gif", fuzz_gif},
     {"fuzz_serve", fuzz_serve},
     {"fuzz_webp_anim", fuzz_webp_anim},
+    {"fuzz_tfckpt", fuzz_tfckpt},
 };
 #define NUM_TARGETS ((int)(sizeof targets / sizeof targets[0]))
 

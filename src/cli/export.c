@@ -1,7 +1,11 @@
 /* export.c: `cartoongan export`, two forms:
  *   export SRC DEST.safetensors
  *     loads a style's weights from an upstream .npy directory (or a .safetensors file) and
- *     writes them as one .safetensors file; `make` uses it to convert the released weights;
+ *     writes them as one .safetensors file; `make` uses it to convert the released weights.
+ *     When SRC is a TensorFlow 2 checkpoint (a directory with a `checkpoint` or *.index
+ *     file, or the .index file), it must be the seed project's light generator (every
+ *     tensor of light_params.h with its shape, nothing else): its tensors are written as
+ *     they are, TensorFlow layouts and all, with "architecture": "cartoongan-light";
  *   export --checkpoint-dir DIR --name NAME
  *     takes the generator G out of the newest valid training checkpoint that
  *     `cartoongan train` left in DIR (ckpt-<step>.safetensors, which also hold D and both
@@ -12,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +27,9 @@
 #include "cartoongan.h"
 #include "cli/cli.h"
 #include "io/image.h"
+#include "io/tfckpt.h"
 #include "model/generator.h"
+#include "model/light_params.h"
 #include "model/safetensors.h"
 #include "status.h"
 
@@ -39,6 +46,12 @@ static void print_help(void) {
            "First form: load a CartoonGAN generator from SRC (a directory of the upstream\n"
            "release's .npy files, or a .safetensors file), check every tensor's name, type and\n"
            "shape, and write it to DEST as a single .safetensors file (atomically).\n"
+           "SRC may also be a TensorFlow 2 checkpoint of the seed project's light generator\n"
+           "(a directory such as light_shinkai_ckpt/ with `checkpoint`, generator.index and\n"
+           "generator.data-00000-of-00001, or the .index file): every CRC32C is checked, all\n"
+           "%d of its tensors must be there with their shapes, and they are written unchanged\n"
+           "(TensorFlow layouts, float32 unless --fp16) with \"architecture\":\n"
+           "\"" LIGHT_ARCHITECTURE "\" in the file's metadata.\n"
            "\n"
            "Second form: take the generator out of the newest training checkpoint in DIR\n"
            "(DIR/ckpt-<step>.safetensors, written by `cartoongan train`; the highest step wins,\n"
@@ -60,7 +73,7 @@ static void print_help(void) {
            "  --fp16                store the tensors as half floats (F16): half the size, for\n"
            "                        the browser app's download (default: float32, exact)\n"
            "  --quiet               print nothing on success (warnings still go to stderr)\n",
-           CLI_STYLE_NAME_MAX, cli_default_weights_dir());
+           LIGHT_NUM_TENSORS, CLI_STYLE_NAME_MAX, cli_default_weights_dir());
 }
 
 /* The first form, as it always was. */
@@ -199,6 +212,168 @@ static int publish(cg_atomic_file *f, const char *dest, int force) {
         return -1;
     }
     return 0;
+}
+
+/* ---- a TensorFlow 2 checkpoint of the light generator ---- */
+
+/* Whether src is a TF checkpoint: a directory holding `checkpoint` or a *.index file, or an
+ * .index file itself. Anything else goes to cg_model_load as before. */
+static int is_tf_checkpoint(const char *src) {
+    struct stat st;
+    if (stat(src, &st) != 0) return 0;
+    size_t n = strlen(src);
+    if (!S_ISDIR(st.st_mode)) return n > 6 && !strcmp(src + n - 6, ".index");
+    DIR *d = opendir(src);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL) {
+        size_t k = strlen(e->d_name);
+        found = !strcmp(e->d_name, "checkpoint") || (k > 6 && !strcmp(e->d_name + k - 6, ".index"));
+    }
+    closedir(d);
+    return found;
+}
+
+/* "source" in the metadata: the checkpoint directory's name (light_shinkai_ckpt), JSON-
+ * escaped into buf. */
+static void source_name(const char *src, char *buf, size_t n) {
+    char *real = realpath(src, NULL);
+    const char *dir = real ? real : src;
+    struct stat st;
+    char *copy = strdup(dir);
+    const char *name = dir;
+    if (copy) {
+        size_t len = strlen(copy);
+        while (len > 1 && copy[len - 1] == '/') copy[--len] = 0;
+        if (stat(copy, &st) == 0 && !S_ISDIR(st.st_mode)) { /* the .index file: its folder */
+            char *slash = strrchr(copy, '/');
+            if (slash && slash != copy) *slash = 0;
+            else if (!slash) strcpy(copy, ".");
+        }
+        char *slash = strrchr(copy, '/');
+        name = slash && slash[1] ? slash + 1 : copy;
+    }
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c && o + 7 < n; c++) {
+        if (*c == '"' || *c == '\\') buf[o++] = '\\', buf[o++] = (char)*c;
+        else if (*c < 0x20) o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *c);
+        else buf[o++] = (char)*c;
+    }
+    buf[o] = 0;
+    free(copy);
+    free(real);
+}
+
+/* The light generator's tensors out of c, in light_tensors order, into params: each must
+ * be there with its shape and finite values, and c must hold nothing else. An error line
+ * has been printed when this returns -1. */
+static int light_params_from(const tfckpt *c, const char *src, float *params) {
+    const char *what = "not the light generator's checkpoint";
+    size_t at = 0;
+    for (int i = 0; i < LIGHT_NUM_TENSORS; i++) {
+        const tensor_info *ti = &light_tensors[i];
+        const tfckpt_tensor *t = tfckpt_find(c, ti->name);
+        if (!t) {
+            fprintf(stderr, "cartoongan export: %s: %s: it has no tensor %s\n", src, what, ti->name);
+            return -1;
+        }
+        long shape[TFCKPT_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++) shape[d] = (long)t->shape[d];
+        if (tensor_check_shape(src, ti, shape, t->ndim) != CG_OK) {
+            fprintf(stderr, "cartoongan export: %s (%s)\n", cg_last_error(), what);
+            return -1;
+        }
+        for (size_t k = 0; k < t->count; k++)
+            if (!isfinite(t->data[k])) {
+                fprintf(stderr, "cartoongan export: %s: tensor %s holds a NaN or infinity\n", src,
+                        ti->name);
+                return -1;
+            }
+        memcpy(params + at, t->data, t->count * sizeof(float));
+        at += t->count;
+    }
+    if (tfckpt_count(c) != LIGHT_NUM_TENSORS) {
+        /* every expected one is there, so some other one is too: name the first */
+        const char *extra = "?";
+        for (int i = 0; i < tfckpt_count(c); i++) {
+            const char *name = tfckpt_tensor_at(c, i)->name;
+            int known = 0;
+            for (int j = 0; j < LIGHT_NUM_TENSORS && !known; j++) known = !strcmp(name, light_tensors[j].name);
+            if (!known) {
+                extra = name;
+                break;
+            }
+        }
+        fprintf(stderr, "cartoongan export: %s: %s: %d float tensors, expected %d (%s is not one "
+                        "of them)\n", src, what, tfckpt_count(c), LIGHT_NUM_TENSORS, extra);
+        return -1;
+    }
+    return 0;
+}
+
+static int export_tf_checkpoint(const char *src, const char *dest, int force, int fp16, int quiet) {
+    struct stat st;
+    if (!force && stat(dest, &st) == 0) {
+        fprintf(stderr, "cartoongan export: %s already exists (use --force to overwrite)\n", dest);
+        return CLI_EXIT_FAIL;
+    }
+    tfckpt *c;
+    if (tfckpt_open(&c, src) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
+        return CLI_EXIT_FAIL;
+    }
+    int status = CLI_EXIT_FAIL;
+    float *params = malloc(LIGHT_NUM_PARAMS * sizeof(float));
+    float *back = malloc(LIGHT_NUM_PARAMS * sizeof(float));
+    if (!params || !back) {
+        fprintf(stderr, "cartoongan export: out of memory\n");
+        goto done;
+    }
+    if (light_params_from(c, src, params) < 0) goto done;
+
+    /* Written under a hidden temporary name next to dest and read back against the same
+     * list (names, shapes, F32 values bit for bit) before it gets its name. */
+    char source[512], meta[640], arch[64];
+    source_name(src, source, sizeof source);
+    snprintf(meta, sizeof meta, "\"architecture\":\"" LIGHT_ARCHITECTURE "\",\"source\":\"%s\"",
+             source);
+    cg_atomic_file f;
+    if (cg_atomic_begin(&f, dest) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
+        goto done;
+    }
+    close(f.fd); /* st_save replaces the file by name; commit reopens it to sync */
+    f.fd = -1;
+    if (st_save(f.tmp, light_tensors, LIGHT_NUM_TENSORS, params, fp16, meta) != CG_OK) {
+        fprintf(stderr, "cartoongan export: %s: %s\n", dest, reason(f.tmp));
+        cg_atomic_abort(&f);
+        goto done;
+    }
+    const char *bad = NULL;
+    if (st_load(f.tmp, light_tensors, LIGHT_NUM_TENSORS, back, 0, 0, "the light generator") != CG_OK ||
+        st_read_metadata(f.tmp, "architecture", arch, sizeof arch) != CG_OK)
+        bad = reason(f.tmp);
+    else if (strcmp(arch, LIGHT_ARCHITECTURE))
+        bad = "its architecture differs";
+    else if (!fp16 && memcmp(back, params, LIGHT_NUM_PARAMS * sizeof(float)))
+        bad = "its values differ";
+    if (bad) {
+        fprintf(stderr, "cartoongan export: %s: the written file does not read back as written: %s\n",
+                dest, bad);
+        cg_atomic_abort(&f);
+        goto done;
+    }
+    if (publish(&f, dest, force) < 0) goto done;
+    if (!quiet)
+        printf("exported %s (TensorFlow checkpoint of the light generator, %d tensors) -> %s\n",
+               src, LIGHT_NUM_TENSORS, dest);
+    status = CLI_EXIT_OK;
+done:
+    free(params);
+    free(back);
+    tfckpt_close(c);
+    return status;
 }
 
 static int export_checkpoint(const char *dir, const char *name, const char *out_dir, int force,
@@ -359,5 +534,6 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error(CMD, "%s needs --checkpoint-dir", name ? "--name" : "--out-dir");
     if (npos < 2)
         return cli_usage_error(CMD, npos ? "missing DEST" : "missing SRC and DEST");
+    if (is_tf_checkpoint(pos[0])) return export_tf_checkpoint(pos[0], pos[1], force, fp16, quiet);
     return export_file(pos[0], pos[1], force, fp16, quiet);
 }

@@ -19,6 +19,7 @@ int fuzz_cli(const uint8_t *data, size_t size);
 int fuzz_gif(const uint8_t *data, size_t size);
 int fuzz_serve(const uint8_t *data, size_t size);
 int fuzz_webp_anim(const uint8_t *data, size_t size);
+int fuzz_tfckpt(const uint8_t *data, size_t size);
 
 /* Decodes with cg_image_decode and checks the result (in image_common.c, shared by the four image targets,
  * which differ only in their seed corpora and dictionaries). */

@@ -4,7 +4,8 @@
 # photo from ../shared/data, and crafted files that reach paths the samples do not
 # (progressive and restart-marker JPEG, text chunks and Adam7 in PNG, lossless and animated
 # WebP, HEIC grids, thumbnails and several images in one file, .npy v2/v3 headers, the
-# real weights' safetensors header, typical command lines, URLs for the server). Seeds stay
+# real weights' safetensors header, the light checkpoint's index and small crafted
+# TensorFlow checkpoints, typical command lines, URLs for the server). Seeds stay
 # small (< 20 KB) so a fuzz run's inputs stay small too.
 # Needs ImageMagick 6 (`convert`), python3 (standard library only) and, for the HEIC/AVIF
 # seeds beyond the fixtures, heif-enc (libheif-examples); deterministic.
@@ -79,6 +80,18 @@ done
 mkdir -p "$c/fuzz_webp_anim"
 cp "$root/tests/data/media/webp_animated_2frames.webp" "$c/fuzz_webp_anim/"
 "${TEST_WEBP_ANIM:-$root/build/tests/test_webp_anim}" seeds "$c/fuzz_webp_anim" >/dev/null
+
+# ---- TensorFlow checkpoints, as [u32 index length][index][data]: what test_tfckpt's table
+# writer crafts (layouts, a double, slices, Snappy, overlap; the test program must be
+# built: TEST_TFCKPT, default build/tests/test_tfckpt), and the light generator's real
+# index (15 KB) with no data, which the target replaces by 4 MiB of zeros ----
+mkdir -p "$c/fuzz_tfckpt"
+"${TEST_TFCKPT:-$root/build/tests/test_tfckpt}" seeds "$c/fuzz_tfckpt"
+index="$root/weights/ckpt/light_shinkai_ckpt/generator.index"
+if [ -f "$index" ]; then
+    python3 -c 'import struct, sys; d = open(sys.argv[1], "rb").read(); sys.stdout.buffer.write(struct.pack("<I", len(d)) + d)' \
+        "$index" >"$c/fuzz_tfckpt/light_shinkai_index"
+fi
 
 # ---- .npy, .safetensors, command lines: crafted by python ----
 cp "$root"/tests/data/ops/conv3_b.npy "$root"/tests/data/ops/instnorm_scale.npy "$c/fuzz_npy/"
