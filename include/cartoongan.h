@@ -49,7 +49,10 @@ typedef struct cg_model cg_model;
 /* Load a generator: `path` is either a single-file `.safetensors` checkpoint or a
  * directory holding the upstream release's `.npy` files (one per tensor). Every tensor's
  * name, dtype and shape is checked. The weights are then packed for the compute kernel,
- * on all the CPU's cores (cg_model_set_threads applies to stylizing). */
+ * on all the CPU's cores (cg_model_set_threads applies to stylizing). A `.safetensors`
+ * file whose metadata says "architecture": "cartoongan-light" (what `cartoongan export`
+ * makes of the seed project's light checkpoints) loads the light generator instead; every
+ * function below takes either. */
 cg_status cg_model_load(cg_model **out, const char *path);
 /* Load a generator from a `.safetensors` file's bytes already in memory (`n` bytes at
  * `data`, which the caller keeps and may free afterwards), with the same checks as
@@ -72,7 +75,10 @@ typedef struct {
 /* Stylize an image: `in` and `out` are packed RGB8 rows of `width * 3` bytes, `height`
  * rows; `out` may equal `in`. Any size from 1x1 up to CG_MAX_NETWORK_PIXELS works: sides
  * that are not multiples of 4 are reflect-padded for the network and cropped back, so the
- * output always has the input's size. `opts` may be NULL. */
+ * output always has the input's size. `opts` may be NULL. The light generator runs the
+ * image as it is (zero padding, as the seed project's) up to 16 megapixels (CG_ERR_LIMIT
+ * beyond), in about 600 bytes of working memory per pixel, and truncates its output to
+ * 8 bits as the seed project does (the original generator rounds). */
 cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, int height,
                      const cg_stylize_opts *opts);
 

@@ -1,12 +1,16 @@
 /* model.c: the rest of the public API: preparing a loaded model for the fast kernels,
  * threads, and cg_stylize, which wraps the generator with the pixel conversions
- * (RGB8 <-> BGR in [-1, 1]) and the pad-to-a-multiple-of-4-and-crop rule. */
+ * (RGB8 <-> BGR in [-1, 1]) and the pad-to-a-multiple-of-4-and-crop rule; or, for the
+ * light generator (light.h), with its own: RGB in [-1, 1] (x / 127.5 - 1), the image as it
+ * is (its stride-2 stages pad as TensorFlow's "SAME"), the output cropped from
+ * 4 ceil(side / 4) and converted as the seed project does, ((y + 1) * 127.5) truncated. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "light.h"
 #include "model.h"
 #include "nn/gemm.h"
 #include "status.h"
@@ -146,11 +150,44 @@ cg_status cg_model_set_threads(cg_model *m, int threads) {
 
 static int net_threads(const cg_model *m) { return m->threads ? m->threads : cg_cpu_count(); }
 
+/* The light generator's working memory: its arena, its float input and output. */
+static size_t light_memory(const cg_model *m, int width, int height) {
+    size_t arena = light_arena_bytes(height, width, net_threads(m));
+    if (!arena) return 0;
+    size_t io = (3 * (size_t)width * height + 3 * (size_t)light_out_side(height) * light_out_side(width)) * sizeof(float);
+    return arena + io;
+}
+
 size_t cg_stylize_memory(const cg_model *m, int width, int height) {
+    if (m && m->light) return light_memory(m, width, height);
     if (width < 1 || height < 1 || (size_t)width * height > CG_MAX_NETWORK_PIXELS) return 0;
     int hp = gen_padded_side(height), wp = gen_padded_side(width);
     size_t io = (3 * (size_t)hp * wp + 3 * (size_t)gen_out_side(hp) * gen_out_side(wp)) * sizeof(float);
     return generator_arena_bytes(hp, wp, m ? net_threads(m) : cg_cpu_count()) + io;
+}
+
+/* cg_stylize's light half, once the arena fits: the image as RGB planes in [-1, 1], the
+ * network, and its output's top-left width x height, ((y + 1) * 127.5) truncated to 8 bits
+ * (in float32, as the seed project's numpy code computes it). */
+static cg_status stylize_light(cg_model *m, uint8_t *out, const uint8_t *in, int width, int height,
+                               const cg_stylize_opts *opts) {
+    const size_t plane = (size_t)width * height;
+    const int oh = light_out_side(height), ow = light_out_side(width);
+    float *x = m->arena, *y = x + 3 * plane, *work = y + 3 * (size_t)oh * ow;
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) x[c * plane + i] = in[i * 3 + c] / 127.5f - 1.f;
+    cg_status st = light_forward(y, x, height, width, m->light, work, m->pool, opts ? opts->progress : NULL,
+                                 opts ? opts->user : NULL);
+    if (st != CG_OK) return st == CG_ERR_CANCELLED ? cg_fail(st, "cancelled") : st;
+    for (int yy = 0; yy < height; yy++)
+        for (int xx = 0; xx < width; xx++) {
+            uint8_t *px = out + ((size_t)yy * width + xx) * 3;
+            for (int c = 0; c < 3; c++) {
+                float v = (y[((size_t)c * oh + yy) * ow + xx] + 1.f) * 127.5f;
+                px[c] = v >= 255.f ? 255 : v >= 0.f ? (uint8_t)v : 0; /* NaN gives 0 */
+            }
+        }
+    return CG_OK;
 }
 
 cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, int height,
@@ -160,6 +197,9 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
     if ((size_t)width * height > CG_MAX_NETWORK_PIXELS)
         return cg_fail(CG_ERR_LIMIT, "image is %dx%d (%.1f megapixels), over the network's limit of %d megapixels",
                        width, height, (double)width * height / 1e6, CG_MAX_NETWORK_PIXELS / 1000000);
+    if (m->light && (size_t)width * height > LIGHT_MAX_PIXELS)
+        return cg_fail(CG_ERR_LIMIT, "image is %dx%d (%.1f megapixels), over the light model's limit of %d megapixels",
+                       width, height, (double)width * height / 1e6, LIGHT_MAX_PIXELS / 1000000);
     if (!m->pool) {
         m->pool = cg_pool_create(net_threads(m));
         if (!m->pool) return cg_fail(CG_ERR_NOMEM, "cannot start worker threads");
@@ -180,6 +220,7 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
             return cg_fail(CG_ERR_NOMEM, "out of memory: a %dx%d image needs %.1f GB of working memory",
                            width, height, need / 1e9);
     }
+    if (m->light) return stylize_light(m, out, in, width, height, opts);
     float *x = m->arena, *y = x + 3 * (size_t)hp * wp, *work = y + 3 * (size_t)hp * wp;
     /* RGB8 -> BGR planes in [-1, 1]; rows and columns past the image reflect it. */
     const size_t plane = (size_t)hp * wp;

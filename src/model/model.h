@@ -33,6 +33,10 @@ struct cg_model {
     cg_pool *pool;
     void *arena;                       /* grown to fit the largest image seen */
     size_t arena_bytes;
+    /* Non-NULL: a light generator (light.h), loaded from a file whose metadata says
+     * "architecture": "cartoongan-light"; the fields above but threads, pool and arena are
+     * then unused. */
+    struct light_model *light;
 };
 
 /* A model of a copy of `params` (GEN_NUM_PARAMS floats in gen_tensors order), packed for

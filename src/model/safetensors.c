@@ -571,3 +571,15 @@ done:
     fclose(f);
     return st;
 }
+
+cg_status st_read_metadata_memory(const void *data, size_t size, const char *name, const char *key,
+                                  char *value, size_t n) {
+    if (!data || !key || !value || n == 0) return cg_fail(CG_ERR_ARG, "st_read_metadata_memory: bad argument");
+    if (!name) name = "safetensors";
+    value[0] = 0;
+    if (size < 8) return cg_fail(CG_ERR_FORMAT, "%s: too short to be a safetensors file", name);
+    unsigned long long hlen = header_length(data);
+    if (hlen < 2 || hlen > MAX_HEADER_BYTES || 8 + hlen > size)
+        return cg_fail(CG_ERR_FORMAT, "%s: not a safetensors file (header length %llu)", name, hlen);
+    return find_metadata((const char *)data + 8, (size_t)hlen, name, key, value, n);
+}

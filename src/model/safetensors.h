@@ -61,5 +61,8 @@ cg_status st_save(const char *path, const tensor_info *specs, int count, const f
  * JSON escapes decoded). CG_ERR_FORMAT when the file has no such string (or is not a
  * safetensors file), CG_ERR_LIMIT when it does not fit in n bytes. */
 cg_status st_read_metadata(const char *path, const char *key, char *value, size_t n);
+/* The same from a whole file's `size` bytes in memory; `name` is used in messages. */
+cg_status st_read_metadata_memory(const void *data, size_t size, const char *name, const char *key,
+                                  char *value, size_t n);
 
 #endif

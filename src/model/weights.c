@@ -4,7 +4,11 @@
  * single .safetensors file (read and written by safetensors.c), which is what `make`
  * converts the release to and what PyTorch and most other tools read. Either way every
  * tensor of gen_tensors must be present with its exact shape and dtype (F32, or F16 that
- * is widened to float32 on load), and nothing else. */
+ * is widened to float32 on load), and nothing else.
+ *
+ * A .safetensors file whose __metadata__ says "architecture": "cartoongan-light" holds the
+ * light generator instead (light.h): its 126 tensors of light_tensors, checked the same
+ * way, in TensorFlow's layouts, which light_model_create converts. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -14,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "light.h"
 #include "model.h"
 #include "npy.h"
 #include "safetensors.h"
@@ -23,6 +28,7 @@
 #define MAX_WEIGHTS_BYTES (256u << 20)
 /* What a foreign file is told it is not, in messages. */
 #define WHAT "a CartoonGAN generator"
+#define WHAT_LIGHT "a light CartoonGAN generator"
 
 /* ---- .npy directory ---- */
 
@@ -67,6 +73,9 @@ cg_status safetensors_parse_header(const uint8_t *buf, size_t n, uint64_t file_s
 
 static cg_status save(const cg_model *m, const char *path, int f16) {
     if (!m || !path) return cg_fail(CG_ERR_ARG, "cg_model_save: null argument");
+    if (m->light)
+        return st_save(path, light_tensors, LIGHT_NUM_TENSORS, light_model_params(m->light), f16,
+                       "\"architecture\":\"" LIGHT_ARCHITECTURE "\"");
     return st_save(path, gen_tensors, GEN_NUM_TENSORS, m->params, f16, "\"model\":\"cartoongan-generator\"");
 }
 
@@ -74,6 +83,42 @@ cg_status cg_model_save(const cg_model *m, const char *path) { return save(m, pa
 cg_status cg_model_save_fp16(const cg_model *m, const char *path) { return save(m, path, 1); }
 
 /* ---- the model handle ---- */
+
+/* The architecture a .safetensors file's metadata names: 1 for the light generator, 0 for
+ * none (the original generator's files have no such key), or -1 (with the message set)
+ * for one this engine does not know. `st` is st_read_metadata's result. */
+static int light_architecture(cg_status st, const char *arch, const char *name) {
+    if (st != CG_OK) return 0;
+    if (strcmp(arch, LIGHT_ARCHITECTURE) == 0) return 1;
+    cg_fail(CG_ERR_WEIGHTS, "%s: unknown architecture '%s' (this engine runs the original generator and '%s')",
+            name, arch, LIGHT_ARCHITECTURE);
+    return -1;
+}
+
+/* A model of the light generator whose parameters `params` (LIGHT_NUM_PARAMS floats, taken
+ * over) st_load or st_load_memory filled with status st. */
+static cg_status finish_light(cg_model **out, float *params, cg_status st) {
+    cg_model *m = NULL;
+    if (st == CG_OK && !(m = calloc(1, sizeof *m))) st = cg_fail(CG_ERR_NOMEM, "out of memory for a light generator");
+    if (st != CG_OK) {
+        free(params);
+        return st;
+    }
+    st = light_model_create(&m->light, params);
+    if (st != CG_OK) {
+        free(m);
+        return st;
+    }
+    *out = m;
+    return CG_OK;
+}
+
+static cg_status load_light(cg_model **out, const char *path) {
+    float *params = malloc((size_t)LIGHT_NUM_PARAMS * sizeof(float));
+    cg_status st = params ? st_load(path, light_tensors, LIGHT_NUM_TENSORS, params, 0, MAX_WEIGHTS_BYTES, WHAT_LIGHT)
+                          : cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
+    return finish_light(out, params, st);
+}
 
 /* Checks and prepares freshly loaded parameters; frees m on failure. */
 static cg_status finish_load(cg_model **out, cg_model *m, cg_status st) {
@@ -91,6 +136,12 @@ cg_status cg_model_load(cg_model **out, const char *path) {
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) return cg_fail(CG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) {
+        char arch[64];
+        int light = light_architecture(st_read_metadata(path, "architecture", arch, sizeof arch), arch, path);
+        if (light < 0) return CG_ERR_WEIGHTS;
+        if (light) return load_light(out, path);
+    }
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
     m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
@@ -115,6 +166,16 @@ cg_status cg_model_load_memory(cg_model **out, const void *data, size_t n, const
     if (!out || !data) return cg_fail(CG_ERR_ARG, "cg_model_load_memory: null argument");
     if (!name) name = "weights";
     *out = NULL;
+    char arch[64];
+    int light = light_architecture(st_read_metadata_memory(data, n, name, "architecture", arch, sizeof arch), arch, name);
+    if (light < 0) return CG_ERR_WEIGHTS;
+    if (light) {
+        float *params = malloc((size_t)LIGHT_NUM_PARAMS * sizeof(float));
+        cg_status st = params ? st_load_memory(data, n, name, light_tensors, LIGHT_NUM_TENSORS, params, 0,
+                                               MAX_WEIGHTS_BYTES, WHAT_LIGHT)
+                              : cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
+        return finish_light(out, params, st);
+    }
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
     m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
@@ -127,6 +188,7 @@ cg_status cg_model_load_memory(cg_model **out, const void *data, size_t n, const
 void cg_model_free(cg_model *m) {
     if (!m) return;
     cg_pool_free(m->pool);
+    light_model_free(m->light);
     free(m->params);
     free(m->packed);
     free(m->wino_store);
@@ -135,6 +197,7 @@ void cg_model_free(cg_model *m) {
 }
 
 const float *cg_model_tensor(const cg_model *m, const char *name) {
+    if (m->light) return light_model_tensor(m->light, name);
     for (int i = 0; i < GEN_NUM_TENSORS; i++)
         if (strcmp(gen_tensors[i].name, name) == 0) return m->tensor[i];
     return NULL;

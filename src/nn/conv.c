@@ -230,9 +230,9 @@ static void tile_product_rows(const gemm_arch *arch, int kc, const float *a, con
                               float *const *rows_p, size_t col, const float *bias, int rows, int cols) {
     float tile[GEMM_MR_MAX * GEMM_NR_MAX];
     if (!bias)
-        for (int r = 0; r < rows; r++) memcpy(tile + r * arch->nr, rows_p[r] + col, cols * sizeof(float));
+        for (int r = 0; r < rows; r++) copy_row(tile + r * arch->nr, rows_p[r] + col, cols);
     arch->kernel(kc, a, b, tile, (size_t)arch->nr, bias);
-    for (int r = 0; r < rows; r++) memcpy(rows_p[r] + col, tile + r * arch->nr, cols * sizeof(float));
+    for (int r = 0; r < rows; r++) copy_row(rows_p[r] + col, tile + r * arch->nr, cols);
 }
 
 /* Output rows [r0, r0 + rows) of a job: the first row's address when they are evenly

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -128,13 +129,31 @@ void planes_apply(float *const *out, const float *const *in, const chan_affine *
 
 /* ---- per-thread row buffers ---- */
 
-/* Three padded rows of the depthwise input (stride 2: each as its even and odd columns,
- * 2 ceil(w/2) + 1 <= w + 2 values), or the upsampling's mapped row and two wide rows. */
+/* Per thread: the depthwise convolution's three padded input rows (stride 2: each as its
+ * even and odd columns, 2 ceil(w/2) + 1 <= w + 2 values) and one or two more rows to build
+ * them in; or the upsampling's mapped row, two wide rows and their middle row. */
+enum { SCRATCH_ROWS = 8 };
 static size_t row_floats(int w) { return ((size_t)w + 2 + 15) & ~(size_t)15; }
 
 size_t light_ops_scratch_floats(int w, int threads) {
-    size_t per = 6 * row_floats(w);
+    size_t per = SCRATCH_ROWS * row_floats(w);
     return (size_t)(threads > 0 ? threads : 1) * per;
+}
+
+/* ---- bilinear x2 along rows (TensorFlow 1) ---- */
+
+/* Row x (w values) along the width into o (2w values). */
+MULTIVERSION static void up_row(float *restrict o, const float *restrict x, int w) {
+    for (int i = 0; i + 1 < w; i++) {
+        o[2 * i] = x[i];
+        o[2 * i + 1] = x[i] + (x[i + 1] - x[i]) * 0.5f;
+    }
+    o[2 * w - 2] = o[2 * w - 1] = x[w - 1]; /* a + (a - a) * 0.5 is a */
+}
+
+/* o may be a (each value is read before it is written). */
+MULTIVERSION static void mid_row(float *o, const float *a, const float *restrict b, int n) {
+    for (int i = 0; i < n; i++) o[i] = a[i] + (b[i] - a[i]) * 0.5f;
 }
 
 /* ---- depthwise 3x3, TF "SAME" ---- */
@@ -156,44 +175,48 @@ typedef struct {
     float *buf[3];
     int tag[3];
     int next;
+    float *wide;   /* stride 2: the padded row before it is split */
+    float *up[2];  /* up2: the two half-size rows an upsampled row is made of, widened */
 } row_cache;
 
 /* Input row iy of plane x (h x w), mapped and zero-padded: stride 1 as w + 2 values (column
  * q - 1 at q); stride 2 as its even padded columns then its odd ones (padded column q is
- * input column q - pl; ow + 1 even ones, then ow odd ones). */
-MULTIVERSION static void load_row(float *restrict dst, const dw_job *j, const float *x, const chan_affine *a, int iy) {
+ * input column q - pl; ow + 1 even ones, then ow odd ones), through `wide`, the padded row
+ * (2 ow + 1 <= w + 2 values): both loops then vectorise. */
+MULTIVERSION static void load_row(float *restrict dst, const row_cache *rc, const dw_job *j, const float *x,
+                                  const chan_affine *a, int iy) {
     const int w = j->d.w;
+    float *restrict wide = rc->wide;
     if (j->d.stride == 1) {
         dst[0] = dst[w + 1] = 0.f;
-        if (iy < 0 || iy >= j->d.h) memset(dst + 1, 0, (size_t)w * sizeof *dst);
-        else map_into(dst + 1, x + (size_t)iy * w, w, a);
+        if (iy < 0 || iy >= j->d.h) {
+            memset(dst + 1, 0, (size_t)w * sizeof *dst);
+        } else if (j->d.up2) {
+            /* row iy of the upsampled tensor: half-size row iy/2 widened, and for an odd
+             * row the middle of it and the next (the last repeated) */
+            const int hw = w / 2, i = iy / 2, next = i + 1 < j->d.h / 2 ? i + 1 : i;
+            up_row(rc->up[0], x + (size_t)i * hw, hw);
+            if (iy & 1) {
+                up_row(rc->up[1], x + (size_t)next * hw, hw);
+                mid_row(rc->up[0], rc->up[0], rc->up[1], w);
+            }
+            map_into(dst + 1, rc->up[0], w, a);
+        } else {
+            map_into(dst + 1, x + (size_t)iy * w, w, a);
+        }
         return;
     }
-    const int ow = j->ow, pl = j->pl;
+    const int ow = j->ow, pl = j->pl, n = 2 * ow + 1;
     float *restrict even = dst, *restrict odd = dst + ow + 1;
     if (iy < 0 || iy >= j->d.h) {
-        memset(dst, 0, (size_t)(2 * ow + 1) * sizeof *dst);
+        memset(dst, 0, (size_t)n * sizeof *dst);
         return;
     }
-    const float *row = x + (size_t)iy * w;
-    for (int q = 0; q <= ow; q++) {
-        int ix = 2 * q - pl;
-        float v = ix >= 0 && ix < w ? row[ix] : 0.f;
-        if (a && ix >= 0 && ix < w) {
-            v = (v - a->mean) * a->scale + a->shift;
-            v = v > a->lo ? v : a->lo;
-        }
-        even[q] = v;
-    }
-    for (int q = 0; q < ow; q++) {
-        int ix = 2 * q + 1 - pl;
-        float v = ix >= 0 && ix < w ? row[ix] : 0.f;
-        if (a && ix >= 0 && ix < w) {
-            v = (v - a->mean) * a->scale + a->shift;
-            v = v > a->lo ? v : a->lo;
-        }
-        odd[q] = v;
-    }
+    for (int q = 0; q < pl; q++) wide[q] = 0.f;
+    map_into(wide + pl, x + (size_t)iy * w, w, a);
+    for (int q = pl + w; q < n; q++) wide[q] = 0.f;
+    for (int q = 0; q <= ow; q++) even[q] = wide[2 * q];
+    for (int q = 0; q < ow; q++) odd[q] = wide[2 * q + 1];
 }
 
 static const float *cached_row(row_cache *rc, const dw_job *j, const float *x, const chan_affine *a, int iy) {
@@ -201,7 +224,7 @@ static const float *cached_row(row_cache *rc, const dw_job *j, const float *x, c
         if (rc->tag[s] == iy) return rc->buf[s];
     int s = rc->next;
     rc->next = (s + 1) % 3;
-    load_row(rc->buf[s], j, x, a, iy);
+    load_row(rc->buf[s], rc, j, x, a, iy);
     rc->tag[s] = iy;
     return rc->buf[s];
 }
@@ -229,8 +252,9 @@ static void dw_task(void *ctx, int ch, int n) {
     (void)n;
     const dw_job *j = ctx;
     const int s = j->d.stride;
-    float *mine = j->scratch + (size_t)cg_pool_thread_index() * 6 * row_floats(j->d.w);
-    row_cache rc = {{mine, mine + row_floats(j->d.w), mine + 2 * row_floats(j->d.w)}, {-9, -9, -9}, 0};
+    float *mine = j->scratch + (size_t)cg_pool_thread_index() * SCRATCH_ROWS * row_floats(j->d.w);
+    const size_t rf = row_floats(j->d.w);
+    row_cache rc = {{mine, mine + rf, mine + 2 * rf}, {-9, -9, -9}, 0, mine + 3 * rf, {mine + 4 * rf, mine + 5 * rf}};
     const float *x = j->in[ch], *k = j->w + (size_t)ch * 9;
     const chan_affine *a = j->aff ? &j->aff[ch] : NULL;
     float *y = j->out[ch];
@@ -264,36 +288,26 @@ void dwconv3x3_forward(float *const *out, const float *const *in, const chan_aff
 /* ---- bilinear x2, TensorFlow 1 ---- */
 
 typedef struct {
-    float *const *out;
+    float *const *out; /* NULL: moments only */
     const float *const *in;
     const chan_affine *aff;
     int h, w;
     float *scratch;
+    moments *partial;
 } up_job;
-
-/* Row x (w values) along the width into o (2w values). */
-MULTIVERSION static void up_row(float *restrict o, const float *restrict x, int w) {
-    for (int i = 0; i + 1 < w; i++) {
-        o[2 * i] = x[i];
-        o[2 * i + 1] = x[i] + (x[i + 1] - x[i]) * 0.5f;
-    }
-    o[2 * w - 2] = o[2 * w - 1] = x[w - 1]; /* a + (a - a) * 0.5 is a */
-}
-
-MULTIVERSION static void mid_row(float *restrict o, const float *restrict a, const float *restrict b, int n) {
-    for (int i = 0; i < n; i++) o[i] = a[i] + (b[i] - a[i]) * 0.5f;
-}
 
 static void up_task(void *ctx, int ch, int n) {
     (void)n;
     const up_job *j = ctx;
     const int w = j->w, ow = 2 * w;
     const size_t rf = row_floats(w);
-    float *mine = j->scratch + (size_t)cg_pool_thread_index() * 6 * rf;
-    float *mapped = mine, *wide[2] = {mine + rf, mine + 3 * rf}; /* 2w <= 2 rf each */
+    float *mine = j->scratch + (size_t)cg_pool_thread_index() * SCRATCH_ROWS * rf;
+    /* 2w <= 2 rf each */
+    float *mapped = mine, *wide[2] = {mine + rf, mine + 3 * rf}, *mid = mine + 5 * rf;
     const float *x = j->in[ch];
     const chan_affine *a = j->aff ? &j->aff[ch] : NULL;
-    float *y = j->out[ch];
+    float *y = j->out ? j->out[ch] : NULL;
+    moments st = {0, 0, 0};
     map_into(mapped, x, w, a);
     up_row(wide[0], mapped, w);
     for (int i = 0; i < j->h; i++) {
@@ -303,13 +317,151 @@ static void up_task(void *ctx, int ch, int n) {
             up_row(wide[(i + 1) & 1], mapped, w);
             next = wide[(i + 1) & 1];
         }
-        memcpy(y + (size_t)2 * i * ow, cur, (size_t)ow * sizeof *y);
-        mid_row(y + (size_t)(2 * i + 1) * ow, cur, next, ow);
+        if (y) {
+            memcpy(y + (size_t)2 * i * ow, cur, (size_t)ow * sizeof *y);
+            mid_row(y + (size_t)(2 * i + 1) * ow, cur, next, ow);
+        } else {
+            mid_row(mid, cur, next, ow);
+            moments m0 = moments_of(cur, (size_t)ow), m1 = moments_of(mid, (size_t)ow);
+            moments_merge(&st, &m0);
+            moments_merge(&st, &m1);
+        }
     }
+    if (!y) j->partial[ch] = st;
 }
 
 void upsample2_bilinear_forward(float *const *out, const float *const *in, const chan_affine *aff, int c,
                                 int h, int w, float *scratch, cg_pool *pool) {
-    up_job j = {out, in, aff, h, w, scratch};
+    up_job j = {out, in, aff, h, w, scratch, NULL};
     cg_pool_run(pool, up_task, &j, c);
+}
+
+void upsample2_moments(moments *m, const float *const *in, int c, int h, int w, moments *partial, float *scratch,
+                       cg_pool *pool) {
+    up_job j = {NULL, in, NULL, h, w, scratch, partial};
+    cg_pool_run(pool, up_task, &j, c);
+    *m = (moments){0, 0, 0};
+    for (int ch = 0; ch < c; ch++) moments_merge(m, &partial[ch]);
+}
+
+/* ---- a convolution to 3 outputs (final_conv) ---- */
+
+typedef struct {
+    float *out;
+    const float *in, *w, *b;
+    conv_dims d;
+    int oh, ow;
+} out3_job;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+enum { OUT3_COLS = 48 }; /* output columns a block keeps in registers: 3 vectors */
+
+/* One input row's taps into one output row's 3 x 3 accumulators A##co##q, from kernel row
+ * KY (wp: output 0's weights of this input channel; wco apart for the next output). */
+#define OUT3_TAP(A, KY)                                                                        \
+    do {                                                                                       \
+        const float *t = wp + (size_t)(KY) * k + kx;                                           \
+        __m512 w0 = _mm512_set1_ps(t[0]), w1 = _mm512_set1_ps(t[wco]), w2 = _mm512_set1_ps(t[2 * wco]); \
+        A##00 = _mm512_fmadd_ps(w0, v0, A##00), A##01 = _mm512_fmadd_ps(w0, v1, A##01);        \
+        A##02 = _mm512_fmadd_ps(w0, v2, A##02), A##10 = _mm512_fmadd_ps(w1, v0, A##10);        \
+        A##11 = _mm512_fmadd_ps(w1, v1, A##11), A##12 = _mm512_fmadd_ps(w1, v2, A##12);        \
+        A##20 = _mm512_fmadd_ps(w2, v0, A##20), A##21 = _mm512_fmadd_ps(w2, v1, A##21);        \
+        A##22 = _mm512_fmadd_ps(w2, v2, A##22);                                                \
+    } while (0)
+
+#define OUT3_LOAD()                                                                            \
+    __m512 v0 = _mm512_maskz_loadu_ps(m0, row + kx), v1 = _mm512_maskz_loadu_ps(m1, row + kx + 16), \
+           v2 = _mm512_maskz_loadu_ps(m2, row + kx + 32)
+
+#define OUT3_STORE(A, R)                                                                       \
+    do {                                                                                       \
+        float *o = j->out + (size_t)(oy + (R)) * ow + x0;                                      \
+        _mm512_mask_storeu_ps(o, m0, A##00), _mm512_mask_storeu_ps(o + 16, m1, A##01);         \
+        _mm512_mask_storeu_ps(o + 32, m2, A##02);                                              \
+        o += plane;                                                                            \
+        _mm512_mask_storeu_ps(o, m0, A##10), _mm512_mask_storeu_ps(o + 16, m1, A##11);         \
+        _mm512_mask_storeu_ps(o + 32, m2, A##12);                                              \
+        o += plane;                                                                            \
+        _mm512_mask_storeu_ps(o, m0, A##20), _mm512_mask_storeu_ps(o + 16, m1, A##21);         \
+        _mm512_mask_storeu_ps(o + 32, m2, A##22);                                              \
+    } while (0)
+
+static __mmask16 cols_mask(int left) {
+    return left <= 0 ? 0 : left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* One block of 48 output columns at x0 of output rows oy and oy + 1 (if two), its 2 x 3 x 3
+ * accumulators (a0.., a1..) in registers over every input channel and tap: per input row
+ * and tap, 3 loads, then 3 broadcasts and 9 FMAs for each output row it feeds. (conv.c's
+ * direct kernel, made for 7x7 over 64 channels, keeps its accumulators in the output rows
+ * and ran at half the FMA peak here.) */
+__attribute__((target("avx512f"))) static void out3_block(const out3_job *j, int oy, int two, int x0) {
+    const conv_dims *d = &j->d;
+    const int k = d->kw, kh = d->kh, ow = j->ow;
+    const size_t plane = (size_t)j->oh * ow, wco = (size_t)d->cin * kh * k;
+    const __mmask16 m0 = cols_mask(ow - x0), m1 = cols_mask(ow - x0 - 16), m2 = cols_mask(ow - x0 - 32);
+    __m512 b0 = _mm512_set1_ps(j->b ? j->b[0] : 0.f), b1 = _mm512_set1_ps(j->b ? j->b[1] : 0.f),
+           b2 = _mm512_set1_ps(j->b ? j->b[2] : 0.f);
+    __m512 a000 = b0, a001 = b0, a002 = b0, a010 = b1, a011 = b1, a012 = b1, a020 = b2, a021 = b2, a022 = b2;
+    __m512 a100 = b0, a101 = b0, a102 = b0, a110 = b1, a111 = b1, a112 = b1, a120 = b2, a121 = b2, a122 = b2;
+    for (int ci = 0; ci < d->cin; ci++) {
+        const float *wp = j->w + (size_t)ci * kh * k, *in = j->in + (size_t)ci * d->h * d->w + x0;
+        if (two) {
+            /* input row oy feeds output row 0 only, oy + kh row 1 only, the rest both */
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = in + (size_t)oy * d->w;
+                OUT3_LOAD();
+                OUT3_TAP(a0, 0);
+            }
+            for (int ky = 1; ky < kh; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float *row = in + (size_t)(oy + ky) * d->w;
+                    OUT3_LOAD();
+                    OUT3_TAP(a0, ky);
+                    OUT3_TAP(a1, ky - 1);
+                }
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = in + (size_t)(oy + kh) * d->w;
+                OUT3_LOAD();
+                OUT3_TAP(a1, kh - 1);
+            }
+        } else {
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float *row = in + (size_t)(oy + ky) * d->w;
+                    OUT3_LOAD();
+                    OUT3_TAP(a0, ky);
+                }
+        }
+    }
+    OUT3_STORE(a0, 0);
+    if (two) OUT3_STORE(a1, 1);
+}
+
+enum { OUT3_TASK_ROWS = 16 };
+
+/* A task: a column block down OUT3_TASK_ROWS output rows, so that each pair of rows finds
+ * most of its input rows (those of the pair above) still in cache. */
+__attribute__((target("avx512f"))) static void out3_task_avx512(void *ctx, int task, int n) {
+    (void)n;
+    const out3_job *j = ctx;
+    const int nxb = (j->ow + OUT3_COLS - 1) / OUT3_COLS, x0 = task % nxb * OUT3_COLS;
+    const int y0 = task / nxb * OUT3_TASK_ROWS, y1 = y0 + OUT3_TASK_ROWS < j->oh ? y0 + OUT3_TASK_ROWS : j->oh;
+    for (int oy = y0; oy < y1; oy += 2) out3_block(j, oy, oy + 1 < y1, x0);
+}
+#endif
+
+void conv_out3_forward(float *out, const float *in, const float *w, const float *b, const conv_dims *d,
+                       cg_pool *pool) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (d->cout == 3 && d->stride == 1 && d->pad == 0 && gemm_arch_get()->level >= GEMM_AVX512) {
+        out3_job j = {out, in, w, b, *d, conv_out_h(d), conv_out_w(d)};
+        const int nxb = (j.ow + OUT3_COLS - 1) / OUT3_COLS, nyb = (j.oh + OUT3_TASK_ROWS - 1) / OUT3_TASK_ROWS;
+        cg_pool_run(pool, out3_task_avx512, &j, nxb * nyb);
+        return;
+    }
+#endif
+    conv2d_direct_forward(out, in, w, b, d, pool);
 }

@@ -55,6 +55,10 @@ typedef struct {
 typedef struct {
     int c, h, w;
     int stride;
+    /* dwconv3x3_forward only (0 elsewhere): the input planes hold the tensor at half its
+     * size, h/2 x w/2 (h and w even, stride 1), which is upsampled as
+     * upsample2_bilinear_forward does while its rows are read, before their map. */
+    int up2;
 } dw_dims;
 
 /* Naive references: the definitions the fast kernels are tested against. */
@@ -243,6 +247,16 @@ void dwconv3x3_forward(float *const *out, const float *const *in, const chan_aff
  * NULL); out [c] planes of 2h * 2w, not overlapping the input. */
 void upsample2_bilinear_forward(float *const *out, const float *const *in, const chan_affine *aff,
                                 int c, int h, int w, float *scratch, struct cg_pool *pool);
+/* The moments of what upsample2_bilinear_forward would write for c planes of h x w read as
+ * stored, computed without writing it (partial: c slots), merged in channel order. */
+void upsample2_moments(moments *m, const float *const *in, int c, int h, int w, moments *partial,
+                       float *scratch, struct cg_pool *pool);
+
+/* conv2d_direct_forward (stride 1, no padding: the caller pads) for the light model's
+ * last layer, 3 outputs: with AVX-512, each pair of output rows in blocks of 48 columns
+ * whose accumulators stay in registers over all input channels and taps. */
+void conv_out3_forward(float *out, const float *in, const float *w, const float *b, const conv_dims *d,
+                       struct cg_pool *pool);
 
 /* The moments of c planes of hw values (partial: c slots), merged in channel order. */
 void planes_moments(moments *m, const float *const *in, int c, size_t hw, moments *partial,
