@@ -679,12 +679,46 @@ shinkai/temple.jpg"
     expect_dims "$D/output_images/shinkai/origami.jpg" 222x300 # 640x864
 }
 
+# The seed project's light styles (weights/light_*.safetensors, made by `make` from the TF2
+# checkpoints) go wherever a style goes: photos, GIFs, videos, the comparison, bench;
+# --all-styles still means the four full ones. Their pixels are checked against the
+# PyTorch port in tests/test_light.c.
+test_light_styles() {
+    if [ ! -f "$W/light_shinkai.safetensors" ] || [ ! -f "$W/light_paprika.safetensors" ]; then
+        note_failure "no light styles in $W (make sets them up)"
+        return
+    fi
+    local MEDIA=$ROOT/tests/data/media
+    cg cartoonize --styles light_shinkai,light_paprika --output-dir "$D/out" "$DATA/plain.png" \
+        "$MEDIA/anim.gif" "$MEDIA/clip.mp4"
+    expect_rc 0
+    expect_out "cartoonized 1 image, 1 GIF, 1 video (2 styles)"
+    expect_files "$D/out" "comparison/anim.gif
+comparison/clip.mp4
+comparison/plain.png
+light_paprika/anim.gif
+light_paprika/clip.mp4
+light_paprika/plain.png
+light_shinkai/anim.gif
+light_shinkai/clip.mp4
+light_shinkai/plain.png"
+    expect_dims "$D/out/light_shinkai/plain.png" "$(dims "$DATA/plain.png")"
+    cmp -s "$D/out/light_shinkai/plain.png" "$D/out/light_paprika/plain.png" &&
+        note_failure "the two light styles gave the same picture"
+    cg cartoonize --all-styles --skip-comparison --output-dir "$D/all" "$DATA/plain.png"
+    expect_rc 0
+    [ ! -e "$D/all/light_shinkai" ] || note_failure "--all-styles took a light style"
+    cg bench --style light_paprika --sizes 32x24 --runs 1 --threads 1
+    expect_rc 0
+    expect_out "32x24"
+}
+
 for t in test_help test_usage_errors test_unknown_style test_layout_files test_layout_nested \
     test_default_dirs test_empty_input test_comparison_layouts test_max_height \
     test_skip_and_overwrite test_styles_forms test_bad_inputs test_converted_inputs \
     test_batch_with_bad_file test_duplicate_names test_output_inside_input \
     test_missing_weights test_export_and_corrupt_weights test_threads test_bench_and_kernels test_kill_mid_write \
-    test_max_pixels test_mutations test_sample_photos; do
+    test_max_pixels test_mutations test_sample_photos test_light_styles; do
     run "$t"
 done
 
