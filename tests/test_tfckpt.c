@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cartoongan.h"
+#include "io/crc32c.h"
 #include "io/tfckpt.h"
 #include "model/light_params.h"
 #include "model/safetensors.h"
@@ -124,7 +125,7 @@ static void write_block(buf *f, const kv *e, int n, int restart, int type, int b
     *off = f->n;
     *size = b.n;
     put_u8(&b, (uint8_t)type);
-    uint32_t crc = tfckpt_crc_mask(tfckpt_crc32c(b.p, b.n));
+    uint32_t crc = cg_crc32c_mask(cg_crc32c(b.p, b.n));
     put(f, b.p, b.n);
     put_le32(f, crc);
     free(b.p);
@@ -226,8 +227,8 @@ static void make_ckpt(ckpt *c, const mutate *m) {
     uint32_t ub;
     memcpy(&ub, &B_VALUE, 4);
     put_le32(&c->data, ub);
-    uint32_t crc_a = tfckpt_crc_mask(tfckpt_crc32c(c->data.p + off_a, 24));
-    uint32_t crc_b = tfckpt_crc_mask(tfckpt_crc32c(c->data.p + off_b, 4));
+    uint32_t crc_a = cg_crc32c_mask(cg_crc32c(c->data.p + off_a, 24));
+    uint32_t crc_b = cg_crc32c_mask(cg_crc32c(c->data.p + off_b, 4));
     if (m->flip_data) c->data.p[off_a + 5] ^= 0x10;
 
     kv e[8];
@@ -255,13 +256,13 @@ static void make_ckpt(ckpt *c, const mutate *m) {
     s.shape = &empty_shape;
     s.offset = (int64_t)off_graph;
     s.size = 5;
-    s.crc32c = m->bad_string_crc ? 0xdeadbeef : tfckpt_crc_mask(tfckpt_crc32c(graph, 5));
+    s.crc32c = m->bad_string_crc ? 0xdeadbeef : cg_crc32c_mask(cg_crc32c(graph, 5));
     /* empty_name: the graph's entry keyed as a variable without a name (still first) */
     if (m->empty_name) pack_entry(&e[n++], VAR, strlen(VAR), &s);
     else pack_entry(&e[n++], "_CHECKPOINTABLE_OBJECT_GRAPH", 28, &s);
     s.offset = (int64_t)off_config;
     s.size = 2;
-    s.crc32c = m->bad_string_crc ? 0x12345678 : tfckpt_crc_mask(tfckpt_crc32c(config, 2));
+    s.crc32c = m->bad_string_crc ? 0x12345678 : cg_crc32c_mask(cg_crc32c(config, 2));
     const char *ck = "a/.ATTRIBUTES/OBJECT_CONFIG_JSON";
     pack_entry(&e[n++], ck, strlen(ck), &s);
 
@@ -356,18 +357,18 @@ static void test_crc32c(void) {
     /* RFC 3720 B.4 */
     uint8_t v[32];
     memset(v, 0, 32);
-    CHECK(tfckpt_crc32c(v, 32) == 0x8a9136aau, "zeros: %08x", tfckpt_crc32c(v, 32));
+    CHECK(cg_crc32c(v, 32) == 0x8a9136aau, "zeros: %08x", cg_crc32c(v, 32));
     memset(v, 0xff, 32);
-    CHECK(tfckpt_crc32c(v, 32) == 0x62a8ab43u, "ones: %08x", tfckpt_crc32c(v, 32));
+    CHECK(cg_crc32c(v, 32) == 0x62a8ab43u, "ones: %08x", cg_crc32c(v, 32));
     for (int i = 0; i < 32; i++) v[i] = (uint8_t)i;
-    CHECK(tfckpt_crc32c(v, 32) == 0x46dd794eu, "incrementing: %08x", tfckpt_crc32c(v, 32));
+    CHECK(cg_crc32c(v, 32) == 0x46dd794eu, "incrementing: %08x", cg_crc32c(v, 32));
     for (int i = 0; i < 32; i++) v[i] = (uint8_t)(31 - i);
-    CHECK(tfckpt_crc32c(v, 32) == 0x113fdb5cu, "decrementing: %08x", tfckpt_crc32c(v, 32));
-    CHECK(tfckpt_crc32c("123456789", 9) == 0xe3069283u, "check value: %08x", tfckpt_crc32c("123456789", 9));
-    CHECK(tfckpt_crc32c("", 0) == 0, "empty");
+    CHECK(cg_crc32c(v, 32) == 0x113fdb5cu, "decrementing: %08x", cg_crc32c(v, 32));
+    CHECK(cg_crc32c("123456789", 9) == 0xe3069283u, "check value: %08x", cg_crc32c("123456789", 9));
+    CHECK(cg_crc32c("", 0) == 0, "empty");
     /* mask: rotate right 15, add 0xa282ead8 (computed by hand: 0x12345678 -> 0x4f730f40) */
-    CHECK(tfckpt_crc_mask(0x12345678u) == 0x4f730f40u, "mask: %08x", tfckpt_crc_mask(0x12345678u));
-    CHECK(tfckpt_crc_mask(0) == 0xa282ead8u, "mask(0)");
+    CHECK(cg_crc32c_mask(0x12345678u) == 0x4f730f40u, "mask: %08x", cg_crc32c_mask(0x12345678u));
+    CHECK(cg_crc32c_mask(0) == 0xa282ead8u, "mask(0)");
 }
 
 static void check_tiny(const tfckpt *k, const char *what) {
@@ -650,7 +651,7 @@ static void test_real_damaged(void) {
     }
     /* the snappy type, with the block's CRC made to match, says what it is */
     index[15179] = 1;
-    uint32_t crc = tfckpt_crc_mask(tfckpt_crc32c(index, 15180));
+    uint32_t crc = cg_crc32c_mask(cg_crc32c(index, 15180));
     for (int b = 0; b < 4; b++) index[15180 + b] = (uint8_t)(crc >> (8 * b));
     char f[400];
     snprintf(f, sizeof f, "%s/generator.index", tmp);

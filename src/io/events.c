@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/crc32c.h"
 #include "io/image.h"
 #include "status.h"
 #include "tensorboard_event.pb-c.h"
@@ -37,30 +38,8 @@ struct cg_events {
     off_t committed; /* bytes of whole records on disk */
 };
 
-/* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord uses --------- */
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-        crc_table[i] = c;
-    }
-}
-
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    while (n--) c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-
 /* TFRecord stores CRCs masked, because a CRC of data that itself holds CRCs is weak. */
-static uint32_t masked_crc(const uint8_t *p, size_t n) {
-    uint32_t c = crc32c(p, n);
-    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
+static uint32_t masked_crc(const uint8_t *p, size_t n) { return cg_crc32c_mask(cg_crc32c(p, n)); }
 
 static void put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -150,7 +129,6 @@ static char *event_file_name(const char *dir, long long secs, unsigned n) {
 cg_status cg_events_open(cg_events **out, const char *dir) {
     if (!out || !dir || !dir[0]) return cg_fail(CG_ERR_ARG, "cg_events_open: no directory given");
     *out = NULL;
-    pthread_once(&crc_once, crc_init);
     cg_status s = cg_mkdir_p(dir);
     if (s != CG_OK) return s;
     cg_events *e = calloc(1, sizeof *e);

@@ -814,6 +814,8 @@ cg_status cg_image_decode(cg_image *img, const uint8_t *data, size_t n, const ch
     if (!img) return cg_fail(CG_ERR_ARG, "%s: no image to decode into", name);
     img->w = img->h = 0;
     img->rgb = NULL;
+    img->had_alpha = 0;
+    img->warning[0] = '\0';
     if (n == 0) return cg_fail(CG_ERR_FORMAT, "%s: empty file", name);
     if (!data) return cg_fail(CG_ERR_ARG, "%s: no data", name);
     if (max_pixels == 0) max_pixels = CG_DEFAULT_MAX_PIXELS;

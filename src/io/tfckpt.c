@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/crc32c.h"
 #include "status.h"
 #include "tensor_bundle.pb-c.h"
 
@@ -47,29 +48,6 @@ struct tfckpt {
     float *values; /* every tensor's data */
 };
 
-/* ---- CRC32C ------------------------------------------------------------------------- */
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
-        crc_table[i] = c;
-    }
-}
-
-uint32_t tfckpt_crc32c(const void *p, size_t n) {
-    pthread_once(&crc_once, crc_init);
-    const uint8_t *b = p;
-    uint32_t c = 0xFFFFFFFFu;
-    while (n--) c = crc_table[(c ^ *b++) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-
-/* Stored CRCs are masked, because the CRC of data that itself holds CRCs is weak. */
-uint32_t tfckpt_crc_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 
 /* ---- reading the table -------------------------------------------------------------- */
 
@@ -130,7 +108,7 @@ static cg_status read_block(table *t, handle h, const char *what, const uint8_t 
                        (unsigned long long)h.off, (unsigned long long)h.size, t->n);
     const uint8_t *b = t->p + h.off;
     uint32_t stored = le32(b + h.size + 1);
-    if (tfckpt_crc_mask(tfckpt_crc32c(b, (size_t)h.size + 1)) != stored)
+    if (cg_crc32c_mask(cg_crc32c(b, (size_t)h.size + 1)) != stored)
         return cg_fail(CG_ERR_FORMAT, "%s: the %s block at offset %llu: CRC32C mismatch (the file "
                                       "is damaged)", t->ipath, what, (unsigned long long)h.off);
     uint8_t type = b[h.size];
@@ -584,7 +562,7 @@ static cg_status read_tensors(table *t, const data_src *d, tfckpt *c) {
         uint8_t *raw = (uint8_t *)(c->values + at);
         cg_status s = read_range(d, raw, e->off, (size_t)e->size);
         if (s != CG_OK) return s;
-        if (tfckpt_crc_mask(tfckpt_crc32c(raw, (size_t)e->size)) != e->crc)
+        if (cg_crc32c_mask(cg_crc32c(raw, (size_t)e->size)) != e->crc)
             return cg_fail(CG_ERR_FORMAT, "%s: tensor %s: CRC32C mismatch (the data is damaged)",
                            d->path, e->key);
         /* little-endian bytes to floats, in place (a no-op on little-endian machines) */

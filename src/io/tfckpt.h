@@ -64,9 +64,5 @@ const char *tfckpt_index_path(const tfckpt *c);
 /* NULL does nothing. */
 void tfckpt_close(tfckpt *c);
 
-/* CRC32C (Castagnoli, as iSCSI, LevelDB and TensorFlow use it) of n bytes, and its masked
- * form (rotated right by 15 bits plus 0xa282ead8) that LevelDB and TensorFlow store. */
-uint32_t tfckpt_crc32c(const void *p, size_t n);
-uint32_t tfckpt_crc_mask(uint32_t crc);
 
 #endif

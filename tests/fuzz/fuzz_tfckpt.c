@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "io/crc32c.h"
 #include "io/tfckpt.h"
 
 #define ZERO_DATA_BYTES (4u << 20)
@@ -43,7 +44,7 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
  * 1 if it does. */
 static int fix_block(uint8_t *p, size_t n, uint64_t off, uint64_t size) {
     if (n < 48 || off > n - 48 || size > n - 48 - off || n - 48 - off - size < 5) return 0;
-    uint32_t crc = tfckpt_crc_mask(tfckpt_crc32c(p + off, (size_t)size + 1));
+    uint32_t crc = cg_crc32c_mask(cg_crc32c(p + off, (size_t)size + 1));
     for (int i = 0; i < 4; i++) p[off + size + 1 + i] = (uint8_t)(crc >> (8 * i));
     return 1;
 }
