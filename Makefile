@@ -158,6 +158,9 @@ bench: $(BUILD)/cartoongan weights build/fma_peak
 	@[ -f build/onnx/$(BENCH_STYLE).onnx ] || ! /usr/bin/python3 -c 'import torch' 2>/dev/null || \
 	    /usr/bin/python3 tools/export_onnx.py --style $(BENCH_STYLE) || echo "make bench: ONNX export failed"
 	CARTOONGAN_BIN=$(BUILD)/cartoongan STYLE=$(BENCH_STYLE) bench/bench.sh
+	@[ -f build/onnx/light_shinkai.onnx ] || ! /usr/bin/python3 -c 'import torch' 2>/dev/null || \
+	    /usr/bin/python3 tools/export_onnx_light.py --style shinkai --ckpt $(WEIGHTS_DIR)/ckpt/light_shinkai_ckpt || echo "make bench: light ONNX export failed"
+	CARTOONGAN_BIN=$(BUILD)/cartoongan bench/light_bench.sh
 	@echo "make bench: the browser build against TensorFlow.js is timed by 'make bench-web'"
 
 # In headless Chromium: the wasm build against TensorFlow.js's wasm backend, 2 threads.
