@@ -5,9 +5,11 @@
 // URL parameters, for tests and benchmarks: ?build=st forces the single-threaded build,
 // ?threads=N sets the thread count of the threaded one (default: the CPU count, up to 8).
 //
-// Styles: the four released ones are fetched from weights/; a custom style (a generator
-// .safetensors the user picks or drops, e.g. one `cartoongan export --checkpoint-dir`
-// wrote) is read from the user's own file and joins the list as the option "custom".
+// Styles: the four released ones and the two light ones (the seed project's light
+// generator: weights/light_<style>.safetensors, 3.5 MB, about ten times faster) are fetched
+// from weights/; a custom style (a generator .safetensors the user picks or drops, e.g. one
+// `cartoongan export --checkpoint-dir` wrote) is read from the user's own file and joins
+// the list as the option "custom".
 
 const $ = (role) => document.querySelector(`[data-role="${role}"]`);
 const app = $('app');
@@ -18,7 +20,10 @@ const ui = {
   weights: $('weights'),
 };
 const LONG_SIDE = 720; // the seed's demo capped photos the same way
-const STYLE_NAMES = { shinkai: 'Shinkai', hayao: 'Hayao', hosoda: 'Hosoda', paprika: 'Paprika' };
+const STYLE_NAMES = {
+  shinkai: 'Shinkai', hayao: 'Hayao', hosoda: 'Hosoda', paprika: 'Paprika',
+  light_shinkai: 'Light Shinkai', light_paprika: 'Light Paprika',
+};
 
 // A minimal module using v128 (as wasm-feature-detect checks SIMD).
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
@@ -44,6 +49,16 @@ function setState(state, text) {
 }
 
 function mb(bytes) { return (bytes / 1e6).toFixed(1); }
+
+// Each built-in style's label shows the download it costs: the fp32 file, or its fp16
+// copy when "Smaller download" is ticked (sizes from the options' data-mb attributes).
+function sizeLabels() {
+  for (const opt of ui.style.querySelectorAll('option[data-mb]')) {
+    const size = ui.fp16.checked ? opt.dataset.mbF16 : opt.dataset.mb;
+    const fast = opt.value.startsWith('light_') ? 'fast, ' : '';
+    opt.textContent = `${STYLE_NAMES[opt.value] || opt.value} (${fast}${size} MB)`;
+  }
+}
 
 function startWorker() {
   const isolated = self.crossOriginIsolated && typeof SharedArrayBuffer === 'function';
@@ -113,6 +128,7 @@ async function showResult(m) {
   const style = ui.style.value;
   ui.result.dataset.style = style;
   ui.result.dataset.id = String(m.id);
+  ui.result.dataset.ms = m.ms.toFixed(0); // the network's time alone, for tests and benchmarks
   ui.result.alt = `${styleLabel(style)} cartoon of the photo`;
   ui.result.src = resultUrl;
   ui.caption.textContent = `${styleLabel(style)}, ${m.width}x${m.height}`;
@@ -131,6 +147,7 @@ function run() {
   ui.progress.value = 0;
   ui.result.removeAttribute('src');
   delete ui.result.dataset.style;
+  delete ui.result.dataset.ms;
   ui.download.hidden = true;
   ui.caption.textContent = 'Cartoon';
   if (!worker) startWorker();
@@ -185,6 +202,8 @@ function main() {
   ui.file.addEventListener('change', () => choose(ui.file.files[0]));
   ui.weights.addEventListener('change', () => chooseWeights(ui.weights.files[0]));
   for (const el of [ui.style, ui.fullsize, ui.fp16]) el.addEventListener('change', () => { if (photo) run(); });
+  ui.fp16.addEventListener('change', sizeLabels);
+  sizeLabels();
   ui.retry.addEventListener('click', () => { if (photo) run(); });
   // dropping anywhere on the page works; the drop zone shows where
   document.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });

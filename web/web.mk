@@ -27,7 +27,10 @@ WEB_LFLAGS := -sMODULARIZE=1 -sEXPORT_NAME=createCartoonGAN -sALLOW_MEMORY_GROWT
 WEB_MT_LFLAGS := -pthread -sPTHREAD_POOL_SIZE='Module["cgPoolSize"]' -sPTHREAD_POOL_SIZE_STRICT=2 \
                  -Wno-pthreads-mem-growth -sENVIRONMENT=web,worker
 WEB_STATIC := $(wildcard web/*.html web/*.js web/*.css web/*.svg)
-WEB_WEIGHTS := $(STYLES:%=$(WEB_OUT)/weights/%.safetensors) $(STYLES:%=$(WEB_OUT)/weights/%.f16.safetensors)
+# The page offers the four full styles and the two light ones: LIGHT_STYLES joins STYLES
+# here only, since STYLES is what --all-styles and the tests mean by every style.
+WEB_STYLES := $(STYLES) $(LIGHT_STYLES)
+WEB_WEIGHTS := $(WEB_STYLES:%=$(WEB_OUT)/weights/%.safetensors) $(WEB_STYLES:%=$(WEB_OUT)/weights/%.f16.safetensors)
 
 .PHONY: web
 web: $(WEB_OUT)/cartoongan_st.js $(WEB_OUT)/cartoongan_mt.js $(WEB_STATIC:web/%=$(WEB_OUT)/%) $(WEB_WEIGHTS)

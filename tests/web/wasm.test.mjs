@@ -1,7 +1,9 @@
 // wasm.test.mjs: the WebAssembly engine alone, in node (node --test): the single-threaded
 // SIMD build (build/web/cartoongan_st.js) loads the weights from memory and must give the
 // native CLI's pixels; it falls back to one thread when threads cannot start; fp16 weights
-// load; bad weights are refused with a message; progress is reported and can cancel.
+// load; bad weights are refused with a message; progress is reported and can cancel; the
+// light styles' files (architecture cartoongan-light, fp32 and fp16) run and give the
+// native CLI's pixels too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -113,6 +115,39 @@ test('progress rises to 1, and returning true cancels', () => {
   engine.onProgress = null;
 });
 
+// The light generator (src/model/light.c) on wasm: its GEMM goes through the SIMD128
+// kernel and final_conv through the portable direct convolution (the AVX-512 one is x86
+// only), so it is checked against the native CLI's output like the full model.
+const lightStyles = ['light_shinkai', 'light_paprika'];
+execFileSync(bin, ['cartoonize', '--styles', lightStyles.join(','), '--keep-original-size', '--skip-comparison',
+  '--quiet', '--output-dir', tmp, photo]);
+const nativeLight = Object.fromEntries(lightStyles.map((s) => [s, decodePng(fs.readFileSync(path.join(tmp, s, path.basename(photo))))]));
+
+for (const style of lightStyles) {
+  test(`${style}: the light weights from memory give the native CLI's pixels`, () => {
+    const light = fs.readFileSync(path.join(web, `weights/${style}.safetensors`));
+    assert.ok(light.length < weights.length / 10, `${light.length} bytes`);
+    assert.equal(load(light, 1, `${style}.safetensors`), ST.OK, lastError());
+    const { st, out } = stylize(input);
+    assert.equal(st, ST.OK, lastError());
+    const db = psnr(out, nativeLight[style].rgb);
+    assert.ok(db >= 45, `PSNR ${db.toFixed(1)} dB`); // identical when measured
+    // a different network from the full model: far from the full Hayao output
+    assert.ok(psnr(out, native.rgb) < 30, `PSNR vs hayao ${psnr(out, native.rgb).toFixed(1)} dB`); // 13 dB measured
+  });
+}
+
+test('light fp16 weights load, close to the fp32 output', () => {
+  const f32 = fs.readFileSync(path.join(web, 'weights/light_paprika.safetensors'));
+  const f16 = fs.readFileSync(path.join(web, 'weights/light_paprika.f16.safetensors'));
+  assert.ok(f16.length < f32.length * 0.51, `${f16.length} of ${f32.length} bytes`);
+  assert.equal(load(f16, 1, 'light_paprika.f16.safetensors'), ST.OK, lastError());
+  const { st, out } = stylize(input);
+  assert.equal(st, ST.OK, lastError());
+  const db = psnr(out, nativeLight.light_paprika.rgb);
+  assert.ok(db >= 40, `PSNR vs fp32 ${db.toFixed(1)} dB`); // 64 dB measured
+});
+
 test('the Lanczos resize is the CLI\'s: a 64x48 photo capped to 32 px high equals --max-height 32', () => {
   const big = decodePng(fs.readFileSync(path.join(repo, 'tests/data/model/input_64x48.png')));
   const out = path.join(tmp, 'capped');
@@ -120,6 +155,7 @@ test('the Lanczos resize is the CLI\'s: a 64x48 photo capped to 32 px high equal
     '--output-dir', out, path.join(repo, 'tests/data/model/input_64x48.png')]);
   const want = decodePng(fs.readFileSync(path.join(out, 'hayao/input_64x48.png')));
   assert.equal(want.width, 43);
+  assert.equal(load(weights), ST.OK, lastError()); // the tests before may have left another style
   const src = copyIn(big.rgb), dst = engine._cgw_alloc(43 * 32 * 3);
   engine._cgw_resize(dst, 43, 32, src, 64, 48);
   const st = engine._cgw_stylize(dst, dst, 43, 32);
