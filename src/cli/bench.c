@@ -29,15 +29,15 @@ static void print_help(void) {
            "  --threads N           worker threads, 0 = one per CPU (default: 0)\n"
            "  --style S             style whose weights are used: a released one, light_shinkai,\n"
            "                        light_paprika, or a custom one (default: shinkai)\n"
-           "  --weights-dir DIR     where styles are looked up (default: $CARTOONGAN_WEIGHTS\n"
-           "                        if set, else %s)\n"
+           "  --weights-dir DIR     where the style is looked up (default: as 'weights' below\n"
+           "                        says)\n"
            "  --input FILE          a photo resized to each size (default: a synthetic image)\n"
            "  -h, --help            show this help and exit\n"
            "\n"
            "The first line names the compute kernel: the best this CPU has (amx, avx512,\n"
            "avx2 or portable), or the one CARTOONGAN_KERNEL names (e.g. CARTOONGAN_KERNEL=avx512\n"
-           "to time fp32 products where amx would be chosen).\n",
-           CG_DEFAULT_WEIGHTS_DIR);
+           "to time fp32 products where amx would be chosen).\n");
+    cli_print_weights_help();
 }
 
 /* The multiply-adds one stylization does: the light generator's or the full one's. */
@@ -68,7 +68,7 @@ static int parse_sizes(const char *s, int *w, int *h, int *n) {
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *sizes = "256x256,512x512", *style = "shinkai", *input = NULL;
-    const char *weights_dir = cli_default_weights_dir();
+    const char *weights_dir = NULL; /* the default places (weights.c) */
     int runs = 3, threads = 0, r;
     for (int i = 1; i < argc; i++) {
         const char *v;

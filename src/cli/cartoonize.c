@@ -25,10 +25,6 @@
 #include "cli/progress.h"
 #include "io/image.h"
 
-#ifndef CG_DEFAULT_WEIGHTS_DIR
-#define CG_DEFAULT_WEIGHTS_DIR "weights"
-#endif
-
 #define CMD "cartoonize"
 #define DEFAULT_INPUT_DIR "input_images"
 #define DEFAULT_OUTPUT_DIR "output_images"
@@ -128,7 +124,6 @@ static void fail_lib(run_ctx *c, const input_file *in) {
 /* ---- options ---- */
 
 static void print_help(void) {
-    const char *env = getenv("CARTOONGAN_WEIGHTS");
     printf(
         "usage: cartoongan cartoonize [-h] [--styles S [S ...]] [--all-styles]\n"
         "                             [--input-dir DIR] [--output-dir DIR] [--weights-dir DIR]\n"
@@ -173,7 +168,7 @@ static void print_help(void) {
         "  --output-dir DIR      where to write the results (default: " DEFAULT_OUTPUT_DIR ")\n"
         "  --weights-dir DIR     where the styles' weights are: DIR/<style>.safetensors, or\n"
         "                        DIR/<style>/ holding the upstream .npy files (default:\n"
-        "                        $CARTOONGAN_WEIGHTS if set, else %s)\n"
+        "                        looked up as 'weights' below says)\n"
         "  --max-height N        downscale images taller than N pixels to height N, keeping\n"
         "                        the aspect ratio (default: %d)\n"
         "  --keep-original-size  do not downscale (default: off)\n"
@@ -208,9 +203,10 @@ static void print_help(void) {
         "  --quiet               no progress bar, warnings or summary; errors are still\n"
         "                        printed (default: off)\n"
         "  --                    treat every later argument as an INPUT\n",
-        CLI_MAX_STYLES, env && *env ? env : CG_DEFAULT_WEIGHTS_DIR, DEFAULT_MAX_HEIGHT,
-        (unsigned long long)CG_DEFAULT_MAX_PIXELS, DEFAULT_MAX_FRAMES, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MAX_DOWNLOAD_MB);
+        CLI_MAX_STYLES, DEFAULT_MAX_HEIGHT, (unsigned long long)CG_DEFAULT_MAX_PIXELS,
+        DEFAULT_MAX_FRAMES, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_TIMEOUT,
+        DEFAULT_MAX_DOWNLOAD_MB);
+    cli_print_weights_help();
 }
 
 /* Returns -1 to run, otherwise the exit status (help or a usage error). */
@@ -218,7 +214,7 @@ static int parse_options(options *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->input_dir = DEFAULT_INPUT_DIR;
     o->output_dir = DEFAULT_OUTPUT_DIR;
-    o->weights_dir = cli_default_weights_dir();
+    o->weights_dir = NULL; /* the default places (weights.c) */
     o->max_height = DEFAULT_MAX_HEIGHT;
     o->max_pixels = CG_DEFAULT_MAX_PIXELS;
     o->view = VIEW_SMART;

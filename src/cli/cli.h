@@ -14,18 +14,45 @@ int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_smooth(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_fetch_weights(int argc, char **argv);
 
 /* Parses cartoonize's arguments as cmd_cartoonize would, then frees them: -1 when they are
  * valid (the command would run), else the exit status (help or a usage error). Reads no
  * image and writes nothing; used by the fuzz target for the option parser. */
 int cli_cartoonize_parse(int argc, char **argv);
 
-/* Where styles are looked up by default: $CARTOONGAN_WEIGHTS, else where `make` put them. */
-const char *cli_default_weights_dir(void);
+/* ---- weights.c: where a style's weights are looked up (see the comment there) ---- */
 
-/* Loads `style` from <weights_dir>/<style>.safetensors, else the .npy directory
- * <weights_dir>/<style>/, and sets its thread count. Returns 0, or -1 after printing a
- * one-line error (with a hint when the weights are missing). */
+#define CLI_MAX_WEIGHTS_PLACES 3
+/* The folders a style is looked up in, in order: only `weights_dir` when not NULL
+ * (--weights-dir), else only $CARTOONGAN_WEIGHTS when set, else the default places (an
+ * uninstalled build: the checkout's weights/, then the user's folder; an installed one:
+ * the user's folder, then PREFIX/share/cartoongan/weights). Returns how many. */
+int cli_weights_places(const char *weights_dir, const char *places[CLI_MAX_WEIGHTS_PLACES]);
+/* Whether the folder was named outright (--weights-dir or $CARTOONGAN_WEIGHTS). */
+int cli_weights_explicit(const char *weights_dir);
+/* Where `fetch-weights` and `export --checkpoint-dir` write by default: $CARTOONGAN_WEIGHTS,
+ * else the first default place; NULL when no home folder can be found. */
+const char *cli_user_weights_dir(void);
+/* Whether dir holds the style: dir/style.safetensors (a file) or dir/style/ (a folder). */
+int cli_style_in_dir(const char *dir, const char *style);
+/* The first place (above) holding the style, or NULL. */
+const char *cli_find_style(const char *weights_dir, const char *style);
+/* Prints the two lines for a style found nowhere: the places looked in, then a hint with
+ * the command that fetches it. */
+void cli_report_missing_style(const char *weights_dir, const char *style);
+/* Prints the "weights:" paragraph of a command's --help (the places, in order). */
+void cli_print_weights_help(void);
+
+/* The styles `cartoongan fetch-weights` knows how to download. */
+#define CLI_NUM_FETCHABLE 6
+extern const char *const cli_fetchable_styles[CLI_NUM_FETCHABLE];
+int cli_style_fetchable(const char *style);
+
+/* Loads `style` from the first place holding it (<dir>/<style>.safetensors, else the .npy
+ * directory <dir>/<style>/; weights_dir as for cli_weights_places) and sets its thread
+ * count. Returns 0, or -1 after printing a one-line error (with a hint when the weights
+ * are missing). */
 struct cg_model;
 int cli_load_style(const char *weights_dir, const char *style, int threads, struct cg_model **out);
 

@@ -65,15 +65,17 @@ static void print_help(void) {
            "                        (default: none, the SRC DEST form)\n"
            "  --name NAME           the style's name: letters, digits, '_' and '-', at most %d\n"
            "                        characters (required with --checkpoint-dir)\n"
-           "  --out-dir DIR         where to write NAME.safetensors (default: the weights\n"
-           "                        directory cartoonize uses: $CARTOONGAN_WEIGHTS if set,\n"
-           "                        else %s)\n"
+           "  --out-dir DIR         where to write NAME.safetensors (default: the user's\n"
+           "                        weights folder: $CARTOONGAN_WEIGHTS if set, else the\n"
+           "                        first place cartoonize looks in, as 'weights' below\n"
+           "                        says)\n"
            "  --force               overwrite DEST or OUT_DIR/NAME.safetensors if it exists\n"
            "                        (default: refuse)\n"
            "  --fp16                store the tensors as half floats (F16): half the size, for\n"
            "                        the browser app's download (default: float32, exact)\n"
            "  --quiet               print nothing on success (warnings still go to stderr)\n",
-           LIGHT_NUM_TENSORS, CLI_STYLE_NAME_MAX, cli_default_weights_dir());
+           LIGHT_NUM_TENSORS, CLI_STYLE_NAME_MAX);
+    cli_print_weights_help();
 }
 
 /* The first form, as it always was. */
@@ -527,8 +529,20 @@ int cmd_export(int argc, char **argv) {
         if (!cli_style_name_valid(name, strlen(name)))
             return cli_usage_error(CMD, "invalid --name '%s' (a style name: 1 to %d letters, "
                                         "digits, '_' or '-')", name, CLI_STYLE_NAME_MAX);
-        return export_checkpoint(ckpt_dir, name, out_dir ? out_dir : cli_default_weights_dir(),
-                                 force, fp16, quiet);
+        if (!out_dir) {
+            /* the user's weights folder is ours to make (a fresh ~/.local/share/...) */
+            out_dir = cli_user_weights_dir();
+            if (!out_dir) {
+                fprintf(stderr, "cartoongan export: no --out-dir, and no home folder for the "
+                                "user's weights folder (HOME and XDG_DATA_HOME are unset)\n");
+                return CLI_EXIT_FAIL;
+            }
+            if (cg_mkdir_p(out_dir) != CG_OK) {
+                fprintf(stderr, "cartoongan export: %s\n", cg_last_error());
+                return CLI_EXIT_FAIL;
+            }
+        }
+        return export_checkpoint(ckpt_dir, name, out_dir, force, fp16, quiet);
     }
     if (name || out_dir)
         return cli_usage_error(CMD, "%s needs --checkpoint-dir", name ? "--name" : "--out-dir");

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve the browser app (make web) over HTTP on this machine"},
     {"train", cmd_train, "train a style on a dataset of photos and cartoons (TensorBoard, checkpoints, --resume)"},
     {"smooth", cmd_smooth, "blur the edges of a training set's cartoons (DATASET/trainB -> trainB_smooth)"},
+    {"fetch-weights", cmd_fetch_weights, "download the released styles' weights into the user's weights folder"},
 };
 #define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -35,7 +36,7 @@ static void print_help(FILE *f) {
             "\n"
             "commands:\n");
     for (int i = 0; i < NUM_COMMANDS; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\n"
             "options:\n"
@@ -101,49 +102,6 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, int min, int 
         return -1;
     }
     *out = (int)v;
-    return 0;
-}
-
-const char *cli_default_weights_dir(void) {
-    const char *env = getenv("CARTOONGAN_WEIGHTS");
-    return env && *env ? env : CG_DEFAULT_WEIGHTS_DIR;
-}
-
-int cli_load_style(const char *weights_dir, const char *style, int threads, cg_model **out) {
-    *out = NULL;
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, style);
-    if (stat(path, &st) != 0) {
-        /* else the upstream release's .npy directory */
-        snprintf(path, sizeof path, "%s/%s", weights_dir, style);
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            if (stat(weights_dir, &st) != 0)
-                fprintf(stderr, "cartoongan: cannot load style '%s': weights directory %s: %s\n",
-                        style, weights_dir, errno == ENOENT ? "no such file or directory" : strerror(errno));
-            else
-                fprintf(stderr, "cartoongan: cannot load style '%s' from %s/%s.safetensors: no such file\n",
-                        style, weights_dir, style);
-            fprintf(stderr, "hint: run 'make weights' to fetch and convert the weights, or point "
-                            "--weights-dir (or CARTOONGAN_WEIGHTS) at a directory holding "
-                            "<style>.safetensors files or <style>/ directories of .npy files\n");
-            return -1;
-        }
-    }
-    if (cg_model_load(out, path) != CG_OK) {
-        const char *e = cg_last_error();
-        size_t n = strlen(path);
-        /* the message usually starts with the path already said */
-        if (!strncmp(e, path, n) && e[n] == ':' && e[n + 1] == ' ') e += n + 2;
-        fprintf(stderr, "cartoongan: cannot load style '%s' from %s: %s\n", style, path, e);
-        return -1;
-    }
-    if (cg_model_set_threads(*out, threads) != CG_OK) {
-        fprintf(stderr, "cartoongan: --threads %d: %s\n", threads, cg_last_error());
-        cg_model_free(*out);
-        *out = NULL;
-        return -1;
-    }
     return 0;
 }
 

@@ -35,19 +35,6 @@ int cli_style_name_valid(const char *p, size_t n) {
     return 1;
 }
 
-/* Whether `name` has weights in dir, in either of the forms cli_load_style reads. */
-static int style_in_dir(const char *dir, const char *name) {
-    struct stat st;
-    char *p = cli_printf("%s/%s.safetensors", dir, name);
-    int ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
-    free(p);
-    if (ok) return 1;
-    p = cli_printf("%s/%s", dir, name);
-    ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-    free(p);
-    return ok;
-}
-
 /* The styles dir holds, for the unknown-style message: the released ones there in their
  * canonical order, then the custom NAME.safetensors files by name (hidden temporary files
  * and "x.f16.safetensors" copies have unsafe names and are left out). Returns a malloc'd
@@ -62,7 +49,7 @@ static char *styles_in_dir(const char *dir) {
         if (n <= ext || strcmp(e->d_name + n - ext, ".safetensors")) continue;
         if (!cli_style_name_valid(e->d_name, n - ext)) continue;
         char *name = cli_printf("%.*s", (int)(n - ext), e->d_name);
-        if (cli_style_is_released(name) || !style_in_dir(dir, name)) {
+        if (cli_style_is_released(name) || !cli_style_in_dir(dir, name)) {
             free(name);
             continue;
         }
@@ -73,7 +60,7 @@ static char *styles_in_dir(const char *dir) {
     char *out = cli_xcheck(strdup(""));
     for (int s = 0; s < CG_NUM_STYLES + custom.n; s++) {
         const char *name = s < CG_NUM_STYLES ? cg_style_names[s] : custom.v[s - CG_NUM_STYLES];
-        if (s < CG_NUM_STYLES && !style_in_dir(dir, name)) continue;
+        if (s < CG_NUM_STYLES && !cli_style_in_dir(dir, name)) continue;
         char *next = cli_printf("%s%s%s", out, *out ? ", " : "", name);
         free(out);
         out = next;
@@ -83,27 +70,53 @@ static char *styles_in_dir(const char *dir) {
     return out;
 }
 
-/* Every custom style must have weights in the weights directory, checked once all the
- * options are read (--weights-dir may come after --styles), so that a typo is a usage
- * error naming what there is, before any input is read. Released names always pass: a
- * missing released style is reported when loading, with the hint to run `make weights`. */
+/* Every custom style must have weights in a place styles are looked up in (weights.c),
+ * checked once all the options are read (--weights-dir may come after --styles), so that a
+ * typo is a usage error naming what there is, before any input is read. Released names
+ * always pass: a missing released style is reported when loading, with the command that
+ * fetches it. */
 int cli_styles_check_custom(char styles[][CLI_STYLE_NAME_MAX + 1], int nstyles,
                             const char *weights_dir) {
+    const char *places[CLI_MAX_WEIGHTS_PLACES];
+    int nplaces = cli_weights_places(weights_dir, places);
     for (int k = 0; k < nstyles; k++) {
         const char *name = styles[k];
-        if (cli_style_is_released(name) || style_in_dir(weights_dir, name)) continue;
-        char *have = styles_in_dir(weights_dir);
-        if (!have)
-            cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
-                                 "the weights directory %s cannot be read: %s)",
-                            name, weights_dir, cli_errno_text(errno));
-        else if (!*have)
-            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
-                                 "the released ones are shinkai, hayao, hosoda, paprika)",
-                            name, weights_dir, name, weights_dir);
-        else
-            cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (styles in %s: %s)",
-                            name, weights_dir, name, weights_dir, have);
+        if (cli_style_is_released(name) || cli_find_style(weights_dir, name)) continue;
+        if (nplaces == 1) {
+            const char *dir = places[0];
+            char *have = styles_in_dir(dir);
+            if (!have)
+                cli_usage_error(CMD, "unknown style '%s' (not one of shinkai, hayao, hosoda, paprika, and "
+                                     "the weights directory %s cannot be read: %s)",
+                                name, dir, cli_errno_text(errno));
+            else if (!*have)
+                cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (%s holds no styles; "
+                                     "the released ones are shinkai, hayao, hosoda, paprika)",
+                                name, dir, name, dir);
+            else
+                cli_usage_error(CMD, "unknown style '%s': no %s/%s.safetensors (styles in %s: %s)",
+                                name, dir, name, dir, have);
+            free(have);
+            return -1;
+        }
+        /* several places: what each holds, the unreadable ones left out */
+        char *where = cli_xcheck(strdup("")), *have = cli_xcheck(strdup(""));
+        for (int i = 0; i < nplaces; i++) {
+            char *next = cli_printf("%s%s%s", where, i == 0 ? "" : i == nplaces - 1 ? " or " : ", ",
+                                    places[i]);
+            free(where);
+            where = next;
+            char *here = styles_in_dir(places[i]);
+            if (here && *here) {
+                next = cli_printf("%s%s%s: %s", have, *have ? "; " : "", places[i], here);
+                free(have);
+                have = next;
+            }
+            free(here);
+        }
+        cli_usage_error(CMD, "unknown style '%s': no %s.safetensors in %s (%s)", name, name, where,
+                        *have ? have : "none of them holds any style");
+        free(where);
         free(have);
         return -1;
     }

@@ -60,7 +60,8 @@ static void print_help(void) {
            "  --init-from STYLE|FILE start G from a released style (shinkai, hayao, hosoda,\n"
            "                         paprika: looked up like cartoonize's --styles) or a\n"
            "                         generator .safetensors [a fresh G]\n"
-           "  --weights-dir DIR      where --init-from looks for styles [%s]\n"
+           "  --weights-dir DIR      where --init-from looks for styles [as 'weights' below\n"
+           "                         says]\n"
            "  --log-dir DIR          TensorBoard event files, in init/ and gan/ [runs]\n"
            "  --checkpoint-dir DIR   checkpoints, the last 3 kept [training_checkpoints]\n"
            "  --result-dir DIR       validation grids and progress.gif [result]\n"
@@ -73,8 +74,8 @@ static void print_help(void) {
            "  --threads N            threads for the networks [one per CPU]\n"
            "  --loader-threads N     threads decoding images [2]\n"
            "  --quiet                no progress bar or per-epoch lines\n"
-           "  -h, --help             show this help and exit\n",
-           cli_default_weights_dir());
+           "  -h, --help             show this help and exit\n");
+    cli_print_weights_help();
 }
 
 static int parse_float(const char *opt, const char *s, float *out) {
@@ -95,7 +96,7 @@ static void defaults(train_opts *o) {
     o->log_dir = "runs", o->ckpt_dir = "training_checkpoints", o->result_dir = "result";
     o->report_every = 100, o->save_every = 500, o->max_steps = -1;
     o->loader_threads = 2;
-    o->weights_dir = cli_default_weights_dir();
+    o->weights_dir = NULL; /* the default places (weights.c) */
 }
 
 /* -1: go on; otherwise the exit status. */

@@ -231,8 +231,15 @@ int train_init_from(train_run *r) {
     struct stat sb;
     if (strchr(o->init_from, '/') || stat(o->init_from, &sb) == 0)
         snprintf(path, sizeof path, "%s", o->init_from);
-    else
-        snprintf(path, sizeof path, "%s/%s.safetensors", o->weights_dir, o->init_from);
+    else {
+        /* a style's name: looked up as cartoonize looks it up */
+        const char *dir = cli_find_style(o->weights_dir, o->init_from);
+        if (!dir) {
+            cli_report_missing_style(o->weights_dir, o->init_from);
+            return -1;
+        }
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, o->init_from);
+    }
     if (cg_trainer_load(r->t, CG_NET_G, path) != CG_OK) {
         fprintf(stderr, "cartoongan train: --init-from %s: %s\n", o->init_from, cg_last_error());
         return -1;
