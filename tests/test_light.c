@@ -237,7 +237,7 @@ static void conv_case(const char *name, int pad, int has_bias) {
     float *ip[8], *op[8];
     plane_ptrs(ip, in.data, d.cin, (size_t)d.h * d.w);
     plane_ptrs(op, fast, d.cout, (size_t)conv_out_h(&d) * conv_out_w(&d));
-    float *scratch = malloc(conv_scratch_floats(3) * sizeof(float));
+    float *scratch = malloc(conv_io_scratch_floats(3) * sizeof(float));
     float *panels = malloc(packed_weights_floats(d.cout, d.cin * d.kh * d.kw) * sizeof(float));
     for (int a = 0; a < na; a++) {
         packed_weights pw;
@@ -323,7 +323,7 @@ static void check_conv_io(int cin, int h, int w, int cout, int k, int pad, cg_po
     float *ostore = malloc((size_t)cout * ohw * sizeof(float) * 2), *op[512];
     for (int i = 0; i < cout; i++) op[i] = in_place ? s.plane[i] : ostore + (size_t)(i < cout / 2 ? i : 2 * i) * ohw;
     float *panels = malloc(packed_weights_floats(cout, cin * k * k) * sizeof(float));
-    float *scratch = malloc(conv_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
+    float *scratch = malloc(conv_io_scratch_floats(cg_pool_threads(pool)) * sizeof(float));
     moments st, *part = malloc((size_t)conv_io_tasks(&d) * sizeof(moments));
     packed_weights pw;
     pack_weights_fp32(&pw, panels, wt, cout, cin * k * k, arch);
@@ -507,6 +507,36 @@ static void test_norm_relu_kernel(void) {
     for (size_t i = 0; i < c * hw; i++) negative += fast[i] < 0;
     CHECK(e < 1e-6 && !negative, "norm with ReLU off by %g, %d negative values", e, negative);
     free(x), free(ref), free(fast);
+}
+
+/* planes_pad_band (final_conv's input) against the padded tensor written out directly:
+ * bands at the top, in the middle, at the bottom and taller than the planes, scrambled
+ * planes read through maps, on 1 and 3 threads. Data movement only: equal bit for bit. */
+static void test_pad_band(void) {
+    const int c = 5, h = 11, w = 13, pad = 2;
+    scrambled s;
+    scramble(&s, c, (size_t)h * w);
+    const int bands[][2] = {{0, 4}, {3, 5}, {8, 3}, {0, 11}, {9, 7}};
+    cg_pool *pools[2] = {NULL, pool3};
+    for (int t = 0; t < 2; t++)
+        for (int b = 0; b < 5; b++) {
+            const int y0 = bands[b][0], rows = bands[b][1], pw = w + 2 * pad, ph = rows + 2 * pad;
+            float *got = malloc((size_t)c * ph * pw * sizeof(float));
+            memset(got, 0xff, (size_t)c * ph * pw * sizeof(float)); /* NaN: a value not written shows */
+            planes_pad_band(got, (const float *const *)s.plane, s.aff, c, h, w, y0, rows, pad, pools[t]);
+            int bad = 0;
+            for (int ch = 0; ch < c; ch++)
+                for (int i = 0; i < ph; i++)
+                    for (int x = 0; x < pw; x++) {
+                        const int y = y0 - pad + i, xx = x - pad;
+                        float want = y >= 0 && y < h && xx >= 0 && xx < w ? s.mapped[((size_t)ch * h + y) * w + xx] : 0.f;
+                        float v = got[((size_t)ch * ph + i) * pw + x];
+                        bad += memcmp(&v, &want, sizeof v) != 0;
+                    }
+            CHECK(bad == 0, "pad band y0=%d rows=%d threads=%d: %d values differ", y0, rows, t ? 3 : 1, bad);
+            free(got);
+        }
+    unscramble(&s);
 }
 
 /* ---- 3. the whole network ---- */
@@ -817,6 +847,7 @@ int main(void) {
     RUN(test_depthwise_kernel);
     RUN(test_upsample_kernel);
     RUN(test_norm_relu_kernel);
+    RUN(test_pad_band);
     RUN(test_network_matches_port);
     RUN(test_threads_identical);
     RUN(test_progress_and_cancel);

@@ -321,10 +321,15 @@ static lplan make_plan(int h, int w, int threads) {
     p.band_in = up16(96 * ((size_t)p.band + 4) * ((size_t)p.w5 + 4));
     p.a = max2(max2(96 * p.p1, 384 * p.p3), max2(192 * p.p4, 96 * p.p5));
     p.b = max2(max2(192 * p.p2, 96 * p.p4), p.band_in + 3 * (size_t)p.band * p.w5);
-    p.cscratch = conv_scratch_floats(threads);
+    p.cscratch = conv_io_scratch_floats(threads);
     p.oscratch = light_ops_scratch_floats(p.w1 > p.w5 ? p.w1 : p.w5, threads);
-    conv_dims big = {1, p.h1 > p.h5 ? p.h1 : p.h5, p.w1 > p.w5 ? p.w1 : p.w5, 1, 1, 1, 1, 0};
-    p.npartial = max2((size_t)conv_io_tasks(&big), MAXC);
+    /* a moments slot per column block of the largest split among the sizes convolved */
+    p.npartial = MAXC;
+    const int sizes[5][2] = {{p.h1, p.w1}, {p.h2, p.w2}, {p.h3, p.w3}, {p.h4, p.w4}, {p.h5, p.w5}};
+    for (int i = 0; i < 5; i++) {
+        conv_dims d = {1, sizes[i][0], sizes[i][1], 1, 1, 1, 1, 0};
+        p.npartial = max2(p.npartial, (size_t)conv_io_tasks(&d));
+    }
     return p;
 }
 
@@ -546,31 +551,6 @@ static int up(lrun *r, int i, float *z, float *out) {
 /* final_conv in bands of rows: each band's zero-padded, mapped input [96][rows + 4][w + 4]
  * and the direct 5x5 convolution's output [3][rows][w] in B, then tanh into out. */
 typedef struct {
-    float *dst;
-    const ltensor *x;
-    int y0, rows;
-} band_fill_job;
-
-static void band_fill_task(void *ctx, int ch, int n) {
-    (void)n;
-    const band_fill_job *j = ctx;
-    const ltensor *x = j->x;
-    const int pw = x->w + 4;
-    const chan_affine a = x->aff[ch];
-    for (int i = 0; i < j->rows + 4; i++) {
-        float *d = j->dst + ((size_t)ch * (j->rows + 4) + i) * pw;
-        int y = j->y0 - 2 + i;
-        memset(d, 0, (size_t)pw * sizeof *d);
-        if (y < 0 || y >= x->h) continue;
-        const float *s = x->plane[ch] + (size_t)y * x->w;
-        for (int k = 0; k < x->w; k++) {
-            float v = (s[k] - a.mean) * a.scale + a.shift;
-            d[2 + k] = v > a.lo ? v : a.lo;
-        }
-    }
-}
-
-typedef struct {
     float *out;
     const float *band;
     int h, w, y0, rows;
@@ -591,8 +571,7 @@ static int final(lrun *r, float *out) {
     float *in = r->B, *band = r->B + p->band_in;
     for (int y0 = 0; y0 < p->h5; y0 += p->band) {
         const int rows = imin(p->band, p->h5 - y0);
-        band_fill_job f = {in, x, y0, rows};
-        cg_pool_run(r->pool, band_fill_task, &f, 96);
+        planes_pad_band(in, (const float *const *)x->plane, x->aff, 96, x->h, x->w, y0, rows, 2, r->pool);
         conv_dims d = {96, rows + 4, p->w5 + 4, 3, 5, 5, 1, 0};
         conv_out3_forward(band, in, r->lm->final_w, r->lm->final_b, &d, r->pool);
         tanh_job t = {out, band, p->h5, p->w5, y0, rows};

@@ -35,6 +35,7 @@
 
 #define KC 256 /* rows of B per block: an 8x256 weight panel (8 KB) stays in L1 */
 #define NC 384 /* columns of B per block (a multiple of every kernel's NR): 384 KB in L2 */
+#define NC_IO 512 /* conv2d_forward_io's widest column block (io_block_cols) */
 
 /* Everything the packer needs to read im2col(in) without building it. The output may have
  * more pixels than the input reaches (the deconvolution phases read past the bottom/right
@@ -116,10 +117,53 @@ static inline void map_row(float *restrict o, int n, const chan_affine *a) {
     }
 }
 
+/* pack_b for a 1x1 stride-1 kernel read through plane pointers (g->unit): B is the input
+ * itself. A group of UNIT_GROUP planes at a time, panel after panel: each panel gets the
+ * group's rows as one contiguous run, and each plane is read in order, so both sides are
+ * a few sequential streams, which the prefetchers follow. (Panel by panel over all kc
+ * planes, the reads hopped across the planes 128 bytes at a time; plane by plane, the
+ * writes hopped across the panels: either way this packing missed the cache at every hop
+ * and took a seventh of the light generator's time.) */
+enum { UNIT_GROUP = 8 };
+MULTIVERSION static void pack_b_unit(float *dst, const geom *g, int k0, int kc, int n0, int nc, const int NR) {
+    for (int kg = 0; kg < kc; kg += UNIT_GROUP) {
+        const int kn = kc - kg < UNIT_GROUP ? kc - kg : UNIT_GROUP;
+        for (int j0 = 0; j0 < nc; j0 += NR) {
+            const int cols = nc - j0 < NR ? nc - j0 : NR;
+            for (int kk = kg; kk < kg + kn; kk++) {
+                const float *restrict src = g->chan[k0 + kk] + n0 + j0;
+                float *restrict o = dst + (size_t)j0 * kc + (size_t)kk * NR;
+                if (g->aff) {
+                    const chan_affine *a = &g->aff[k0 + kk];
+                    const float m = a->mean, sc = a->scale, c = a->shift, lo = a->lo;
+                    if (cols == 32) {
+                        for (int t = 0; t < 32; t++) {
+                            float v = (src[t] - m) * sc + c;
+                            o[t] = v > lo ? v : lo;
+                        }
+                        continue;
+                    }
+                    for (int t = 0; t < cols; t++) {
+                        float v = (src[t] - m) * sc + c;
+                        o[t] = v > lo ? v : lo;
+                    }
+                } else {
+                    copy_row(o, src, cols);
+                }
+                for (int t = cols; t < NR; t++) o[t] = 0.f;
+            }
+        }
+    }
+}
+
 /* Packs rows [k0, k0+kc) and columns [n0, n0+nc) of im2col(in) into dst as NR-wide
  * panels [kc][NR], zero beyond the last column. */
 MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
                    const int NR) {
+    if (g->unit) {
+        pack_b_unit(dst, g, k0, kc, n0, nc, NR);
+        return;
+    }
     const int ksz = g->kh * g->kw;
     const size_t plane = (size_t)g->h * g->w;
     for (int j0 = 0; j0 < nc; j0 += NR) {
@@ -143,11 +187,7 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
             float *o = panel + (size_t)kk * NR;
             const float *src = g->chan ? g->chan[ci] : in + ci * plane;
             const chan_affine *af = g->aff ? &g->aff[ci] : NULL;
-            if (g->unit) {
-                copy_row(o, src + n, cols);
-                if (af) map_row(o, cols, af);
-                for (int t = cols; t < NR; t++) o[t] = 0.f;
-            } else if (one_row) {
+            if (one_row) {
                 int iy = oy * g->stride - g->pad + ky;
                 int ixa = ox * g->stride - g->pad + kx;
                 int ixb = ixa + (cols - 1) * g->stride;
@@ -203,7 +243,9 @@ typedef struct {
     const float *bias;
     geom g;
     int npix;
-    float *scratch; /* per thread: 2 * KC * NC floats, 64-byte aligned */
+    int nc;         /* columns per block (task): NC, or io_block_cols's */
+    float *scratch; /* per thread: 2 * KC * nc_max floats, 64-byte aligned */
+    int nc_max;     /* NC, or NC_IO for conv2d_forward_io (conv_io_scratch_floats) */
     float *const *orow; /* conv2d_forward_io: output row (channel) co's plane, else NULL */
     moments *partial;   /* conv2d_forward_io with stats: each column block's moments */
 } conv_job;
@@ -228,6 +270,10 @@ static void tile_product(const gemm_arch *arch, int kc, const float *a, const fl
  * rows[r] + col is row r of the tile, through a tile in registers' shape. */
 static void tile_product_rows(const gemm_arch *arch, int kc, const float *a, const float *b,
                               float *const *rows_p, size_t col, const float *bias, int rows, int cols) {
+    if (arch->kernel_rows && rows == arch->mr && cols == arch->nr) {
+        arch->kernel_rows(kc, a, b, rows_p, col, bias);
+        return;
+    }
     float tile[GEMM_MR_MAX * GEMM_NR_MAX];
     if (!bias)
         for (int r = 0; r < rows; r++) copy_row(tile + r * arch->nr, rows_p[r] + col, cols);
@@ -321,11 +367,12 @@ static void conv_task(void *ctx, int task, int ntasks) {
     }
 #endif
     const int m = j->pw->m, k = j->pw->k;
-    const int n0 = task * NC;
-    const int nc = j->npix - n0 < NC ? j->npix - n0 : NC;
-    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * NC;
+    const int n0 = task * j->nc;
+    const int nc = j->npix - n0 < j->nc ? j->npix - n0 : j->nc;
+    float *bpack = j->scratch + (size_t)cg_pool_thread_index() * 2 * KC * j->nc_max;
     const gemm_arch *arch = j->pw->arch;
     const int MR = arch->mr, NR = arch->nr;
+    moments s = {0, 0, 0};
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC;
         pack_b(bpack, j->in, &j->g, k0, kc, n0, nc, NR);
@@ -343,25 +390,27 @@ static void conv_task(void *ctx, int task, int ntasks) {
                     tile_product_rows(arch, kc, a, bpack + (size_t)j0 * kc, j->orow + p * MR, (size_t)(n0 + j0),
                                       k0 == 0 ? bias : NULL, rows, nc - j0 < NR ? nc - j0 : NR);
             }
+            /* the moments of the panel's finished rows, while they are in L1 */
+            if (j->partial && k0 + kc == k) {
+                const float *rp[GEMM_MR_MAX];
+                for (int r = 0; r < rows; r++)
+                    rp[r] = (j->orow ? j->orow[p * MR + r] : j->out + (size_t)(p * MR + r) * j->npix) + n0;
+                moments pm = moments_of_rows(rp, rows, (size_t)nc);
+                moments_merge(&s, &pm);
+            }
         }
     }
-    if (j->partial) {
-        moments s = {0, 0, 0};
-        for (int r = 0; r < m; r++) {
-            moments row = moments_of((j->orow ? j->orow[r] : j->out + (size_t)r * j->npix) + n0, nc);
-            moments_merge(&s, &row);
-        }
-        j->partial[task] = s;
-    }
+    if (j->partial) j->partial[task] = s;
 }
 
 size_t conv_scratch_floats(int threads) { return (size_t)threads * 2 * KC * NC + 16; }
+size_t conv_io_scratch_floats(int threads) { return (size_t)threads * 2 * KC * NC_IO + 16; }
 
 static void run_gemm(float *out, const float *in, const packed_weights *pw, const float *b,
                      const geom *g, float *scratch, cg_pool *pool) {
     /* The micro-kernel loads packed B with aligned loads. */
     float *aligned = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    conv_job j = {out, in, pw, b, *g, g->oh * g->ow, aligned, NULL, NULL};
+    conv_job j = {out, in, pw, b, *g, g->oh * g->ow, NC, aligned, NC, NULL, NULL};
     cg_pool_run(pool, conv_task, &j, (j.npix + NC - 1) / NC);
 }
 
@@ -503,9 +552,20 @@ void pack_weights_fp32(packed_weights *pw, float *panels, const float *w, int m,
     pack_weights_as(pw, panels, w, m, k, arch, 0);
 }
 
+/* conv2d_forward_io's column block for npix output pixels: the fewest blocks of at most
+ * NC_IO columns, rounded up to a multiple of 4, shared out evenly (in multiples of 32, every
+ * kernel's NR divides it). The tasks then come out even on 1, 2 or 4 threads (64x64, the
+ * residual blocks' size at 256x256, was 11 blocks of 384: 6 against 5 on 2 threads), and
+ * the blocks depend only on the size, so the moments do not depend on the thread count. */
+static int io_block_cols(int npix) {
+    int tasks = (npix + NC_IO - 1) / NC_IO;
+    tasks = (tasks + 3) / 4 * 4;
+    return ((npix + tasks - 1) / tasks + 31) / 32 * 32;
+}
+
 int conv_io_tasks(const conv_dims *d) {
-    int npix = conv_out_h(d) * conv_out_w(d);
-    return (npix + NC - 1) / NC;
+    int npix = conv_out_h(d) * conv_out_w(d), nc = io_block_cols(npix);
+    return (npix + nc - 1) / nc;
 }
 
 void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float *b,
@@ -513,7 +573,8 @@ void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float 
     geom g = {d->cin, d->h, d->w, d->kh, d->kw, d->stride, d->pad, conv_out_h(d), conv_out_w(d), 0,
               io->in, io->aff, d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0};
     float *aligned = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    conv_job j = {NULL, NULL, pw, b, g, g.oh * g.ow, aligned, io->out, io->stats ? io->partial : NULL};
+    conv_job j = {NULL, NULL, pw, b, g, g.oh * g.ow, io_block_cols(g.oh * g.ow), aligned, NC_IO, io->out,
+                  io->stats ? io->partial : NULL};
     const int tasks = conv_io_tasks(d);
     cg_pool_run(pool, conv_task, &j, tasks);
     if (io->stats) {

@@ -74,9 +74,9 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
  * independent FMA chains measured 6 % faster than 12 on this kernel alone, and 8 divides
  * the model's channel counts (64, 128, 256), where 6 left up to 3 % of each tile empty. */
 #define AVX512_ROW(r) c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0), c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1)
-__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a,
-                                                              const float *b, float *c,
-                                                              size_t ldc, const float *bias) {
+/* The kernel's body with its 8 output rows at any addresses cr[0..8). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+kernel_avx512_body(int kc, const float *a, const float *b, float *const cr[8], const float *bias) {
     __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
     if (bias) {
         c00 = c01 = _mm512_set1_ps(bias[0]);
@@ -88,14 +88,14 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         c60 = c61 = _mm512_set1_ps(bias[6]);
         c70 = c71 = _mm512_set1_ps(bias[7]);
     } else {
-        c00 = _mm512_loadu_ps(c), c01 = _mm512_loadu_ps(c + 16);
-        c10 = _mm512_loadu_ps(c + ldc), c11 = _mm512_loadu_ps(c + ldc + 16);
-        c20 = _mm512_loadu_ps(c + 2 * ldc), c21 = _mm512_loadu_ps(c + 2 * ldc + 16);
-        c30 = _mm512_loadu_ps(c + 3 * ldc), c31 = _mm512_loadu_ps(c + 3 * ldc + 16);
-        c40 = _mm512_loadu_ps(c + 4 * ldc), c41 = _mm512_loadu_ps(c + 4 * ldc + 16);
-        c50 = _mm512_loadu_ps(c + 5 * ldc), c51 = _mm512_loadu_ps(c + 5 * ldc + 16);
-        c60 = _mm512_loadu_ps(c + 6 * ldc), c61 = _mm512_loadu_ps(c + 6 * ldc + 16);
-        c70 = _mm512_loadu_ps(c + 7 * ldc), c71 = _mm512_loadu_ps(c + 7 * ldc + 16);
+        c00 = _mm512_loadu_ps(cr[0]), c01 = _mm512_loadu_ps(cr[0] + 16);
+        c10 = _mm512_loadu_ps(cr[1]), c11 = _mm512_loadu_ps(cr[1] + 16);
+        c20 = _mm512_loadu_ps(cr[2]), c21 = _mm512_loadu_ps(cr[2] + 16);
+        c30 = _mm512_loadu_ps(cr[3]), c31 = _mm512_loadu_ps(cr[3] + 16);
+        c40 = _mm512_loadu_ps(cr[4]), c41 = _mm512_loadu_ps(cr[4] + 16);
+        c50 = _mm512_loadu_ps(cr[5]), c51 = _mm512_loadu_ps(cr[5] + 16);
+        c60 = _mm512_loadu_ps(cr[6]), c61 = _mm512_loadu_ps(cr[6] + 16);
+        c70 = _mm512_loadu_ps(cr[7]), c71 = _mm512_loadu_ps(cr[7] + 16);
     }
     for (int k = 0; k < kc; k++, a += 8, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
@@ -108,14 +108,28 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         av = _mm512_set1_ps(a[6]), AVX512_ROW(6);
         av = _mm512_set1_ps(a[7]), AVX512_ROW(7);
     }
-    _mm512_storeu_ps(c, c00), _mm512_storeu_ps(c + 16, c01);
-    _mm512_storeu_ps(c + ldc, c10), _mm512_storeu_ps(c + ldc + 16, c11);
-    _mm512_storeu_ps(c + 2 * ldc, c20), _mm512_storeu_ps(c + 2 * ldc + 16, c21);
-    _mm512_storeu_ps(c + 3 * ldc, c30), _mm512_storeu_ps(c + 3 * ldc + 16, c31);
-    _mm512_storeu_ps(c + 4 * ldc, c40), _mm512_storeu_ps(c + 4 * ldc + 16, c41);
-    _mm512_storeu_ps(c + 5 * ldc, c50), _mm512_storeu_ps(c + 5 * ldc + 16, c51);
-    _mm512_storeu_ps(c + 6 * ldc, c60), _mm512_storeu_ps(c + 6 * ldc + 16, c61);
-    _mm512_storeu_ps(c + 7 * ldc, c70), _mm512_storeu_ps(c + 7 * ldc + 16, c71);
+    _mm512_storeu_ps(cr[0], c00), _mm512_storeu_ps(cr[0] + 16, c01);
+    _mm512_storeu_ps(cr[1], c10), _mm512_storeu_ps(cr[1] + 16, c11);
+    _mm512_storeu_ps(cr[2], c20), _mm512_storeu_ps(cr[2] + 16, c21);
+    _mm512_storeu_ps(cr[3], c30), _mm512_storeu_ps(cr[3] + 16, c31);
+    _mm512_storeu_ps(cr[4], c40), _mm512_storeu_ps(cr[4] + 16, c41);
+    _mm512_storeu_ps(cr[5], c50), _mm512_storeu_ps(cr[5] + 16, c51);
+    _mm512_storeu_ps(cr[6], c60), _mm512_storeu_ps(cr[6] + 16, c61);
+    _mm512_storeu_ps(cr[7], c70), _mm512_storeu_ps(cr[7] + 16, c71);
+}
+
+__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a, const float *b, float *c,
+                                                              size_t ldc, const float *bias) {
+    float *const cr[8] = {c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc, c + 6 * ldc, c + 7 * ldc};
+    kernel_avx512_body(kc, a, b, cr, bias);
+}
+
+__attribute__((target("avx512f"))) static void kernel_avx512_rows(int kc, const float *a, const float *b,
+                                                                   float *const *rows, size_t col,
+                                                                   const float *bias) {
+    float *const cr[8] = {rows[0] + col, rows[1] + col, rows[2] + col, rows[3] + col,
+                          rows[4] + col, rows[5] + col, rows[6] + col, rows[7] + col};
+    kernel_avx512_body(kc, a, b, cr, bias);
 }
 #undef AVX512_ROW
 #endif
@@ -151,14 +165,14 @@ static void kernel_wasm(int kc, const float *a, const float *b, float *c, size_t
 /* Best first. */
 static const gemm_arch archs[] = {
 #ifdef __wasm_simd128__
-    {"wasm", 2, 16, kernel_wasm, GEMM_PORTABLE},
+    {"wasm", 2, 16, kernel_wasm, GEMM_PORTABLE, NULL},
 #endif
 #ifdef CG_X86
-    {"amx", 8, 32, kernel_avx512, GEMM_AMX},
-    {"avx512", 8, 32, kernel_avx512, GEMM_AVX512},
-    {"avx2", 6, 16, kernel_avx2, GEMM_AVX2},
+    {"amx", 8, 32, kernel_avx512, GEMM_AMX, kernel_avx512_rows},
+    {"avx512", 8, 32, kernel_avx512, GEMM_AVX512, kernel_avx512_rows},
+    {"avx2", 6, 16, kernel_avx2, GEMM_AVX2, NULL},
 #endif
-    {"portable", 6, 16, kernel_portable, GEMM_PORTABLE},
+    {"portable", 6, 16, kernel_portable, GEMM_PORTABLE, NULL},
 };
 #define NUM_ARCHS ((int)(sizeof archs / sizeof archs[0]))
 

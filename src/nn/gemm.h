@@ -14,6 +14,9 @@
 
 typedef void (*gemm_kernel_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
                                const float *bias);
+/* The same tile with row r of c at rows[r] + col (rows not evenly spaced). */
+typedef void (*gemm_rows_fn)(int kc, const float *a, const float *b, float *const *rows, size_t col,
+                             const float *bias);
 
 /* What a kernel's CPU can do beyond its own micro-kernel, for the code around it (the
  * Winograd transforms, the direct convolution) to pick its vector width. */
@@ -24,6 +27,7 @@ typedef struct gemm_arch {
     int mr, nr;
     gemm_kernel_fn kernel;
     int level; /* GEMM_* */
+    gemm_rows_fn kernel_rows; /* NULL: write through a tile (conv.c) */
 } gemm_arch;
 
 /* The best kernel for this CPU, chosen once. CARTOONGAN_KERNEL=portable|avx2|avx512|amx|wasm

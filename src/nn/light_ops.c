@@ -23,34 +23,60 @@
 
 /* ---- moments ---- */
 
-enum { LANES = 16 };
+enum { LANES = 16, CHAINS = 4 };
+enum { MOMENT_BLOCK = 2048 }; /* values per moments_of call where the caller can choose */
 
-MULTIVERSION moments moments_of(const float *x, size_t n) {
-    if (n == 0) return (moments){0, 0, 0};
-    float acc[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-    double s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int l = 0; l < LANES; l++) s += acc[l];
-    const double mean = s / (double)n;
-    const float mf = (float)mean;
-    float acc2[LANES] = {0};
-    for (i = 0; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            float d = x[i + l] - mf;
-            acc2[l] += d * d;
+/* The sum of (x - shift) (or its square) over rows[0..nrows) of n values each, in LANES
+ * float lanes, CHAINS vectors of them so that the adds do not wait on each other, folded
+ * in a fixed tree and finished in double: every step a constant-length loop that
+ * vectorises. The fold costs as much as the adds of a few hundred values, so callers pass
+ * several rows at once (conv2d_forward_io: a micro-kernel panel's). */
+#if defined(__GNUC__)
+__attribute__((always_inline)) /* into each of the callers' clones, for their vector width */
+#endif
+static inline double lane_sum(const float *const *rows, int nrows, size_t n, float shift, int square) {
+    float acc[CHAINS][LANES] = {{0}};
+    double tail = 0;
+    for (int r = 0; r < nrows; r++) {
+        const float *x = rows[r];
+        size_t i = 0;
+        for (; i + CHAINS * LANES <= n; i += CHAINS * LANES)
+            for (int c = 0; c < CHAINS; c++)
+                for (int l = 0; l < LANES; l++) {
+                    float d = x[i + c * LANES + l] - shift;
+                    acc[c][l] += square ? d * d : d;
+                }
+        for (; i + LANES <= n; i += LANES)
+            for (int l = 0; l < LANES; l++) {
+                float d = x[i + l] - shift;
+                acc[0][l] += square ? d * d : d;
+            }
+        for (; i < n; i++) {
+            double d = (double)x[i] - shift;
+            tail += square ? d * d : d;
         }
-    double m2 = 0;
-    for (; i < n; i++) m2 += ((double)x[i] - mf) * ((double)x[i] - mf);
-    for (int l = 0; l < LANES; l++) m2 += acc2[l];
+    }
+    double f[LANES];
+    for (int l = 0; l < LANES; l++) f[l] = (double)(acc[0][l] + acc[1][l]) + (double)(acc[2][l] + acc[3][l]);
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) f[l] += f[l + w];
+    return f[0] + tail;
+}
+
+MULTIVERSION moments moments_of_rows(const float *const *rows, int nrows, size_t n) {
+    const double count = (double)nrows * (double)n;
+    if (count == 0) return (moments){0, 0, 0};
+    const double mean = lane_sum(rows, nrows, n, 0.f, 0) / count;
+    const float mf = (float)mean;
+    double m2 = lane_sum(rows, nrows, n, mf, 1);
     /* the squares were taken about the float-rounded mean, off by delta: the sum about a
      * point off the mean by delta is m2 + n delta^2 */
     const double delta = (double)mf - mean;
-    m2 -= (double)n * delta * delta;
-    return (moments){(double)n, mean, m2 > 0 ? m2 : 0};
+    m2 -= count * delta * delta;
+    return (moments){count, mean, m2 > 0 ? m2 : 0};
 }
+
+moments moments_of(const float *x, size_t n) { return moments_of_rows(&x, 1, n); }
 
 void moments_merge(moments *a, const moments *b) {
     if (b->n == 0) return;
@@ -125,6 +151,36 @@ void planes_apply(float *const *out, const float *const *in, const chan_affine *
                   cg_pool *pool) {
     apply_job j = {out, in, aff, hw};
     cg_pool_run(pool, apply_task, &j, c);
+}
+
+typedef struct {
+    float *dst;
+    const float *const *in;
+    const chan_affine *aff;
+    int h, w, y0, rows, pad;
+} band_job;
+
+static void band_task(void *ctx, int ch, int n) {
+    (void)n;
+    const band_job *j = ctx;
+    const int pw = j->w + 2 * j->pad, nrows = j->rows + 2 * j->pad;
+    for (int i = 0; i < nrows; i++) {
+        float *d = j->dst + ((size_t)ch * nrows + i) * pw;
+        const int y = j->y0 - j->pad + i;
+        if (y < 0 || y >= j->h) {
+            memset(d, 0, (size_t)pw * sizeof *d);
+            continue;
+        }
+        memset(d, 0, (size_t)j->pad * sizeof *d);
+        map_into(d + j->pad, j->in[ch] + (size_t)y * j->w, j->w, j->aff ? &j->aff[ch] : NULL);
+        memset(d + j->pad + j->w, 0, (size_t)j->pad * sizeof *d);
+    }
+}
+
+void planes_pad_band(float *dst, const float *const *in, const chan_affine *aff, int c, int h, int w, int y0,
+                     int rows, int pad, cg_pool *pool) {
+    band_job j = {dst, in, aff, h, w, y0, rows, pad};
+    cg_pool_run(pool, band_task, &j, c);
 }
 
 /* ---- per-thread row buffers ---- */
@@ -259,6 +315,7 @@ static void dw_task(void *ctx, int ch, int n) {
     const chan_affine *a = j->aff ? &j->aff[ch] : NULL;
     float *y = j->out[ch];
     moments st = {0, 0, 0};
+    int first = 0; /* the rows [first, oy] whose moments are not taken yet */
     for (int oy = 0; oy < j->oh; oy++) {
         int iy = oy * s - j->pt;
         const float *r0 = cached_row(&rc, j, x, a, iy), *r1 = cached_row(&rc, j, x, a, iy + 1),
@@ -266,9 +323,12 @@ static void dw_task(void *ctx, int ch, int n) {
         float *o = y + (size_t)oy * j->ow;
         if (s == 1) dw_row_s1(o, r0, r1, r2, k, j->ow);
         else dw_row_s2(o, r0, r1, r2, k, j->ow);
-        if (j->partial) {
-            moments m = moments_of(o, (size_t)j->ow);
+        /* the moments of a few rows at a time, while they are in cache: at least
+         * MOMENT_BLOCK values, so that their fixed cost (moments_of's fold) is shared */
+        if (j->partial && ((size_t)(oy - first + 1) * j->ow >= MOMENT_BLOCK || oy == j->oh - 1)) {
+            moments m = moments_of(y + (size_t)first * j->ow, (size_t)(oy - first + 1) * j->ow);
             moments_merge(&st, &m);
+            first = oy + 1;
         }
     }
     if (j->partial) j->partial[ch] = st;
@@ -322,9 +382,9 @@ static void up_task(void *ctx, int ch, int n) {
             mid_row(y + (size_t)(2 * i + 1) * ow, cur, next, ow);
         } else {
             mid_row(mid, cur, next, ow);
-            moments m0 = moments_of(cur, (size_t)ow), m1 = moments_of(mid, (size_t)ow);
-            moments_merge(&st, &m0);
-            moments_merge(&st, &m1);
+            const float *rows[2] = {cur, mid};
+            moments m = moments_of_rows(rows, 2, (size_t)ow);
+            moments_merge(&st, &m);
         }
     }
     if (!y) j->partial[ch] = st;

@@ -211,14 +211,18 @@ typedef struct {
     moments *partial;        /* with stats: conv_io_tasks(d) slots of scratch */
 } conv_io;
 
+/* The column blocks (tasks) conv2d_forward_io splits d's output pixels into, and the
+ * scratch it needs for the given thread count. */
 int conv_io_tasks(const conv_dims *d);
+size_t conv_io_scratch_floats(int threads);
 /* conv2d_forward with the input and output as plane pointers, the input read through its
  * maps (zero padding d->pad after them) and, optionally, the moments of the output
  * gathered while it is still in cache (per column block of the product, merged in a fixed
  * order: the same whatever the thread count). `pw` must come from pack_weights_fp32. An
  * output plane may be an input plane (in place) when the kernel is 1x1 with stride 1, no
  * padding and cin <= 256: each column block of the input is then read whole before that
- * block of the output is written. */
+ * block of the output is written. `scratch` holds conv_io_scratch_floats(threads of pool)
+ * floats. */
 void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float *b,
                        const conv_dims *d, float *scratch, struct cg_pool *pool);
 
@@ -226,6 +230,8 @@ void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float 
  * squared deviations from it likewise (two passes: one pass of squares would cancel when
  * the mean is large against the spread). */
 moments moments_of(const float *x, size_t n);
+/* The same over nrows rows of n values (rows[r][0..n)), taken together. */
+moments moments_of_rows(const float *const *rows, int nrows, size_t n);
 /* Adds the moments b into a (Chan, Golub and LeVeque's pairwise update). */
 void moments_merge(moments *a, const moments *b);
 /* The map that reads a tensor of moments m as the light model's norm (gamma, beta; eps
@@ -261,6 +267,12 @@ void conv_out3_forward(float *out, const float *in, const float *w, const float 
 /* The moments of c planes of hw values (partial: c slots), merged in channel order. */
 void planes_moments(moments *m, const float *const *in, int c, size_t hw, moments *partial,
                     struct cg_pool *pool);
+/* Rows [y0 - pad, y0 + rows + pad) of c planes of h x w, read through aff (may be NULL)
+ * and zero-padded by pad on every side (rows outside the planes are zeros), into dst
+ * [c][rows + 2 pad][w + 2 pad]: the input of an unpadded convolution for output rows
+ * [y0, y0 + rows) of a padded one. */
+void planes_pad_band(float *dst, const float *const *in, const chan_affine *aff, int c, int h, int w, int y0,
+                     int rows, int pad, struct cg_pool *pool);
 /* out[ci] = in[ci] read through aff[ci], for c planes of hw values; out may be in. */
 void planes_apply(float *const *out, const float *const *in, const chan_affine *aff, int c,
                   size_t hw, struct cg_pool *pool);
