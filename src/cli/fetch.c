@@ -175,7 +175,7 @@ static int digest(const char *dir, const char **names, int n, char hex[65]) {
     return 0;
 }
 
-/* Removes the temporary folder and what is in it (only plain files are ever put there). */
+/* Removes a temporary folder and the plain files in it (all that is ever put there). */
 static void remove_tmp(const char *dir) {
     DIR *d = opendir(dir);
     if (d) {
@@ -248,10 +248,15 @@ static int fetch_style(const fetch_opts *o, const style_info *s) {
             tmp = NULL;
             goto done;
         }
+        /* a checkpoint keeps its folder's name (light_shinkai_ckpt): export records it */
+        src = s->light ? cli_printf("%s/%s_ckpt", tmp, s->name) : cli_xcheck(strdup(tmp));
+        if (s->light && mkdir(src, 0700) != 0) {
+            fprintf(stderr, "cartoongan " CMD ": %s: %s\n", src, cli_errno_text(errno));
+            goto done;
+        }
         if (!o->quiet) printf("%s: downloading %s MB from %s\n", s->name, s->mb, o->base_url);
         fflush(stdout);
-        if (download(o, s, tmp, names, n) < 0) goto done;
-        src = cli_xcheck(strdup(tmp));
+        if (download(o, s, src, names, n) < 0) goto done;
     }
     char hex[65];
     if (digest(src, names, n, hex) < 0) goto done;
@@ -274,7 +279,10 @@ static int fetch_style(const fetch_opts *o, const style_info *s) {
     if (!o->quiet) printf("%s: %s\n", s->name, out);
     rc = 0;
 done:
-    if (tmp) remove_tmp(tmp);
+    if (tmp) {
+        if (src && strcmp(src, tmp)) remove_tmp(src);
+        remove_tmp(tmp);
+    }
     free(tmp);
     free(src);
     free(out);

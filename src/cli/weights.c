@@ -202,14 +202,18 @@ void cli_print_weights_help(void) {
            "weights:\n"
            "  A style S is DIR/S.safetensors, or DIR/S/ holding the upstream .npy files. DIR is\n"
            "  --weights-dir if given (cartoonize, bench, train), else $CARTOONGAN_WEIGHTS if\n"
-           "  set, else the first of these that holds S:\n");
+           "  set, else the first of these that holds S:\n"
+           "\n");
+    /* numbered, which help2man also makes a list of in the man pages */
+    int k = 1;
 #ifndef CG_INSTALLED_WEIGHTS_DIR
-    printf("    %s (where make puts them)\n", CG_DEFAULT_WEIGHTS_DIR);
+    printf("  %d.  %s (where make puts them)\n", k++, CG_DEFAULT_WEIGHTS_DIR);
 #endif
-    printf("    " USER_DIR_SHOWN " (unset: ~/.local/share/" USER_SUBDIR ")\n");
+    printf("  %d.  " USER_DIR_SHOWN " (unset: ~/.local/share/" USER_SUBDIR ")\n", k++);
 #ifdef CG_INSTALLED_WEIGHTS_DIR
-    printf("    %s\n", CG_INSTALLED_WEIGHTS_DIR);
+    printf("  %d.  %s\n", k++, CG_INSTALLED_WEIGHTS_DIR);
 #endif
-    printf("  'cartoongan fetch-weights' downloads the released styles into the first of them\n"
+    printf("\n"
+           "  'cartoongan fetch-weights' downloads the released styles into the first of them\n"
            "  (into $CARTOONGAN_WEIGHTS if set).\n");
 }
