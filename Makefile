@@ -11,6 +11,10 @@
 #   make web      build the browser app (WebAssembly) into build/web/ (web/web.mk);
 #                 `build/cartoongan serve` serves it
 #   make bench-web  time the browser app against TensorFlow.js in headless Chromium
+#   make install  install the command, the library (static and shared), its header and
+#                 pkg-config file, the man pages and the weights into PREFIX (default
+#                 /usr/local), under DESTDIR if given; `make uninstall` removes them;
+#                 `make deb` makes a Debian package (packaging/install.mk)
 
 CC      ?= cc
 BUILD   ?= build
@@ -141,6 +145,9 @@ ifeq ($(BUILD),build)
 WEB_TESTS := tests/web/run.sh
 WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)
 endif
+
+# make install, uninstall, shared, man and deb.
+include packaging/install.mk
 
 test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(BUILD)/tools/train_fixture_files $(TESTS) weights $(WEB_TEST_DEPS)
 	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan \

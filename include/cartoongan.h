@@ -22,6 +22,13 @@
 extern "C" {
 #endif
 
+/* libcartoongan.so is compiled with -fvisibility=hidden, so that of all the library's
+ * functions only those declared here are exported (packaging/libcartoongan.map then keeps
+ * only cg_ names; tests/test_install.sh checks the list). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define CG_VERSION "0.1.0"
 
 typedef enum {
@@ -198,6 +205,10 @@ cg_status cg_trainer_save_checkpoint(const cg_trainer *t, const char *path, cons
 /* Restores what cg_trainer_save_checkpoint wrote. Every tensor is checked (names, shapes,
  * finite values) before anything changes: on failure the trainer is as it was. */
 cg_status cg_trainer_load_checkpoint(cg_trainer *t, const char *path);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
