@@ -146,13 +146,14 @@ WEB_TESTS := tests/web/run.sh
 WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)
 endif
 
-# make install, uninstall, shared, man and deb.
+# make install, uninstall, shared, man and deb; and what tests/test_install.sh needs built.
 include packaging/install.mk
 
-test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(BUILD)/tools/train_fixture_files $(TESTS) weights $(WEB_TEST_DEPS)
+test: $(BUILD)/cartoongan $(BUILD)/tools/train_step $(BUILD)/tools/train_fixture_files $(TESTS) weights $(WEB_TEST_DEPS) \
+      $(INSTALL_TEST_DEPS)
 	CARTOONGAN_WEIGHTS=$(WEIGHTS_DIR) CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan \
-	    CARTOONGAN_TRAIN_STEP=$(CURDIR)/$(BUILD)/tools/train_step $(TEST_ENV) \
-	    tests/run.sh $(TESTS) tests/test_serve.sh $(WEB_TESTS)
+	    CARTOONGAN_TRAIN_STEP=$(CURDIR)/$(BUILD)/tools/train_step CARTOONGAN_BUILD=$(BUILD) $(TEST_ENV) \
+	    tests/run.sh $(TESTS) tests/test_serve.sh $(WEB_TESTS) $(INSTALL_TESTS)
 
 # bench/bench.sh also runs ONNX Runtime: npm's onnxruntime-node (its install script only
 # downloads; the CPU library ships in the package) and the generator exported to
