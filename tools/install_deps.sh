@@ -10,6 +10,9 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommen
     libjpeg62-turbo-dev libpng-dev libwebp-dev libexif-dev \
     libgif-dev libimagequant-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
     libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libheif-dev libcurl4-openssl-dev
+# `make install` and `make deb`: man pages from --help, the package's Depends and its check
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    help2man dpkg-dev lintian man-db
 # `cartoongan serve` (libmicrohttpd) and the browser app's build, tests and benchmark:
 # emscripten, a headless browser, node and npm (npm only where node did not bring its own:
 # NodeSource's nodejs conflicts with Debian's npm package).
