@@ -161,7 +161,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/cartoongan.1 $(MAN_CMDS:%=$(DESTDIR)$(MANDIR)/man1/cartoongan-%.1) \
 	    $(foreach s,$(STYLES) $(LIGHT_STYLES),$(DESTDIR)$(PKGDATADIR)/weights/$(s).safetensors)
 	@# the folders that are cartoongan's own, when nothing else (a user's style) is left in them
-	-rmdir $(DESTDIR)$(PKGDATADIR)/weights $(DESTDIR)$(PKGDATADIR) 2>/dev/null
+	rmdir $(DESTDIR)$(PKGDATADIR)/weights $(DESTDIR)$(PKGDATADIR) 2>/dev/null || true
 	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ! command -v ldconfig >/dev/null || ldconfig
 
 # The Debian package: installed with PREFIX=/usr and the multiarch library folder into a
