@@ -21,7 +21,7 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wpedantic -Werror
-PKGS    := libpng libwebp libwebpdemux libwebpmux libheif libcurl libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd hdf5 \
+PKGS    := libpng libwebp libwebpdemux libwebpmux libheif libcurl libexif imagequant libavformat libavcodec libswscale libavutil libmicrohttpd hdf5 libcrypto \
            libprotobuf-c
 # $(BUILD)/gen holds the C that protoc-c generates from proto/*.proto (never checked in).
 CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen -D_GNU_SOURCE

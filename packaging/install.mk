@@ -43,8 +43,8 @@ PIC_FLAGS := -fPIC -fvisibility=hidden
 # relocations, bound at load time.
 HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now
 # The library's own dependencies, for the .pc file: the command's alone (libmicrohttpd,
-# for `serve`) left out.
-LIB_LIBS  := $(filter-out -lmicrohttpd,$(LDLIBS))
+# for `serve`; libcrypto, for fetch-weights' SHA-256) left out.
+LIB_LIBS  := $(filter-out -lmicrohttpd -lcrypto,$(LDLIBS))
 
 # The subcommands that get a man page of their own (cartoongan-CMD.1); tests/test_install.sh
 # checks that it is every command `cartoongan --help` lists.

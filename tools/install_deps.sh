@@ -9,7 +9,7 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommen
     build-essential pkg-config curl ca-certificates python3 \
     libjpeg62-turbo-dev libpng-dev libwebp-dev libexif-dev \
     libgif-dev libimagequant-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
-    libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libheif-dev libcurl4-openssl-dev
+    libhdf5-dev libprotobuf-c-dev protobuf-c-compiler libheif-dev libcurl4-openssl-dev libssl-dev
 # `make install` and `make deb`: man pages from --help, the package's Depends and its check
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     help2man dpkg-dev lintian man-db

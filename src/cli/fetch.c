@@ -21,7 +21,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
-#include "cli/sha256.h"
+#include <openssl/evp.h>
 #include "io/image.h"
 #include "io/url.h"
 #include "model/generator.h"
@@ -147,10 +147,15 @@ static char *local_source(const char *from, const style_info *s) {
     return found;
 }
 
-/* SHA-256 of the files concatenated; -1 after a message when one cannot be read. */
+/* SHA-256 of the files concatenated (OpenSSL's libcrypto); -1 after a message when one
+ * cannot be read. */
 static int digest(const char *dir, const char **names, int n, char hex[65]) {
-    cli_sha256 h;
-    cli_sha256_init(&h);
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    if (!h || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1) {
+        fprintf(stderr, "cartoongan " CMD ": SHA-256 is not available from libcrypto\n");
+        EVP_MD_CTX_free(h);
+        return -1;
+    }
     static unsigned char buf[1 << 16];
     for (int i = 0; i < n; i++) {
         char *path = cli_path_join(dir, names[i]);
@@ -158,20 +163,26 @@ static int digest(const char *dir, const char **names, int n, char hex[65]) {
         if (!f) {
             fprintf(stderr, "cartoongan " CMD ": %s: %s\n", path, cli_errno_text(errno));
             free(path);
+            EVP_MD_CTX_free(h);
             return -1;
         }
         size_t got;
-        while ((got = fread(buf, 1, sizeof buf, f)) > 0) cli_sha256_update(&h, buf, got);
+        while ((got = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(h, buf, got);
         int bad = ferror(f);
         fclose(f);
         if (bad) {
             fprintf(stderr, "cartoongan " CMD ": %s: read error\n", path);
             free(path);
+            EVP_MD_CTX_free(h);
             return -1;
         }
         free(path);
     }
-    cli_sha256_hex(&h, hex);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(h, md, &len);
+    EVP_MD_CTX_free(h);
+    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return 0;
 }
 
