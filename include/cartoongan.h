@@ -206,6 +206,38 @@ cg_status cg_trainer_save_checkpoint(const cg_trainer *t, const char *path, cons
  * finite values) before anything changes: on failure the trainer is as it was. */
 cg_status cg_trainer_load_checkpoint(cg_trainer *t, const char *path);
 
+/* ---- data-parallel training across processes ----
+ *
+ * K processes (e.g. the ranks of an MPI job: `mpirun -np K cartoongan train`), each with
+ * a trainer of the same configuration and the same parameters, each stepping on its own
+ * `batch` images of a global batch of K x batch, compute together what one trainer with
+ * batch K x batch computes: the losses reported are the global batch's means, each
+ * network's gradients are summed across the processes in one call (its one-allocation
+ * gradient array) and averaged before the Adam update, and D's batch norm takes its
+ * statistics over all K x batch images. The library does no communication itself: the
+ * caller supplies the sums (for MPI, MPI_Allreduce with MPI_SUM), so it never depends on
+ * a message-passing library. Every process must make the same calls in the same order,
+ * and a sum must give every process the same bits (MPI_Allreduce does), so that the
+ * parameters stay identical everywhere. */
+typedef struct {
+    int processes; /* K >= 1; 1 means alone (the callbacks are then never called) */
+    /* Each replaces buf[0..n) in place by its element-wise sum over the K processes;
+     * returns 0, or non-zero on failure (the step then fails with CG_ERR_IO). */
+    int (*sum_floats)(void *user, float *buf, size_t n);
+    int (*sum_doubles)(void *user, double *buf, size_t n);
+    /* Replaces buf's `bytes` bytes by process 0's (for cg_trainer_sync). */
+    int (*broadcast)(void *user, void *buf, size_t bytes);
+    void *user;
+} cg_train_comm;
+
+/* Makes the trainer one of comm->processes (copied; NULL or processes 1: alone again).
+ * CG_ERR_ARG when a callback is missing. */
+cg_status cg_trainer_set_comm(cg_trainer *t, const cg_train_comm *comm);
+/* Gives this process's trainer process 0's G, D, Adam moments and step counts (through
+ * comm's broadcast), e.g. after process 0 alone has resumed from a checkpoint. Every
+ * process calls it at the same point. CG_ERR_IO if the broadcast fails. */
+cg_status cg_trainer_sync(cg_trainer *t);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -104,6 +104,8 @@ struct cg_loader {
     int batch, size, nthreads, nslots;
     uint64_t seed;
     int stream;
+    int64_t first;    /* cg_loader_set_slice: batch k's image i is stream position */
+    int stride;       /* first + k * stride + i */
     float lut[256]; /* 8-bit value -> [-1, 1] */
 
     pthread_mutex_t mu; /* the ring: slots, want, next_pos, gen */
@@ -412,7 +414,9 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&l->mu);
 
         msg[0] = 0;
-        cg_status st = prepare(w, p, s->buf + (size_t)(p - (int64_t)j * l->batch) * plane, msg, sizeof msg);
+        /* p counts this loader's images; the stream position is its slice's */
+        const int64_t i = p - (int64_t)j * l->batch, pos = l->first + (int64_t)j * l->stride + i;
+        cg_status st = prepare(w, pos, s->buf + (size_t)i * plane, msg, sizeof msg);
 
         pthread_mutex_lock(&l->mu);
         s->writers--;
@@ -459,7 +463,7 @@ static void deliver_warnings(cg_loader *l) {
 cg_status cg_loader_next(cg_loader *l, long k, float *dst, double *waited_s) {
     if (waited_s) *waited_s = 0.0;
     if (!l || !dst) return cg_fail(CG_ERR_ARG, "cg_loader_next: null argument");
-    if (k < 0 || k > (long)(INT64_MAX / 4 / l->batch))
+    if (k < 0 || k > (long)((INT64_MAX / 4 - l->first) / l->stride))
         return cg_fail(CG_ERR_ARG, "cg_loader_next: batch index %ld out of range", k);
     pthread_mutex_lock(&l->mu);
     if (k != l->want) restart_at(l, k);
@@ -555,6 +559,7 @@ cg_status cg_loader_open(cg_loader **out, const char *dir, int batch, int size, 
     pthread_cond_init(&l->ready_cv, NULL);
     atomic_init(&l->stop, 0);
     l->batch = batch, l->size = size, l->seed = seed, l->stream = stream;
+    l->first = 0, l->stride = batch;
     l->nthreads = threads, l->nslots = prefetch;
     for (int v = 0; v < 256; v++) l->lut[v] = (float)(v / 127.5 - 1.0);
     cg_status s;
@@ -608,6 +613,18 @@ cg_status cg_loader_open(cg_loader **out, const char *dir, int batch, int size, 
 fail:
     cg_loader_close(l);
     return s;
+}
+
+cg_status cg_loader_set_slice(cg_loader *l, int64_t first, int stride) {
+    if (!l) return cg_fail(CG_ERR_ARG, "cg_loader_set_slice: null loader");
+    if (first < 0 || stride < l->batch || first > INT64_MAX / 4)
+        return cg_fail(CG_ERR_ARG, "cg_loader_set_slice: first position %lld and stride %d (batch %d) out of range",
+                       (long long)first, stride, l->batch);
+    pthread_mutex_lock(&l->mu);
+    l->first = first, l->stride = stride;
+    restart_at(l, 0); /* what was prefetched belongs to the old slice */
+    pthread_mutex_unlock(&l->mu);
+    return CG_OK;
 }
 
 /* ---- reporting --------------------------------------------------------------------- */

@@ -62,6 +62,14 @@ typedef struct cg_loader cg_loader;
 cg_status cg_loader_open(cg_loader **out, const char *dir, int batch, int size, uint64_t seed,
                          int stream, int threads, int prefetch);
 
+/* Data-parallel training: makes batch k the stream positions first + k * stride + i, i in
+ * [0, batch), instead of k * batch + i. Process r of K, each of batch B, taking its slice
+ * of a global batch of K B from stream position P on: first = P + r B, stride = K B, so
+ * the global batch of every step is the same images in the same order whatever K.
+ * What was prefetched is dropped and the workers restart at batch 0 of the slice.
+ * CG_ERR_ARG for stride < batch or a negative first. */
+cg_status cg_loader_set_slice(cg_loader *l, int64_t first, int stride);
+
 /* Number of images listed. */
 int cg_loader_count(const cg_loader *l);
 

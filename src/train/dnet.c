@@ -1,7 +1,9 @@
 /* dnet.c: the CartoonGAN discriminator (the paper's, as doc/training-engine.md lists it),
  * forward keeping what the backward needs and backward to its input and, when asked, its
  * parameters. Every 3x3 convolution is zero-padded by 1; norm is batch norm (statistics
- * over the batch, as the seed project's D) or instance norm, eps 1e-5. */
+ * over the batch, as the seed project's D; in data-parallel training over every
+ * process's batch) or instance norm, eps 1e-5. */
+#include <math.h>
 #include <string.h>
 
 #include "nn/train_ops.h"
@@ -52,9 +54,141 @@ static conv_dims k3(int cin, int h, int w, int cout, int stride) {
     return (conv_dims){cin, h, w, cout, 3, 3, stride, 1};
 }
 
+/* ---- batch norm across processes (data-parallel training, cg_trainer_set_comm) ----
+ * A channel's statistics cover every process's images: each pass's per-channel sums (in
+ * double, over this process's n x hw values) are summed across the processes in one call
+ * for all channels. The formulas are train_ops.c's batch norm's (variance about the exact
+ * mean in a second pass; the backward's sums about the saved float mean, whose rounding
+ * error they recover), so K processes of batch n compute what one of batch K n computes,
+ * to rounding. Three calls per norm layer and D pass: two forward, one backward. */
+
+#define D_MAX_C 256 /* D's widest norm layer */
+
+typedef struct {
+    float *out, *din, *mean_out, *rstd_out;
+    const float *in, *dout, *scale, *shift, *mean, *rstd;
+    double *s; /* [3][D_MAX_C] per-channel sums */
+    int n, c, hw;
+    double count; /* values per channel over all processes */
+    float eps;
+} sbn_job;
+
+/* Sums `n` doubles across the processes; a failure is recorded, and once one has failed
+ * no more are attempted (the step fails as a whole). */
+static void comm_sum(const net_ctx *cx, double *v, size_t n) {
+    if (*cx->comm_failed) return;
+    if (cx->comm->sum_doubles(cx->comm->user, v, n) != 0) *cx->comm_failed = 1;
+}
+
+static void sbn_mean_task(void *ctx, int ch, int nt) {
+    (void)nt;
+    sbn_job *j = ctx;
+    double acc = 0;
+    for (int i = 0; i < j->n; i++) {
+        const float *x = j->in + ((size_t)i * j->c + ch) * j->hw;
+        for (int k = 0; k < j->hw; k++) acc += x[k];
+    }
+    j->s[ch] = acc;
+}
+
+static void sbn_var_task(void *ctx, int ch, int nt) {
+    (void)nt;
+    sbn_job *j = ctx;
+    const double m = j->s[ch] / j->count;
+    double acc = 0;
+    for (int i = 0; i < j->n; i++) {
+        const float *x = j->in + ((size_t)i * j->c + ch) * j->hw;
+        for (int k = 0; k < j->hw; k++) acc += (x[k] - m) * (x[k] - m);
+    }
+    j->s[D_MAX_C + ch] = acc;
+}
+
+static void sbn_apply_task(void *ctx, int ch, int nt) {
+    (void)nt;
+    sbn_job *j = ctx;
+    const double m = j->s[ch] / j->count, r = 1.0 / sqrt(j->s[D_MAX_C + ch] / j->count + j->eps);
+    const double a = r * j->scale[ch];
+    const float mf = (float)m, af = (float)a, c = (float)(j->shift[ch] - (m - mf) * a);
+    for (int i = 0; i < j->n; i++) {
+        size_t off = ((size_t)i * j->c + ch) * j->hw;
+        for (int k = 0; k < j->hw; k++) j->out[off + k] = (j->in[off + k] - mf) * af + c;
+    }
+    j->mean_out[ch] = mf;
+    j->rstd_out[ch] = (float)r;
+}
+
+static void sync_bn_forward(float *out, float *mean, float *rstd, const float *in, norm_p p, int n, int c, int hw,
+                            const net_ctx *cx) {
+    double s[3 * D_MAX_C];
+    sbn_job j = {.out = out, .in = in, .scale = p.scale, .shift = p.shift, .mean_out = mean, .rstd_out = rstd, .s = s,
+                 .n = n, .c = c, .hw = hw, .count = (double)cx->comm->processes * n * hw, .eps = EPS_D};
+    cg_pool_run(cx->pool, sbn_mean_task, &j, c);
+    comm_sum(cx, s, (size_t)c);
+    cg_pool_run(cx->pool, sbn_var_task, &j, c);
+    comm_sum(cx, s + D_MAX_C, (size_t)c);
+    cg_pool_run(cx->pool, sbn_apply_task, &j, c);
+}
+
+/* The backward's sums per channel: dy, dy (x - mf) and x - mf. */
+static void sbn_grad_sums_task(void *ctx, int ch, int nt) {
+    (void)nt;
+    sbn_job *j = ctx;
+    const float mf = j->mean[ch];
+    double sdy = 0, sdyc = 0, sxc = 0;
+    for (int i = 0; i < j->n; i++) {
+        size_t off = ((size_t)i * j->c + ch) * j->hw;
+        for (int k = 0; k < j->hw; k++) {
+            double d = (double)j->in[off + k] - mf;
+            sdy += j->dout[off + k];
+            sdyc += j->dout[off + k] * d;
+            sxc += d;
+        }
+    }
+    j->s[ch] = sdy, j->s[D_MAX_C + ch] = sdyc, j->s[2 * D_MAX_C + ch] = sxc;
+}
+
+static void sbn_din_task(void *ctx, int ch, int nt) {
+    (void)nt;
+    sbn_job *j = ctx;
+    const double r = j->rstd[ch], sdy = j->s[ch], delta = j->s[2 * D_MAX_C + ch] / j->count;
+    const double sdyx = (j->s[D_MAX_C + ch] - delta * sdy) * r;
+    const double q = r * sdyx / j->count, u = sdy / j->count - q * delta;
+    const float a = (float)((double)j->scale[ch] * r), mf = j->mean[ch], uf = (float)u, qf = (float)q;
+    for (int i = 0; i < j->n; i++) {
+        size_t off = ((size_t)i * j->c + ch) * j->hw;
+        for (int k = 0; k < j->hw; k++)
+            j->din[off + k] += a * (j->dout[off + k] - uf - qf * (j->in[off + k] - mf));
+    }
+}
+
+/* din += dL/din with the statistics of all processes; the parameters' gradients get this
+ * process's share only (sums of dy and dy xhat over its images): the trainer sums and
+ * averages them across processes with the rest of D's gradients. */
+static void sync_bn_backward(float *din, norm_p g, const float *dout, const float *in, const float *mean,
+                             const float *rstd, const float *scale, int n, int c, int hw, const net_ctx *cx) {
+    double s[3 * D_MAX_C], local[2 * D_MAX_C];
+    sbn_job j = {.din = din, .in = in, .dout = dout, .scale = scale, .mean = mean, .rstd = rstd, .s = s,
+                 .n = n, .c = c, .hw = hw, .count = (double)cx->comm->processes * n * hw};
+    cg_pool_run(cx->pool, sbn_grad_sums_task, &j, c);
+    memcpy(local, s, sizeof local);
+    /* the three sums are laid out D_MAX_C apart: pack them for one call, then unpack */
+    double packed[3 * D_MAX_C];
+    for (int k = 0; k < 3; k++) memcpy(packed + (size_t)k * c, s + (size_t)k * D_MAX_C, (size_t)c * sizeof(double));
+    comm_sum(cx, packed, (size_t)3 * c);
+    for (int k = 0; k < 3; k++) memcpy(s + (size_t)k * D_MAX_C, packed + (size_t)k * c, (size_t)c * sizeof(double));
+    for (int ch = 0; ch < c; ch++) {
+        const double delta = s[2 * D_MAX_C + ch] / j.count; /* the global mean's offset from mf */
+        if (g.scale) g.scale[ch] += (float)((local[D_MAX_C + ch] - delta * local[ch]) * rstd[ch]);
+        if (g.shift) g.shift[ch] += (float)local[ch];
+    }
+    cg_pool_run(cx->pool, sbn_din_task, &j, c);
+}
+
 static void norm_fwd(const d_acts *a, int i, float *out, const float *in, norm_p p, int c, int hw,
                      const net_ctx *cx) {
-    if (a->norm == D_NORM_BATCH)
+    if (a->norm == D_NORM_BATCH && cx->comm)
+        sync_bn_forward(out, a->mean[i], a->rstd[i], in, p, a->n, c, hw, cx);
+    else if (a->norm == D_NORM_BATCH)
         batch_norm_train_forward(out, a->mean[i], a->rstd[i], in, p.scale, p.shift, a->n, c, hw, EPS_D, cx->pool);
     else
         instance_norm_train_forward(out, a->mean[i], a->rstd[i], in, p.scale, p.shift, a->n, c, hw, EPS_D, cx->pool);
@@ -62,7 +196,9 @@ static void norm_fwd(const d_acts *a, int i, float *out, const float *in, norm_p
 
 static void norm_bwd(const d_acts *a, int i, float *din, norm_p g, const float *dout, const float *in, norm_p p,
                      int c, int hw, const net_ctx *cx) {
-    if (a->norm == D_NORM_BATCH)
+    if (a->norm == D_NORM_BATCH && cx->comm)
+        sync_bn_backward(din, g, dout, in, a->mean[i], a->rstd[i], p.scale, a->n, c, hw, cx);
+    else if (a->norm == D_NORM_BATCH)
         batch_norm_backward(din, g.scale, g.shift, dout, in, a->mean[i], a->rstd[i], p.scale, a->n, c, hw, cx->pool);
     else
         instance_norm_backward(din, g.scale, g.shift, dout, in, a->mean[i], a->rstd[i], p.scale, a->n, c, hw, cx->pool);

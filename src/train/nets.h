@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "cartoongan.h"
 #include "model/safetensors.h"
 #include "nn/pool.h"
 #include "train/vgg_weights.h"
@@ -22,10 +23,15 @@ typedef struct {
 float *arena_take(arena *a, size_t n);
 
 /* What every network call shares: the pool and the convolutions' workspace (sized for
- * the largest layer of all three networks). */
+ * the largest layer of all three networks), and, in data-parallel training
+ * (cg_trainer_set_comm), the sums across processes that D's batch norm takes its
+ * statistics with (comm NULL when the trainer is alone). A failed sum sets *comm_failed;
+ * later ones are skipped and the step fails. */
 typedef struct {
     cg_pool *pool;
     float *ws;
+    const cg_train_comm *comm;
+    int *comm_failed;
 } net_ctx;
 
 /* ---- G ---- */

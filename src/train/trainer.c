@@ -2,7 +2,10 @@
  * parameters, gradients and Adam moments of G and D (each network's four arrays carved
  * from one allocation, in the order its tensors are listed), the activations of the three
  * networks in one arena sized at creation, the losses, and the optimizer step as one
- * plain loop, after llm.c's train_gpt2.c. doc/training-engine.md says what is computed. */
+ * plain loop, after llm.c's train_gpt2.c. doc/training-engine.md says what is computed.
+ * Data-parallel training (cg_trainer_set_comm) sums each network's gradients across the
+ * processes in one call over its gradient array, as llm.c all-reduces its one gradient
+ * buffer, and the losses in another, before anything is decided on them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,8 @@ struct cg_trainer {
     float *block; /* the arena below */
     float *photo_feat, *dfeat, *dfake, *dlogits, *gram_c, *gram_f, *dgram;
     float *d_backup; /* D's params, m and v before its update, restored if G's half fails */
+    cg_train_comm comm; /* data-parallel training: processes > 1 (cg_trainer_set_comm) */
+    int comm_failed;    /* a sum across processes failed during this step */
     long steps;
     double prof[PROF_N];
 };
@@ -146,6 +151,62 @@ static const char *non_finite(const param_set *s, const float *a) {
     return NULL;
 }
 
+/* ---- across processes ---- */
+
+static int comm_on(const cg_trainer *t) { return t->comm.processes > 1; }
+
+/* v[0..n) becomes its mean over the processes (their sum over K). Once a sum has failed
+ * no more are attempted; the step then fails. */
+static void comm_mean_floats(cg_trainer *t, float *v, size_t n) {
+    if (t->comm_failed) return;
+    if (t->comm.sum_floats(t->comm.user, v, n) != 0) {
+        t->comm_failed = 1;
+        return;
+    }
+    const float k = (float)t->comm.processes;
+    for (size_t i = 0; i < n; i++) v[i] /= k;
+}
+
+static void comm_mean_doubles(cg_trainer *t, double *v, size_t n) {
+    if (t->comm_failed) return;
+    if (t->comm.sum_doubles(t->comm.user, v, n) != 0) {
+        t->comm_failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) v[i] /= t->comm.processes;
+}
+
+cg_status cg_trainer_set_comm(cg_trainer *t, const cg_train_comm *comm) {
+    if (!t) return cg_fail(CG_ERR_ARG, "cg_trainer_set_comm: null trainer");
+    if (!comm || comm->processes == 1) {
+        memset(&t->comm, 0, sizeof t->comm);
+        t->comm.processes = 1;
+        t->ctx.comm = NULL;
+        return CG_OK;
+    }
+    if (comm->processes < 1 || !comm->sum_floats || !comm->sum_doubles || !comm->broadcast)
+        return cg_fail(CG_ERR_ARG, "cg_trainer_set_comm: %d processes, or a sum or broadcast callback missing",
+                       comm->processes);
+    t->comm = *comm;
+    t->ctx.comm = &t->comm;
+    return CG_OK;
+}
+
+cg_status cg_trainer_sync(cg_trainer *t) {
+    if (!t) return cg_fail(CG_ERR_ARG, "cg_trainer_sync: null trainer");
+    if (!comm_on(t)) return CG_OK;
+    long counts[3] = {t->g.t, t->d.t, t->steps};
+    /* params, m and v of each network (the gradients are recomputed by every step) */
+    if (t->comm.broadcast(t->comm.user, counts, sizeof counts) != 0 ||
+        t->comm.broadcast(t->comm.user, t->g.params, t->g.count * sizeof(float)) != 0 ||
+        t->comm.broadcast(t->comm.user, t->g.m, 2 * t->g.count * sizeof(float)) != 0 ||
+        t->comm.broadcast(t->comm.user, t->d.params, t->d.count * sizeof(float)) != 0 ||
+        t->comm.broadcast(t->comm.user, t->d.m, 2 * t->d.count * sizeof(float)) != 0)
+        return cg_fail(CG_ERR_IO, "cg_trainer_sync: the broadcast from process 0 failed");
+    t->g.t = counts[0], t->d.t = counts[1], t->steps = counts[2];
+    return CG_OK;
+}
+
 /* ---- creation ---- */
 
 static void acc_max(size_t *m, size_t v) {
@@ -226,6 +287,8 @@ cg_status cg_trainer_create(cg_trainer **out, const cg_train_config *c, const ch
         goto fail;
     }
     t->ctx.pool = t->pool;
+    t->ctx.comm_failed = &t->comm_failed;
+    t->comm.processes = 1;
     t->d_backup = malloc(3 * t->d.count * sizeof(float));
     arena ar = {NULL, 0};
     layout(t, &ar);
@@ -472,6 +535,17 @@ static void content_loss(cg_trainer *t, const float *photo, const float *cartoon
     lap(t, PROF_VGG_BWD, &t0);
 }
 
+/* Undoes D's update of this step (the step as a whole did not happen). */
+static void restore_d(cg_trainer *t) {
+    memcpy(t->d.params, t->d_backup, t->d.count * sizeof(float));
+    memcpy(t->d.m, t->d_backup + t->d.count, 2 * t->d.count * sizeof(float));
+    t->d.t--;
+}
+
+static cg_status comm_error(long step) {
+    return cg_fail(CG_ERR_IO, "step %ld: summing across the processes failed; no parameter was changed", step);
+}
+
 cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *photo, const float *cartoon,
                           const float *smooth, cg_train_losses *losses) {
     if (!t || !photo || (phase != CG_PHASE_INIT && phase != CG_PHASE_GAN))
@@ -484,6 +558,7 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
     L.content = L.style = L.g_adversarial = L.g_total = NAN;
     L.d_real = L.d_smooth = L.d_fake = L.d_total = NAN;
     if (losses) *losses = L;
+    t->comm_failed = 0;
     double t0 = now_s();
     memset(t->g.grads, 0, t->g.count * sizeof(float));
     gen_forward(&t->ga, &t->gp, photo, &t->ctx);
@@ -494,6 +569,13 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
         L.d_real = d_term(t, cartoon, 1.f);
         L.d_smooth = d_term(t, smooth, 0.f);
         L.d_fake = d_term(t, fake, 0.f);
+        if (comm_on(t)) { /* the global batch's losses and D's mean gradient, before any decision */
+            double dl[3] = {L.d_real, L.d_smooth, L.d_fake};
+            comm_mean_doubles(t, dl, 3);
+            comm_mean_floats(t, t->d.grads, t->d.count);
+            if (t->comm_failed) return comm_error(step);
+            L.d_real = dl[0], L.d_smooth = dl[1], L.d_fake = dl[2];
+        }
         L.d_total = L.d_real + L.d_smooth + L.d_fake;
         if (losses) *losses = L;
         if (!isfinite(L.d_total)) return cg_fail(CG_ERR_DIVERGED, "step %ld: d_total_loss is %g; no parameter was changed", step, L.d_total);
@@ -509,8 +591,6 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
     const int style = phase == CG_PHASE_GAN && t->has_vgg && t->c.style_weight != 0.f;
     content_loss(t, photo, cartoon, style, &L);
     t0 = now_s();
-    L.g_total = t->c.content_weight * L.content;
-    if (style) L.g_total += t->c.style_weight * L.style;
     if (phase == CG_PHASE_GAN) {
         const size_t cnt = (size_t)n * (h / 4) * (w / 4);
         d_forward(&t->da, &t->dp, fake, &t->ctx); /* the updated D */
@@ -518,22 +598,29 @@ cg_status cg_trainer_step(cg_trainer *t, cg_train_phase phase, const float *phot
         memset(t->dlogits, 0, cnt * sizeof(float));
         gan_loss_backward(t, t->dlogits, t->da.out, 1.f, cnt);
         d_backward(&t->da, &t->dp, NULL, t->dfake, t->dlogits, &t->ctx);
-        L.g_total += L.g_adversarial;
         lap(t, PROF_D_FOR_G, &t0);
     }
+    if (comm_on(t)) { /* G's losses over the global batch, so every process decides alike */
+        double gl[3] = {L.content, style ? L.style : 0, phase == CG_PHASE_GAN ? L.g_adversarial : 0};
+        comm_mean_doubles(t, gl, 3);
+        L.content = gl[0];
+        if (style) L.style = gl[1];
+        if (phase == CG_PHASE_GAN) L.g_adversarial = gl[2];
+    }
+    L.g_total = t->c.content_weight * L.content;
+    if (style) L.g_total += t->c.style_weight * L.style;
+    if (phase == CG_PHASE_GAN) L.g_total += L.g_adversarial;
     if (losses) *losses = L;
     const char *bad = NULL, *what = "g_total_loss";
-    if (isfinite(L.g_total)) {
+    if (isfinite(L.g_total) && !t->comm_failed) {
         gen_backward(&t->ga, &t->gp, &t->gg, photo, t->dfake, &t->ctx);
-        bad = non_finite(&t->g, t->g.grads);
+        if (comm_on(t)) comm_mean_floats(t, t->g.grads, t->g.count);
+        if (!t->comm_failed) bad = non_finite(&t->g, t->g.grads);
         lap(t, PROF_G_BWD, &t0);
     }
-    if (!isfinite(L.g_total) || bad) {
-        if (phase == CG_PHASE_GAN) { /* undo D's update: the step as a whole did not happen */
-            memcpy(t->d.params, t->d_backup, t->d.count * sizeof(float));
-            memcpy(t->d.m, t->d_backup + t->d.count, 2 * t->d.count * sizeof(float));
-            t->d.t--;
-        }
+    if (!isfinite(L.g_total) || bad || t->comm_failed) {
+        if (phase == CG_PHASE_GAN) restore_d(t);
+        if (t->comm_failed) return comm_error(step);
         if (bad) return cg_fail(CG_ERR_DIVERGED, "step %ld: G's gradient of %s is not finite; no parameter was changed", step, bad);
         return cg_fail(CG_ERR_DIVERGED, "step %ld: %s is %g; no parameter was changed", step, what, L.g_total);
     }
