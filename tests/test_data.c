@@ -254,6 +254,34 @@ static void test_resume(void) {
     free_batches(a, N);
 }
 
+/* Data-parallel slices: processes r = 0..2 of batch 2, each from position P + 2 r with
+ * stride 6, together take what one loader of batch 6 takes from position P (here batch 3
+ * of batch 6: P = 18, a resumed run's position), in order, image for image; bad files
+ * included (MIXED has them: a bad position takes the next good file in every slice). */
+static void test_slices(void) {
+    enum { N = 4, B = 2, K = 3, S = 32 };
+    float *whole[N + 3];
+    run_loader(whole, 0, N + 3, K * B, S, 77, 0, 2, 2);
+    const size_t img = (size_t)3 * S * S;
+    for (int r = 0; r < K; r++) {
+        cg_loader *l;
+        CHECK(cg_loader_open(&l, dir_of(MIXED), B, S, 77, 0, 2, 2) == CG_OK, "%s", cg_last_error());
+        if (!l) break;
+        CHECK(cg_loader_set_slice(l, 3 * K * B + (int64_t)r * B, K * B) == CG_OK, "%s", cg_last_error());
+        float *x = alloc_batch(B, S);
+        for (long k = 0; k < N; k++) {
+            CHECK(cg_loader_next(l, k, x, NULL) == CG_OK, "%s", cg_last_error());
+            CHECK(memcmp(x, whole[3 + k] + (size_t)r * B * img, (size_t)B * img * sizeof(float)) == 0,
+                  "process %d's slice of global batch %ld differs", r, 3 + k);
+        }
+        CHECK(cg_loader_set_slice(l, 0, B - 1) == CG_ERR_ARG, "a stride below the batch was taken");
+        CHECK(cg_loader_set_slice(l, -1, K * B) == CG_ERR_ARG, "a negative position was taken");
+        free(x);
+        cg_loader_close(l);
+    }
+    free_batches(whole, N + 3);
+}
+
 static void test_bad_and_small_reported_once(void) {
     const int B = 3, S = 32;
     cg_loader *l;
@@ -551,6 +579,7 @@ int main(void) {
     RUN(test_shapes_and_range);
     RUN(test_determinism);
     RUN(test_resume);
+    RUN(test_slices);
     RUN(test_bad_and_small_reported_once);
     RUN(test_all_bad);
     RUN(test_epochs);
