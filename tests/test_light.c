@@ -347,7 +347,7 @@ static void check_conv_io(int cin, int h, int w, int cout, int k, int pad, cg_po
 static void check_out3(int cin, int h, int w, int k, cg_pool *pool) {
     conv_dims d = {cin, h, w, 3, k, k, 1, 0};
     const size_t n = 3 * (size_t)conv_out_h(&d) * conv_out_w(&d);
-    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)3 * cin * k * k), *b = rand_buf(3),
+    float *in = rand_buf((size_t)cin * h * w + CONV_OUT3_SLACK), *wt = rand_buf((size_t)3 * cin * k * k), *b = rand_buf(3),
           *ref = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
     conv2d_forward_ref(ref, in, wt, b, &d);
     const gemm_arch *dflt = gemm_arch_get();
@@ -368,6 +368,8 @@ static void conv_io_one_arch(void) {
         check_out3(96, 40, 100, 5, pools[t]); /* partial column blocks, several row tasks */
         check_out3(96, 5, 5, 5, pools[t]);    /* one output pixel */
         check_out3(7, 23, 20, 5, pools[t]);   /* an odd number of output rows */
+        check_out3(9, 12, 68, 5, pools[t]);   /* 64-column blocks: 64 wide */
+        check_out3(9, 13, 164, 5, pools[t]);  /* 64-column blocks, the last one partial */
         check_conv_io(96, 17, 23, 96, 1, 0, pools[t], 0);   /* 1x1, panels spanning rows */
         check_conv_io(96, 17, 23, 96, 1, 0, pools[t], 1);   /* the same in place */
         check_conv_io(192, 29, 31, 192, 1, 0, pools[t], 1); /* several column blocks, in place */

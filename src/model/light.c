@@ -318,7 +318,7 @@ static lplan make_plan(int h, int w, int threads) {
     p.p1 = (size_t)p.h1 * p.w1, p.p2 = (size_t)p.h2 * p.w2, p.p3 = (size_t)p.h3 * p.w3;
     p.p4 = (size_t)p.h4 * p.w4, p.p5 = (size_t)p.h5 * p.w5;
     p.band = final_band(p.h5, p.w5, threads);
-    p.band_in = up16(96 * ((size_t)p.band + 4) * ((size_t)p.w5 + 4));
+    p.band_in = up16(96 * ((size_t)p.band + 4) * ((size_t)p.w5 + 4) + CONV_OUT3_SLACK);
     p.a = max2(max2(96 * p.p1, 384 * p.p3), max2(192 * p.p4, 96 * p.p5));
     p.b = max2(max2(192 * p.p2, 96 * p.p4), p.band_in + 3 * (size_t)p.band * p.w5);
     p.cscratch = conv_io_scratch_floats(threads);

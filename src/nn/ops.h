@@ -259,8 +259,11 @@ void upsample2_moments(moments *m, const float *const *in, int c, int h, int w, 
                        float *scratch, struct cg_pool *pool);
 
 /* conv2d_direct_forward (stride 1, no padding: the caller pads) for the light model's
- * last layer, 3 outputs: with AVX-512, each pair of output rows in blocks of 48 columns
- * whose accumulators stay in registers over all input channels and taps. */
+ * last layer, 3 outputs: with AVX-512, each pair of output rows in blocks of 48 or 64
+ * columns whose accumulators stay in registers over all input channels and taps. The
+ * CONV_OUT3_SLACK floats after `in` must be readable (their values do not matter): the
+ * 64-column blocks read whole vectors past the end of each row. */
+#define CONV_OUT3_SLACK 64
 void conv_out3_forward(float *out, const float *in, const float *w, const float *b, const conv_dims *d,
                        struct cg_pool *pool);
 
