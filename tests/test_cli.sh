@@ -532,6 +532,27 @@ test_bench_and_kernels() {
     expect_out "kernel: portable"
     cg bench --sizes 20x0
     expect_rc 2
+    # bench checks its style as cartoonize does: a typo is a usage error naming the styles
+    # there are, word for word cartoonize's
+    cg cartoonize --styles light_shinkia --output-dir "$D/typo" "$DATA/plain.png"
+    expect_rc 2
+    sed 's/cartoongan cartoonize/cartoongan bench/' "$T/err" >"$D/cartoonize.err"
+    cg bench --style light_shinkia --sizes 20x12 --runs 1
+    expect_rc 2
+    expect_err "cartoongan bench: unknown style 'light_shinkia': no $W/light_shinkia.safetensors (styles in $W: "
+    expect_err "try 'cartoongan bench --help'"
+    cmp -s "$T/err" "$D/cartoonize.err" || note_failure "bench's unknown style [$(cat "$T/err")] is not cartoonize's [$(cat "$D/cartoonize.err")]"
+    grep -q "make weights" "$T/err" && note_failure "bench's unknown style suggests make weights"
+    cg bench --style shinkai,hayao --sizes 20x12 --runs 1
+    expect_rc 2
+    expect_err "--style needs one style name"
+    cg bench --style ../shinkai --sizes 20x12 --runs 1
+    expect_rc 2
+    expect_err "invalid style name '../shinkai'"
+    # a built-in style in any case
+    cg bench --style HaYaO --sizes 20x12 --runs 1
+    expect_rc 0
+    expect_out "20x12 "
     CARTOONGAN_KERNEL=portable cg cartoonize --output-dir "$D/kp" "$DATA/plain.png"
     expect_rc 0
     expect_file "$D/kp/shinkai/plain.png"
@@ -711,6 +732,26 @@ light_shinkai/plain.png"
     cg bench --style light_paprika --sizes 32x24 --runs 1 --threads 1
     expect_rc 0
     expect_out "32x24"
+    # their names in any case, as the full styles' (a custom style's is a file name, kept
+    # as typed: tests/test_export_cli.sh), written under the names' own spelling
+    cg cartoonize --styles Light_Shinkai,LIGHT_PAPRIKA,light_shinkai,Shinkai --skip-comparison \
+        --output-dir "$D/case" "$DATA/plain.png"
+    expect_rc 0
+    expect_files "$D/case" "light_paprika/plain.png
+light_shinkai/plain.png
+shinkai/plain.png"
+    cmp -s "$D/case/light_shinkai/plain.png" "$D/out/light_shinkai/plain.png" ||
+        note_failure "--styles Light_Shinkai differs from light_shinkai"
+    cg bench --style Light_Paprika --sizes 32x24 --runs 1 --threads 1
+    expect_rc 0
+    expect_out "32x24"
+    # a built-in style that is missing is not a usage error: the loader says where it
+    # looked and how to fetch it, for bench as for cartoonize
+    mkdir -p "$D/empty"
+    CARTOONGAN_WEIGHTS=$D/empty cg bench --style LIGHT_SHINKAI --sizes 32x24 --runs 1
+    expect_rc 1
+    expect_err "cannot load style 'light_shinkai' from $D/empty/light_shinkai.safetensors"
+    expect_err "fetch-weights light_shinkai"
 }
 
 for t in test_help test_usage_errors test_unknown_style test_layout_files test_layout_nested \

@@ -10,6 +10,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/media.h"
 #include "cli/progress.h"
 #include "io/image.h"
 #include "model/light.h"
@@ -27,8 +28,10 @@ static void print_help(void) {
            "  --sizes WxH[,WxH...]  image sizes (default: 256x256,512x512)\n"
            "  --runs N              timed runs per size, after one warm-up (default: 3)\n"
            "  --threads N           worker threads, 0 = one per CPU (default: 0)\n"
-           "  --style S             style whose weights are used: a released one, light_shinkai,\n"
-           "                        light_paprika, or a custom one (default: shinkai)\n"
+           "  --style S             style whose weights are used: shinkai, hayao, hosoda,\n"
+           "                        paprika, light_shinkai, light_paprika (in any case), or a\n"
+           "                        custom NAME for WEIGHTS_DIR/NAME.safetensors (default:\n"
+           "                        shinkai)\n"
            "  --weights-dir DIR     where the style is looked up (default: as 'weights' below\n"
            "                        says)\n"
            "  --input FILE          a photo resized to each size (default: a synthetic image)\n"
@@ -98,8 +101,16 @@ int cmd_bench(int argc, char **argv) {
     int ws[MAX_SIZES], hs[MAX_SIZES], nsizes;
     if (parse_sizes(sizes, ws, hs, &nsizes) < 0)
         return cli_usage_error(cmd, "invalid --sizes '%s' (expected WxH[,WxH...])", sizes);
-    if (!cli_style_name_valid(style, strlen(style)))
-        return cli_usage_error(cmd, "invalid style name '%s'", style);
+    /* the names cartoonize takes, checked as it checks them: a built-in one in any case, a
+     * custom one with weights where styles are looked up, else a usage error naming those
+     * there are */
+    char styles[CLI_MAX_STYLES][CLI_STYLE_NAME_MAX + 1];
+    int nstyles = 0;
+    if (cli_styles_add(cmd, styles, &nstyles, style) < 0) return CLI_EXIT_USAGE;
+    if (nstyles != 1)
+        return cli_usage_error(cmd, "--style needs one style name (got '%s')", style);
+    if (cli_styles_check_custom(cmd, styles, nstyles, weights_dir) < 0) return CLI_EXIT_USAGE;
+    style = styles[0];
 
     cg_image photo = {0};
     if (input && cg_image_load(&photo, input, 0) != CG_OK) {

@@ -155,11 +155,12 @@ static void print_help(void) {
         "  -h, --help            show this help and exit\n"
         "  --styles S [S ...]    styles to apply, space- or comma-separated, in this order:\n"
         "                        the released shinkai, hayao, hosoda, paprika, the seed\n"
-        "                        project's light (fast) light_shinkai, light_paprika, or a\n"
-        "                        custom style NAME whose weights are\n"
+        "                        project's light (fast) light_shinkai, light_paprika (these\n"
+        "                        six in any case), or a custom style NAME whose weights are\n"
         "                        WEIGHTS_DIR/NAME.safetensors\n"
         "                        (made by `cartoongan export --checkpoint-dir`; NAME is\n"
-        "                        letters, digits, '_' and '-'); at most %d (default: shinkai)\n"
+        "                        letters, digits, '_' and '-', as typed); at most %d\n"
+        "                        (default: shinkai)\n"
         "  --all-styles          apply the four released full styles (plus the custom ones\n"
         "                        --styles names; the light ones only when named there)\n"
         "                        (default: off)\n"
@@ -241,7 +242,7 @@ static int parse_options(options *o, int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strncmp(a, "--styles", 8) && (a[8] == '\0' || a[8] == '=')) {
             if (a[8] == '=') {
-                if (cli_styles_add(o->styles, &o->nstyles, a + 9) < 0) return CLI_EXIT_USAGE;
+                if (cli_styles_add(CMD, o->styles, &o->nstyles, a + 9) < 0) return CLI_EXIT_USAGE;
                 if (o->nstyles == 0) return cli_usage_error(CMD, "--styles needs a style name");
                 continue;
             }
@@ -253,7 +254,7 @@ static int parse_options(options *o, int argc, char **argv) {
             int taken = 0;
             while (i + 1 < argc && argv[i + 1][0] != '-' && !path_exists(argv[i + 1]) &&
                    !(taken && strpbrk(argv[i + 1], "./"))) {
-                if (cli_styles_add(o->styles, &o->nstyles, argv[++i]) < 0) return CLI_EXIT_USAGE;
+                if (cli_styles_add(CMD, o->styles, &o->nstyles, argv[++i]) < 0) return CLI_EXIT_USAGE;
                 taken++;
             }
             if (!taken) {
@@ -347,7 +348,7 @@ static int parse_options(options *o, int argc, char **argv) {
         for (int s = 0; s < CG_NUM_STYLES; s++)
             snprintf(o->styles[o->nstyles++], CLI_STYLE_NAME_MAX + 1, "%s", cg_style_names[s]);
         for (int k = 0; k < named.nstyles; k++) {
-            if (cli_style_is_released(named.styles[k])) continue;
+            if (cli_style_is_released(named.styles[k])) continue; /* already there */
             if (o->nstyles == CLI_MAX_STYLES)
                 return cli_usage_error(CMD, "too many styles (at most %d in one run)", CLI_MAX_STYLES);
             memcpy(o->styles[o->nstyles++], named.styles[k], sizeof named.styles[k]);
@@ -356,7 +357,7 @@ static int parse_options(options *o, int argc, char **argv) {
         snprintf(o->styles[0], CLI_STYLE_NAME_MAX + 1, "%s", cg_style_names[0]); /* shinkai */
         o->nstyles = 1;
     }
-    if (cli_styles_check_custom(o->styles, o->nstyles, o->weights_dir) < 0) return CLI_EXIT_USAGE;
+    if (cli_styles_check_custom(CMD, o->styles, o->nstyles, o->weights_dir) < 0) return CLI_EXIT_USAGE;
     if (keep_size) o->max_height = 0;
     return -1;
 }

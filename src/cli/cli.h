@@ -44,7 +44,8 @@ void cli_report_missing_style(const char *weights_dir, const char *style);
 /* Prints the "weights:" paragraph of a command's --help (the places, in order). */
 void cli_print_weights_help(void);
 
-/* The styles `cartoongan fetch-weights` knows how to download. */
+/* The built-in styles, the ones `cartoongan fetch-weights` knows how to download: the four
+ * released full ones (cg_style_names' order), then light_shinkai and light_paprika. */
 #define CLI_NUM_FETCHABLE 6
 extern const char *const cli_fetchable_styles[CLI_NUM_FETCHABLE];
 int cli_style_fetchable(const char *style);
@@ -74,16 +75,23 @@ void cli_list_free(str_list *l);
 int cli_cmp_str(const void *a, const void *b);          /* qsort of char * */
 const char *cli_errno_text(int e);                      /* strerror, ENOENT in lower case */
 
-/* ---- styles.c: the style names of --styles (cartoonize) and --name (export) ---- */
+/* ---- styles.c: the style names of --styles (cartoonize), --style (bench) and --name
+ * (export) ---- */
 
 #define CLI_STYLE_NAME_MAX 64 /* a custom style's name: a file name and an output folder */
 /* A custom style's name: 1 to CLI_STYLE_NAME_MAX letters, digits, '_' or '-'. */
 int cli_style_name_valid(const char *p, size_t n);
+/* One of the four released full styles (what --all-styles applies). */
 int cli_style_is_released(const char *name);
-/* Adds comma-separated names (spaces around them ignored); -1 after a usage error. */
-int cli_styles_add(char styles[][CLI_STYLE_NAME_MAX + 1], int *nstyles, const char *list);
-/* Every custom style must have weights in weights_dir; -1 after a usage error. */
-int cli_styles_check_custom(char styles[][CLI_STYLE_NAME_MAX + 1], int nstyles,
+/* One of the six built-in styles (cli_fetchable_styles), spelt as there. */
+int cli_style_is_builtin(const char *name);
+/* Adds comma-separated names (spaces around them ignored; a built-in name in any case,
+ * stored as cli_fetchable_styles spells it); -1 after a usage error of command cmd. */
+int cli_styles_add(const char *cmd, char styles[][CLI_STYLE_NAME_MAX + 1], int *nstyles,
+                   const char *list);
+/* Every custom style must have weights in a place styles are looked up in; -1 after a
+ * usage error of command cmd that names the styles there are. */
+int cli_styles_check_custom(const char *cmd, char styles[][CLI_STYLE_NAME_MAX + 1], int nstyles,
                             const char *weights_dir);
 
 /* Catches SIGINT and SIGTERM with `handler` (which sets a flag the work loop polls); a
