@@ -141,6 +141,7 @@ $(PHOTOS_DIR):
 # playwright-core (.ci/run installs them), and skip with a reason otherwise; they run in
 # the default build only (the sanitizer builds would only rebuild the same wasm).
 include web/web.mk
+include mk/mpi.mk
 ifeq ($(BUILD),build)
 WEB_TESTS := tests/web/run.sh
 WEB_TEST_DEPS := $(if $(shell command -v $(EMCC)),web $(WEB_TEST_OUT)/test_kernels.js)

@@ -55,6 +55,7 @@ run_one "$here/test_inputs_cli.sh"
 run_one "$here/test_smooth_cli.sh"
 run_one "$here/test_export_cli.sh"
 run_one "$here/test_train_cli.sh"
+run_one "$here/test_dist_cli.sh"
 
 echo "all: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -13,6 +13,10 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommen
 # `make install` and `make deb`: man pages from --help, the package's Depends and its check
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     help2man dpkg-dev lintian man-db
+# Open MPI: `mpirun -np K cartoongan train|cartoonize` across processes and machines (make
+# links it into the command when it finds mpicc; README, "On several machines")
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    openmpi-bin libopenmpi-dev
 # `cartoongan serve` (libmicrohttpd) and the browser app's build, tests and benchmark:
 # emscripten, a headless browser, node and npm (npm only where node did not bring its own:
 # NodeSource's nodejs conflicts with Debian's npm package).

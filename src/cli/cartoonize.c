@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/inputs.h"
 #include "cli/media.h"
 #include "cli/progress.h"
@@ -33,6 +35,7 @@
 #define DEFAULT_CONNECT_TIMEOUT 10   /* s: a server that does not answer in that is down */
 #define DEFAULT_DOWNLOAD_TIMEOUT 300 /* s: a whole download, long enough for a short video */
 #define DEFAULT_MAX_DOWNLOAD_MB 1024 /* as the largest image file read (1 GiB) */
+#define DEFAULT_MPI_TIMEOUT 600      /* s: a process that has not answered in that is stuck */
 #define COMPARISON_DIR "comparison"
 
 typedef enum { VIEW_SMART, VIEW_HORIZONTAL, VIEW_VERTICAL, VIEW_GRID } view_kind;
@@ -54,6 +57,7 @@ typedef struct {
     int skip_comparison, overwrite, threads, quiet;
     int ignore_gif, frame_frequency, max_frames, gif_to_mp4, dither; /* animations, videos */
     int connect_timeout, download_timeout, max_download_mb;         /* URLs */
+    int mpi_timeout; /* under mpirun: how long a process waits for rank 0's answer */
 } options;
 
 typedef struct {
@@ -74,6 +78,7 @@ typedef struct {
     cg_model *models[CLI_MAX_STYLES];
     progress bar;
     int done[MEDIA_KINDS]; /* inputs cartoonized, by kind */
+    int *per_rank;         /* under mpirun: inputs each process did (rank 0's count) */
 } run_ctx;
 
 static volatile sig_atomic_t interrupted;
@@ -133,7 +138,8 @@ static void print_help(void) {
         "                             [--frame-frequency N] [--max-num-frames N]\n"
         "                             [--convert-gif-to-mp4] [--dither] [--threads N]\n"
         "                             [--connect-timeout S] [--download-timeout S]\n"
-        "                             [--max-download MB] [--quiet] [INPUT ...]\n"
+        "                             [--max-download MB] [--mpi-timeout S] [--quiet]\n"
+        "                             [INPUT ...]\n"
         "\n"
         "Turn photos, animated GIFs and WebPs, and videos into anime style. Each style's\n"
         "result goes to OUTPUT_DIR/<style>/<name>, and a side-by-side comparison of the\n"
@@ -201,12 +207,16 @@ static void print_help(void) {
         "  --download-timeout S  give up on a URL not downloaded within S seconds\n"
         "                        (default: %d)\n"
         "  --max-download MB     refuse a URL's file larger than MB megabytes (default: %d)\n"
+        "  --mpi-timeout S       under mpirun (see README, On several machines): stop the\n"
+        "                        job when a process has not answered within S seconds\n"
+        "                        while handing out work or loading the styles; 0 = wait\n"
+        "                        forever (default: %d)\n"
         "  --quiet               no progress bar, warnings or summary; errors are still\n"
         "                        printed (default: off)\n"
         "  --                    treat every later argument as an INPUT\n",
         CLI_MAX_STYLES, DEFAULT_MAX_HEIGHT, (unsigned long long)CG_DEFAULT_MAX_PIXELS,
         DEFAULT_MAX_FRAMES, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_TIMEOUT,
-        DEFAULT_MAX_DOWNLOAD_MB);
+        DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MPI_TIMEOUT);
     cli_print_weights_help();
 }
 
@@ -224,6 +234,7 @@ static int parse_options(options *o, int argc, char **argv) {
     o->download_timeout = DEFAULT_DOWNLOAD_TIMEOUT;
     o->max_download_mb = DEFAULT_MAX_DOWNLOAD_MB;
     o->max_frames = DEFAULT_MAX_FRAMES;
+    o->mpi_timeout = DEFAULT_MPI_TIMEOUT;
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     if (!o->inputs) cli_xcheck(NULL);
 
@@ -320,6 +331,9 @@ static int parse_options(options *o, int argc, char **argv) {
                 return CLI_EXIT_USAGE;
         } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-download", &v)) != 0) {
             if (r < 0 || cli_parse_int(CMD, "--max-download", v, 1, 1 << 20, &o->max_download_mb) < 0)
+                return CLI_EXIT_USAGE;
+        } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--mpi-timeout", &v)) != 0) {
+            if (r < 0 || cli_parse_int(CMD, "--mpi-timeout", v, 0, INT_MAX, &o->mpi_timeout) < 0)
                 return CLI_EXIT_USAGE;
         } else if ((r = cli_opt_value(CMD, argc, argv, &i, "--max-num-frames", &v)) != 0) {
             if (r < 0 || cli_parse_int(CMD, "--max-num-frames", v, 0, INT_MAX, &o->max_frames) < 0)
@@ -577,6 +591,10 @@ static void print_summary(const run_ctx *c, int skipped, double seconds) {
         sep = ", ";
     }
     if (c->failures.n) printf("%s%d failed", sep, c->failures.n);
+    if (c->per_rank) { /* how the work was shared out */
+        printf("; %d processes did", dist_size());
+        for (int r = 0; r < dist_size(); r++) printf("%s %d", r ? "," : "", c->per_rank[r]);
+    }
     printf("\n");
     char *other = inputs_skipped_text(&c->inputs);
     if (other) printf("%s\n", other);
@@ -589,6 +607,7 @@ static void free_ctx(run_ctx *c) {
     inputs_free(&c->inputs);
     free(c->jobs);
     cli_list_free(&c->failures);
+    free(c->per_rank);
     for (int k = 0; k < CLI_MAX_STYLES; k++) cg_model_free(c->models[k]);
     free(c->opt.inputs);
 }
@@ -607,15 +626,314 @@ static void no_inputs_message(const options *o) {
     fprintf(stderr, "\n");
 }
 
+/* ---- several processes: `mpirun -np K cartoongan cartoonize` (src/cli/dist.h) ----
+ * Rank 0 finds the inputs and decides what is missing, as one process does; then every
+ * process loads the styles, and rank 0 hands the jobs out one at a time, largest first
+ * (so that a long video starts early instead of keeping one process busy after the
+ * others are done), to whichever process asks: a thread of rank 0 answers the others'
+ * requests while its main thread takes jobs from the same queue. Each process writes its
+ * outputs itself (atomically, as always); a bad file fails on its own there; the
+ * failures come back with the next request, and rank 0 prints the summary and the exit
+ * status of the whole job (every process exits with it). A download lives in rank 0's
+ * temporary folder, so rank 0 does those jobs itself. */
+
+enum { TAG_ASK = 11, TAG_JOB = 12 };
+
+/* A job as rank 0 sends it, followed by the input's path, name and rel (NUL-terminated);
+ * index -1: no more work. */
+typedef struct {
+    int32_t index, kind, need_comparison, need_comparison_mp4;
+    int32_t need_style[CLI_MAX_STYLES], need_mp4[CLI_MAX_STYLES];
+} job_msg;
+
+/* A request for work, with the result of the process's previous job (index -1: none)
+ * and, if it failed, its message after the header. `stopping`: interrupted, no more. */
+typedef struct {
+    int32_t index, result, stopping;
+} ask_msg;
+
+typedef struct {
+    run_ctx *c;
+    pthread_mutex_t mu;
+    int *order, n; /* the jobs to do, largest first */
+    char *taken;   /* per position in order */
+    char **msgs;   /* per input: its failure's message */
+    int finished;  /* jobs done, anywhere */
+} work_queue;
+
+/* What a job costs, roughly: frames (probed from the file for animations and videos,
+ * within --frame-frequency and --max-num-frames) times the pixels each is stylized at;
+ * for a photo, its file size stands for its pixels when it is kept whole. */
+static double job_cost(const options *o, const input_file *in) {
+    struct stat st;
+    double bytes = stat(in->path, &st) == 0 ? (double)st.st_size : 0;
+    double frames = 1, w = 0, h = 0;
+    const media_kind_ops *ops = media_ops(in->kind);
+    if (in->kind != MEDIA_IMAGE) {
+        frame_source *src = NULL;
+        if (ops->open_source(&src, in->path, o->max_pixels, 0) == CG_OK) {
+            frames = src->info.frame_count > 0 ? (double)src->info.frame_count : 1;
+            w = src->info.width, h = src->info.height;
+            src->close(src);
+        }
+        if (ops->animated) frames = ceil(frames / o->frame_frequency);
+        if (o->max_frames > 0 && frames > o->max_frames) frames = o->max_frames;
+    }
+    double px;
+    if (w > 0 && h > 0) px = o->max_height && h > o->max_height ? w * o->max_height / h * o->max_height : w * h;
+    else px = o->max_height ? 1.5 * o->max_height * o->max_height : 10 * bytes; /* ~10 pixels a byte */
+    return frames * px + bytes * 1e-6; /* the size breaks ties */
+}
+
+static double *cost_of; /* by_cost's key, per input */
+static int by_cost(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    if (cost_of[x] != cost_of[y]) return cost_of[x] < cost_of[y] ? 1 : -1;
+    return x - y; /* input order among equals */
+}
+
+static int queue_init(work_queue *q, run_ctx *c) {
+    memset(q, 0, sizeof *q);
+    q->c = c;
+    pthread_mutex_init(&q->mu, NULL);
+    q->order = cli_xcheck(malloc(sizeof *q->order * (size_t)(c->inputs.n + 1)));
+    q->taken = cli_xcheck(calloc((size_t)c->inputs.n + 1, 1));
+    q->msgs = cli_xcheck(calloc((size_t)c->inputs.n + 1, sizeof *q->msgs));
+    cost_of = cli_xcheck(calloc((size_t)c->inputs.n + 1, sizeof *cost_of));
+    for (int i = 0; i < c->inputs.n; i++)
+        if (c->jobs[i].todo) {
+            cost_of[i] = job_cost(&c->opt, &c->inputs.v[i]);
+            q->order[q->n++] = i;
+        }
+    qsort(q->order, (size_t)q->n, sizeof *q->order, by_cost);
+    free(cost_of);
+    cost_of = NULL;
+    return 0;
+}
+
+static void queue_free(work_queue *q) {
+    for (int i = 0; q->msgs && i < q->c->inputs.n; i++) free(q->msgs[i]);
+    free(q->msgs), free(q->order), free(q->taken);
+    pthread_mutex_destroy(&q->mu);
+}
+
+/* A download is in rank 0's private folder: no other process can read it. */
+static int rank0_only(const run_ctx *c, const input_file *in) {
+    const char *tmp = c->inputs.tmp_dir;
+    return tmp && !strncmp(in->path, tmp, strlen(tmp));
+}
+
+/* The largest job not yet taken (by another process: one it can read), or -1. */
+static int queue_take(work_queue *q, int remote) {
+    int j = -1;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->n && !interrupted; i++) {
+        if (q->taken[i] || (remote && rank0_only(q->c, &q->c->inputs.v[q->order[i]]))) continue;
+        q->taken[i] = 1;
+        j = q->order[i];
+        break;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+static void queue_done(work_queue *q, int rank, int index, job_result r, const char *msg) {
+    pthread_mutex_lock(&q->mu);
+    if (r != JOB_CANCELLED) q->c->per_rank[rank]++;
+    if (r == JOB_OK) q->c->done[q->c->inputs.v[index].kind]++;
+    if (r == JOB_FAILED && !q->msgs[index]) q->msgs[index] = cli_xcheck(strdup(msg && *msg ? msg : "failed"));
+    if (r != JOB_CANCELLED) q->finished++;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Rank 0's second thread: answers the other processes' requests until each has been told
+ * there is no more work (or has stopped). It sleeps between looks, leaving the CPU to
+ * the stylizing. */
+static void *dispatcher(void *arg) {
+    work_queue *q = arg;
+    run_ctx *c = q->c;
+    int active = dist_size() - 1;
+    char *buf = cli_xcheck(malloc(DIST_MAX_MESSAGE));
+    while (active > 0) {
+        int from;
+        size_t n;
+        if (!dist_poll(TAG_ASK, &from, &n)) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        dist_recv(from, TAG_ASK, buf, DIST_MAX_MESSAGE - 1, &n);
+        buf[n] = '\0';
+        ask_msg a;
+        memcpy(&a, buf, sizeof a);
+        if (a.index >= 0 && a.index < c->inputs.n) queue_done(q, from, a.index, (job_result)a.result, buf + sizeof a);
+        if (a.stopping) {
+            active--;
+            continue;
+        }
+        int j = queue_take(q, 1);
+        job_msg m;
+        memset(&m, 0, sizeof m);
+        m.index = j;
+        size_t len = sizeof m;
+        if (j >= 0) {
+            const job *jb = &c->jobs[j];
+            m.kind = (int32_t)jb->in->kind, m.need_comparison = jb->need_comparison;
+            m.need_comparison_mp4 = jb->need_comparison_mp4;
+            for (int k = 0; k < CLI_MAX_STYLES; k++) m.need_style[k] = jb->need_style[k], m.need_mp4[k] = jb->need_mp4[k];
+            const char *str[3] = {jb->in->path, jb->in->name, jb->in->rel};
+            for (int k = 0; k < 3; k++) {
+                size_t sl = strlen(str[k]) + 1;
+                if (len + sl > DIST_MAX_MESSAGE) sl = 0; /* cannot be: paths are under 4 KB */
+                memcpy(buf + len, str[k], sl);
+                len += sl;
+            }
+        } else {
+            active--;
+        }
+        memcpy(buf, &m, sizeof m);
+        dist_send(from, TAG_JOB, buf, len);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* The job phase on rank 0 of several processes. */
+static void rank0_jobs(run_ctx *c, int todo) {
+    work_queue q;
+    queue_init(&q, c);
+    c->per_rank = cli_xcheck(calloc((size_t)dist_size(), sizeof *c->per_rank));
+    pthread_t th;
+    /* the dispatcher takes no signal: Ctrl-C lands on the main thread */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int threaded = pthread_create(&th, NULL, dispatcher, &q) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!threaded) dispatcher(&q); /* rank 0 then only hands out work */
+    const int n0 = c->failures.n;
+    int j;
+    while (!interrupted && (j = queue_take(&q, 0)) >= 0) {
+        pthread_mutex_lock(&q.mu);
+        int base = q.finished;
+        pthread_mutex_unlock(&q.mu);
+        progress_update(&c->bar, base);
+        job_result jr = process_job(c, &c->jobs[j], base, 0);
+        queue_done(&q, 0, j, jr, jr == JOB_FAILED && c->failures.n > n0 ? c->failures.v[c->failures.n - 1] : NULL);
+    }
+    if (threaded) pthread_join(th, NULL);
+    progress_update(&c->bar, q.finished);
+    (void)todo;
+    /* the summary lists the failures in the inputs' order, wherever they happened */
+    for (int i = n0; i < c->failures.n; i++) free(c->failures.v[i]);
+    c->failures.n = n0;
+    for (int i = 0; i < c->inputs.n; i++)
+        if (q.msgs[i]) cli_list_push(&c->failures, q.msgs[i]), q.msgs[i] = NULL;
+    queue_free(&q);
+}
+
+/* The job phase on another rank: asks rank 0 for work until there is none. */
+static void worker_jobs(run_ctx *c) {
+    char *buf = cli_xcheck(malloc(DIST_MAX_MESSAGE + 1));
+    ask_msg a = {-1, JOB_OK, 0};
+    const char *msg = "";
+    for (;;) {
+        a.stopping = interrupted != 0;
+        size_t ml = strlen(msg) + 1;
+        if (sizeof a + ml > DIST_MAX_MESSAGE) ml = DIST_MAX_MESSAGE - sizeof a;
+        memcpy(buf, &a, sizeof a);
+        memcpy(buf + sizeof a, msg, ml);
+        buf[sizeof a + ml - 1] = '\0';
+        dist_send(0, TAG_ASK, buf, sizeof a + ml);
+        if (a.stopping) break;
+        size_t n;
+        dist_set_what("a wait for work from rank 0");
+        dist_recv(0, TAG_JOB, buf, DIST_MAX_MESSAGE, &n);
+        buf[n < DIST_MAX_MESSAGE ? n : DIST_MAX_MESSAGE] = '\0';
+        job_msg m;
+        memcpy(&m, buf, sizeof m);
+        if (m.index < 0) break;
+        input_file in;
+        memset(&in, 0, sizeof in);
+        in.path = buf + sizeof m;
+        in.name = in.path + strlen(in.path) + 1;
+        in.rel = in.name + strlen(in.name) + 1;
+        in.kind = (media_kind)m.kind;
+        job jb;
+        memset(&jb, 0, sizeof jb);
+        jb.in = &in, jb.todo = 1;
+        jb.need_comparison = m.need_comparison, jb.need_comparison_mp4 = m.need_comparison_mp4;
+        for (int k = 0; k < CLI_MAX_STYLES; k++) jb.need_style[k] = m.need_style[k], jb.need_mp4[k] = m.need_mp4[k];
+        const int n0 = c->failures.n;
+        job_result jr = process_job(c, &jb, 0, 0);
+        a.index = m.index, a.result = jr;
+        msg = jr == JOB_FAILED && c->failures.n > n0 ? c->failures.v[c->failures.n - 1] : "";
+    }
+    free(buf);
+}
+
+/* Whether every process loaded the styles; rank 0 names those that did not. */
+static int all_loaded(int ok) {
+    const int k = dist_size();
+    double *f = cli_xcheck(calloc((size_t)k, sizeof *f));
+    f[dist_rank()] = !ok;
+    dist_set_what("loading the styles");
+    dist_sum_doubles(f, (size_t)k);
+    int all = 1;
+    for (int i = 0; i < k; i++)
+        if (f[i]) {
+            all = 0;
+            if (dist_rank() == 0 && i) fprintf(stderr, "cartoongan: rank %d could not load the styles (its message is above)\n", i);
+        }
+    free(f);
+    return all;
+}
+
+/* Every rank but 0: parse (as rank 0 does), wait for rank 0's word, load the styles, take
+ * jobs, and exit with the job's status. */
+static int worker_main(run_ctx *c) {
+    const options *o = &c->opt;
+    progress_init(&c->bar, 0, "images", "img/s", 0);
+    cli_catch_interrupts(on_signal);
+    int go = 0;
+    dist_set_timeout(0); /* rank 0 may take long finding and downloading the inputs */
+    dist_bcast(&go, sizeof go);
+    dist_set_timeout(o->mpi_timeout);
+    if (go > 0) {
+        int ok = load_models(c) == 0;
+        if (all_loaded(ok)) worker_jobs(c);
+    }
+    int status = CLI_EXIT_FAIL;
+    dist_set_timeout(0); /* and its own last job may be a long video */
+    dist_bcast(&status, sizeof status);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    free_ctx(c);
+    fflush(stdout), fflush(stderr);
+    dist_finish();
+    return status;
+}
+
 int cmd_cartoonize(int argc, char **argv) {
     static run_ctx ctx;
     run_ctx *c = &ctx;
     memset(c, 0, sizeof *c);
     double start = progress_now();
+    if (dist_start("cartoonize") != 0) return CLI_EXIT_FAIL;
+    dist_mute_begin(); /* every process parses; rank 0 alone says what it thinks */
     int r = parse_options(&c->opt, argc, argv);
+    dist_mute_end();
     if (r >= 0) {
         free(c->opt.inputs);
+        dist_finish();
         return r;
+    }
+    const int mpi = dist_size() > 1;
+    int go_sent = 0;
+    if (mpi) {
+        dist_set_timeout(c->opt.mpi_timeout);
+        if (c->opt.threads == 0) c->opt.threads = dist_default_threads();
+        if (dist_rank() > 0) return worker_main(c);
     }
     const options *o = &c->opt;
     progress_init(&c->bar, 0, "images", "img/s", 0);
@@ -639,10 +957,14 @@ int cmd_cartoonize(int argc, char **argv) {
     if (o->ninputs > 0) {
         for (int i = 0; i < o->ninputs; i++) inputs_add(&c->inputs, o->inputs[i], &io);
     } else if (stat(o->input_dir, &st) != 0) {
+        /* the sample photos are a checkout's (make puts them there); an installed
+         * command has no folder of its own to offer */
+        const char *hint = strcmp(o->input_dir, DEFAULT_INPUT_DIR) ? ""
+                           : cli_installed_data_dir()
+                               ? ", e.g. 'cartoongan cartoonize photo.jpg'"
+                               : "; `make` puts the seed project's two sample photos in " DEFAULT_INPUT_DIR;
         fprintf(stderr, "cartoongan: %s: %s (give files, folders or URLs to cartoonize, or "
-                        "--input-dir DIR%s)\n", o->input_dir, cli_errno_text(errno),
-                strcmp(o->input_dir, DEFAULT_INPUT_DIR) ? ""
-                : "; `make` puts the seed project's two sample photos in " DEFAULT_INPUT_DIR);
+                        "--input-dir DIR%s)\n", o->input_dir, cli_errno_text(errno), hint);
         goto out;
     } else {
         inputs_add(&c->inputs, o->input_dir, &io);
@@ -677,14 +999,24 @@ int cmd_cartoonize(int argc, char **argv) {
         skipped += !j->todo;
     }
     clean_output_dirs(c);
+    if (mpi) { /* the others wait for this: how much there is to do */
+        int go = interrupted ? 0 : todo;
+        dist_bcast(&go, sizeof go);
+        go_sent = 1;
+    }
     /* with nothing left to do there is no need to read the weights at all */
-    if (todo > 0 && !interrupted && load_models(c) < 0) goto out;
+    if (todo > 0 && !interrupted) {
+        int ok = load_models(c) == 0;
+        if (mpi) ok = all_loaded(ok);
+        if (!ok) goto out;
+    }
 
     /* one input: the bar is that input's own (media.c sets it up); several: a count of
      * inputs, the one under way counted by its fraction done */
     progress_init(&c->bar, todo, "images", "img/s", !o->quiet && todo > 1);
     int index = 0;
-    for (int i = 0; i < c->inputs.n && !interrupted; i++) {
+    if (mpi && todo > 0) rank0_jobs(c, todo), index = todo;
+    for (int i = 0; i < c->inputs.n && !interrupted && !mpi; i++) {
         job *j = &c->jobs[i];
         if (!j->todo) continue;
         progress_update(&c->bar, index);
@@ -705,6 +1037,14 @@ out:
         status = 130; /* the shell's code for death by SIGINT */
     }
     if (ran && !o->quiet) print_summary(c, skipped, progress_now() - start);
+    if (mpi) { /* every process ends with the whole job's status */
+        int go = 0;
+        if (!go_sent) dist_bcast(&go, sizeof go);
+        dist_set_timeout(0);
+        dist_bcast(&status, sizeof status);
+    }
     free_ctx(c);
+    fflush(stdout), fflush(stderr);
+    dist_finish();
     return status;
 }

@@ -10,6 +10,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/dist.h"
 
 typedef struct {
     const char *name;
@@ -117,6 +118,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
         printf("cartoongan %s\n", CG_VERSION);
+        if (dist_mpi_library()) /* README, "On several machines" */
+            printf("built with MPI (%s): mpirun -np K cartoongan train|cartoonize ...\n", dist_mpi_library());
         return CLI_EXIT_OK;
     }
     if (!strcmp(cmd, "help")) {

@@ -16,6 +16,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/progress.h"
 #include "cli/train.h"
 #include "io/events.h"
@@ -71,8 +72,13 @@ static void print_help(void) {
            "  --max-steps N          stop (with a checkpoint) after N steps in all [no limit]\n"
            "  --resume               continue from the newest checkpoint in --checkpoint-dir\n"
            "  --seed N               initialisation, data order and crops [0]\n"
-           "  --threads N            threads for the networks [one per CPU]\n"
+           "  --threads N            threads for the networks [one per CPU; under mpirun, the\n"
+           "                         CPUs shared among the processes on each machine]\n"
            "  --loader-threads N     threads decoding images [2]\n"
+           "  --mpi-timeout S        under mpirun: stop the whole job when the processes have\n"
+           "                         not all met within S seconds (a process stuck or its\n"
+           "                         machine unreachable; rank 0's validation and checkpoint\n"
+           "                         count, so allow for them); 0 = wait forever [600]\n"
            "  --quiet                no progress bar or per-epoch lines\n"
            "  -h, --help             show this help and exit\n");
     cli_print_weights_help();
@@ -96,6 +102,7 @@ static void defaults(train_opts *o) {
     o->log_dir = "runs", o->ckpt_dir = "training_checkpoints", o->result_dir = "result";
     o->report_every = 100, o->save_every = 500, o->max_steps = -1;
     o->loader_threads = 2;
+    o->mpi_timeout = 600;
     o->weights_dir = NULL; /* the default places (weights.c) */
 }
 
@@ -138,7 +145,7 @@ static int parse(train_opts *o, int argc, char **argv) {
         INT("--init-epochs", init_epochs, 0, 1000000) INT("--epochs", epochs, 0, 1000000)
         INT("--report-every", report_every, 1, 1000000000) INT("--save-every", save_every, 1, 1000000000)
         INT("--max-steps", max_steps, 0, 2000000000) INT("--threads", threads, 0, 1024)
-        INT("--loader-threads", loader_threads, 1, 64)
+        INT("--loader-threads", loader_threads, 1, 64) INT("--mpi-timeout", mpi_timeout, 0, 1000000000)
         FLT("--lr-init", lr_init) FLT("--lr-g", lr_g) FLT("--lr-d", lr_d)
         FLT("--content-weight", content_weight) FLT("--style-weight", style_weight)
         FLAG("--resume", resume) FLAG("--quiet", quiet)
@@ -205,14 +212,14 @@ static int open_loader(train_run *r, cg_loader **out, const char *sub, int strea
 }
 
 /* trainB_smooth is made by `cartoongan smooth`: offered on a terminal, explained otherwise. */
-static int ensure_smooth(const train_opts *o) {
+static int ensure_smooth(const train_opts *o, int mpi) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/trainB_smooth", o->dataset);
     if (is_dir(dir)) return 0;
     fprintf(stderr, "cartoongan train: %s is missing: it holds the cartoons of %s/trainB with their edges\n"
                     "  smoothed, the paper's edge-promoting step. Make it with: cartoongan smooth --path %s\n",
             dir, o->dataset, o->dataset);
-    if (o->quiet || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) return -1;
+    if (o->quiet || mpi || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) return -1;
     fprintf(stderr, "Make it now? [Y/n] ");
     char line[16] = "";
     if (!fgets(line, sizeof line, stdin) || (line[0] != '\n' && line[0] != 'y' && line[0] != 'Y')) return -1;
@@ -248,6 +255,7 @@ static int report(train_run *r, int64_t step) {
         r->sum[i] = 0, r->count[i] = 0;
     }
     double ips = r->report_images / fmax(now - r->report_start, 1e-9);
+    r->last_ips = ips;
     if (ev && (cg_events_scalar(ev, "images_per_second", step, (float)ips) != CG_OK ||
                cg_events_scalar(ev, "learning_rate/g", step, r->phase == CG_PHASE_INIT ? r->o->lr_init : r->o->lr_g) != CG_OK ||
                (r->phase == CG_PHASE_GAN && cg_events_scalar(ev, "learning_rate/d", step, r->o->lr_d) != CG_OK) ||
@@ -259,16 +267,97 @@ static int report(train_run *r, int64_t step) {
     return 0;
 }
 
-/* Both phases: epochs of steps_per_epoch steps, from the run's current position. */
-static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t first_step) {
+/* ---- the processes of an MPI job (src/cli/dist.h) ----
+ * Every process runs this same loop on its slice of each global batch; the trainer sums
+ * gradients, losses and D's batch norm statistics across them, so all hold the same
+ * state and take the same decisions. Rank 0 alone writes (logs, grids, checkpoints) and
+ * tells the others how that went, so that a failure stops every process at once. */
+
+/* Rank 0's `rc` on every process. */
+static int rank0_says(int rc) {
+    if (dist_size() > 1) dist_bcast(&rc, sizeof rc);
+    return rc;
+}
+
+/* Whether every process's `ok` is true; rank 0 names those whose is not (each printed
+ * why). */
+static int all_ok(int ok, const char *what) {
+    const int k = dist_size();
+    if (k == 1) return ok;
+    double *f = calloc((size_t)k, sizeof *f);
+    if (!f) return 0;
+    f[dist_rank()] = !ok;
+    dist_sum_doubles(f, (size_t)k);
+    int all = 1;
+    for (int i = 0; i < k; i++) {
+        if (!f[i]) continue;
+        all = 0;
+        if (dist_rank() == 0 && i != 0) fprintf(stderr, "cartoongan train: rank %d could not %s (its message is above)\n", i, what);
+    }
+    free(f);
+    return all;
+}
+
+static int cg_train_sum_floats(void *user, float *buf, size_t n) {
+    (void)user;
+    return dist_sum_floats(buf, n);
+}
+
+static int cg_train_sum_doubles(void *user, double *buf, size_t n) {
+    (void)user;
+    return dist_sum_doubles(buf, n);
+}
+
+static int cg_train_bcast(void *user, void *buf, size_t n) {
+    (void)user;
+    return dist_bcast(buf, n);
+}
+
+/* What rank 0 knows after a resume that the others need: the run's position. */
+typedef struct {
+    int64_t step, pos, epoch_images, phase_step0;
+    int phase, epoch, phase_switch_pending, pad;
+} run_position;
+
+static void share_position(train_run *r) {
+    run_position p = {r->step, r->pos, r->epoch_images, r->phase_step0, (int)r->phase, r->epoch, r->phase_switch_pending, 0};
+    dist_bcast(&p, sizeof p);
+    r->step = p.step, r->pos = p.pos, r->epoch_images = p.epoch_images, r->phase_step0 = p.phase_step0;
+    r->phase = (cg_train_phase)p.phase, r->epoch = p.epoch, r->phase_switch_pending = p.phase_switch_pending;
+}
+
+/* Each process's loaders take its slice of every global batch from the run's position. */
+static int set_slices(train_run *r) {
+    cg_loader *ls[3] = {r->photos, r->cartoons, r->smooths};
+    for (int i = 0; i < 3; i++)
+        if (ls[i] && cg_loader_set_slice(ls[i], r->pos + (int64_t)r->rank * r->o->batch, r->global_batch) != CG_OK) {
+            fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
+            return -1;
+        }
+    r->slice_step = r->step;
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+/* Steps the phase still has from the run's position (r->epoch, r->epoch_images). */
+static int64_t steps_left(const train_run *r, int epochs) {
+    if (r->epoch >= epochs) return 0;
+    int64_t rest = (r->nphotos - r->epoch_images + r->global_batch - 1) / r->global_batch;
+    return (rest > 0 ? rest : 0) + (int64_t)(epochs - r->epoch - 1) * r->steps_per_epoch;
+}
+
+/* One phase: from the run's position to the end of its last epoch. */
+static int run_phase(train_run *r, cg_train_phase phase, int epochs) {
     const train_opts *o = r->o;
+    const int lead = r->rank == 0, mpi = r->processes > 1;
     r->phase = phase;
-    if (epochs <= 0) return 0;
-    const int64_t phase_steps = (int64_t)epochs * r->steps_per_epoch;
-    if (r->step >= first_step + phase_steps) return 0; /* resumed past it */
+    if (r->epoch >= epochs) return 0; /* resumed past it */
     char label[48];
-    progress_init(&r->bar, (int)(phase_steps), "steps", "steps/s", !o->quiet);
-    if (train_log_once(r) != 0) return -1;
+    const int64_t done0 = r->step - r->phase_step0;
+    progress_init(&r->bar, (int)(done0 + steps_left(r, epochs)), "steps", "steps/s", lead && !o->quiet);
+    progress_update(&r->bar, (double)done0);
+    if (rank0_says(lead ? train_log_once(r) : 0) != 0) return 1;
     r->report_start = progress_now(), r->report_images = 0;
     if (!r->resumed) {
         memset(r->sum, 0, sizeof r->sum), memset(r->count, 0, sizeof r->count);
@@ -276,35 +365,53 @@ static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t fir
     }
     r->resumed = 0;
     double epoch_start = progress_now(), epoch_wait = 0;
-    while (r->step < first_step + phase_steps) {
-        if (interrupted || (o->max_steps >= 0 && r->step >= o->max_steps)) {
-            progress_finish(&r->bar);
-            if (train_checkpoint(r) != 0) return -1;
-            fprintf(stderr, "cartoongan train: %s at step %lld; saved a checkpoint: continue with --resume\n",
-                    interrupted ? "interrupted" : "stopped (--max-steps)", (long long)r->step);
-            return interrupted ? 130 : 1000; /* 1000: a clean stop */
-        }
-        const int64_t k = r->step, in_phase = k - first_step;
-        r->epoch = (int)(in_phase / r->steps_per_epoch);
+    int64_t epoch_img0 = r->epoch_images;
+    while (r->epoch < epochs) {
         snprintf(label, sizeof label, "%s %d/%d", phase == CG_PHASE_INIT ? "init" : "gan", r->epoch + 1, epochs);
         progress_set_text(&r->bar, label, NULL);
+        const long k = train_data_index(r);
         double waited = 0, w;
-        if (cg_loader_next(r->photos, k, r->batch_photo, &w) != CG_OK) goto data_error;
+        int data_ok = cg_loader_next(r->photos, k, r->batch_photo, &w) == CG_OK;
         waited += w;
-        if (phase == CG_PHASE_GAN) {
-            if (cg_loader_next(r->cartoons, k, r->batch_cartoon, &w) != CG_OK) goto data_error;
+        if (data_ok && phase == CG_PHASE_GAN) {
+            data_ok = cg_loader_next(r->cartoons, k, r->batch_cartoon, &w) == CG_OK;
             waited += w;
-            if (cg_loader_next(r->smooths, k, r->batch_smooth, &w) != CG_OK) goto data_error;
+            if (data_ok) data_ok = cg_loader_next(r->smooths, k, r->batch_smooth, &w) == CG_OK;
             waited += w;
+        }
+        if (!data_ok) {
+            progress_finish(&r->bar);
+            fprintf(stderr, "cartoongan train: %s%s\n", cg_last_error(), mpi ? " (stopping every process)" : "");
+        }
+        /* every process stops at the same step: when any was interrupted or lacks data */
+        double flags[2] = {interrupted != 0, !data_ok};
+        if (mpi) {
+            dist_set_what("the check before a step");
+            dist_sum_doubles(flags, 2);
+        }
+        if (flags[1]) return 1;
+        if (flags[0] || (o->max_steps >= 0 && r->step >= o->max_steps)) {
+            progress_finish(&r->bar);
+            if (rank0_says(lead ? train_checkpoint(r) : 0) != 0) return 1;
+            if (lead)
+                fprintf(stderr, "cartoongan train: %s at step %lld; saved a checkpoint: continue with --resume\n",
+                        flags[0] ? "interrupted" : "stopped (--max-steps)", (long long)r->step);
+            return flags[0] ? 130 : 1000; /* 1000: a clean stop */
         }
         r->wait_s += waited, epoch_wait += waited;
         cg_train_losses l;
+        char what[64];
+        snprintf(what, sizeof what, "step %lld", (long long)r->step + 1);
+        dist_set_what(what);
         if (cg_trainer_step(r->t, phase, r->batch_photo, phase == CG_PHASE_GAN ? r->batch_cartoon : NULL,
                             phase == CG_PHASE_GAN ? r->batch_smooth : NULL, &l) != CG_OK) {
+            /* the losses are summed across the processes first, so all fail together */
             progress_finish(&r->bar);
-            fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
-            if (r->last_ckpt[0])
-                fprintf(stderr, "cartoongan train: the last good checkpoint is %s (nothing was written after it)\n", r->last_ckpt);
+            if (lead) {
+                fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
+                if (r->last_ckpt[0])
+                    fprintf(stderr, "cartoongan train: the last good checkpoint is %s (nothing was written after it)\n", r->last_ckpt);
+            }
             return 1;
         }
         double v[TRAIN_LOSSES];
@@ -312,57 +419,87 @@ static int run_phase(train_run *r, cg_train_phase phase, int epochs, int64_t fir
         for (int i = 0; i < TRAIN_LOSSES; i++)
             if (!isnan(v[i])) r->sum[i] += v[i], r->count[i]++, r->epoch_sum[i] += v[i], r->epoch_count[i]++;
         r->step++;
-        r->report_images += o->batch;
-        progress_update(&r->bar, (double)(r->step - first_step));
-        if ((r->step - first_step) % o->report_every == 0 && report(r, r->step) != 0) goto io_error;
-        const int epoch_end = (r->step - first_step) % r->steps_per_epoch == 0;
+        r->pos += r->global_batch;
+        r->epoch_images += r->global_batch;
+        r->report_images += r->global_batch;
+        progress_update(&r->bar, (double)(r->step - r->phase_step0));
+        if ((r->step - r->phase_step0) % o->report_every == 0) {
+            dist_set_what("rank 0's report");
+            if (rank0_says(report(r, r->step)) != 0) {
+                progress_finish(&r->bar);
+                if (lead) fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
+                return 1;
+            }
+            if (lead && mpi && !o->quiet) /* no bar under mpirun (stderr is a pipe): a line per report */
+                fprintf(stderr, "cartoongan train: %s, step %lld, %.1f images/s (%d processes), %s\n", label,
+                        (long long)r->step, r->last_ips, r->processes, r->bar.extra);
+        }
+        const int epoch_end = r->epoch_images >= r->nphotos;
         if (epoch_end) {
             double secs = progress_now() - epoch_start;
             char line[300];
             int n = snprintf(line, sizeof line, "%s epoch %d/%d: step %lld, %.1f images/s", phase == CG_PHASE_INIT ? "init" : "gan",
-                             r->epoch + 1, epochs, (long long)r->step, r->steps_per_epoch * o->batch / fmax(secs, 1e-9));
+                             r->epoch + 1, epochs, (long long)r->step, (double)(r->epoch_images - epoch_img0) / fmax(secs, 1e-9));
             for (int i = 0; i < TRAIN_LOSSES; i++)
                 if (r->epoch_count[i] && n < (int)sizeof line)
                     n += snprintf(line + n, sizeof line - n, ", %s %.6g", loss_tags[i], r->epoch_sum[i] / r->epoch_count[i]);
             if (n < (int)sizeof line) snprintf(line + n, sizeof line - n, ", waited %.2f s for data", epoch_wait);
-            if (!o->quiet) progress_message(&r->bar, "%s", line);
+            if (lead && !o->quiet) progress_message(&r->bar, "%s", line);
             memset(r->epoch_sum, 0, sizeof r->epoch_sum), memset(r->epoch_count, 0, sizeof r->epoch_count);
         }
         /* after the epoch's bookkeeping, so that a checkpoint holds the state the next step starts from */
         if (epoch_end || r->step % o->save_every == 0) {
-            if (train_validate(r) != 0 || train_checkpoint(r) != 0) return 1;
+            dist_set_what("rank 0's validation and checkpoint");
+            if (rank0_says(lead ? (train_validate(r) != 0 || train_checkpoint(r) != 0) : 0) != 0) return 1;
+            /* rank 0's state is the one saved: every process continues from it exactly (the
+             * sums give all the same bits, so this changes nothing unless an MPI's did not) */
+            if (mpi && cg_trainer_sync(r->t) != CG_OK) return 1;
         }
-        if (epoch_end) epoch_start = progress_now(), epoch_wait = 0;
+        if (epoch_end) {
+            r->epoch++, r->epoch_images = 0;
+            epoch_start = progress_now(), epoch_wait = 0, epoch_img0 = 0;
+        }
     }
     progress_finish(&r->bar);
     return 0;
-data_error:
-io_error:
-    progress_finish(&r->bar);
-    fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
-    return 1;
 }
 
 int cmd_train(int argc, char **argv) {
+    if (dist_start("train") != 0) return CLI_EXIT_FAIL;
     train_opts o;
+    dist_mute_begin(); /* every process parses; rank 0 alone says what it thinks */
     int rc = parse(&o, argc, argv);
-    if (rc >= 0) return rc;
+    dist_mute_end();
+    if (rc >= 0) {
+        dist_finish();
+        return rc;
+    }
+    dist_set_timeout(o.mpi_timeout);
+    dist_set_what("the start");
     train_run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
+    r.rank = dist_rank(), r.processes = dist_size();
+    const int lead = r.rank == 0, mpi = r.processes > 1;
+    if (mpi && o.threads == 0) o.threads = dist_default_threads();
     rc = CLI_EXIT_FAIL;
     const int gan = o.epochs > 0;
+    int ok = 1;
     if (!is_dir(o.dataset)) {
         fprintf(stderr, "cartoongan train: %s: no such folder; a dataset holds trainA/ (photos), trainB/ (cartoons), "
                         "trainB_smooth/ (made by `cartoongan smooth`) and testA/ (validation photos)\n", o.dataset);
-        return CLI_EXIT_FAIL;
+        ok = 0;
     }
-    if (open_loader(&r, &r.photos, "trainA", 0, "the training photos (.jpg .jpeg .png .webp)") != 0 ||
-        (gan && open_loader(&r, &r.cartoons, "trainB", 1, "the cartoons of the style to learn (.jpg .jpeg .png .webp)") != 0) ||
-        (gan && ensure_smooth(&o) != 0) ||
-        (gan && open_loader(&r, &r.smooths, "trainB_smooth", 2, "trainB's cartoons after `cartoongan smooth`") != 0))
-        goto done;
-    r.steps_per_epoch = (cg_loader_count(r.photos) + o.batch - 1) / o.batch;
+    /* every process reads the dataset (the same path on every machine, or a shared one) */
+    if (ok && (open_loader(&r, &r.photos, "trainA", 0, "the training photos (.jpg .jpeg .png .webp)") != 0 ||
+               (gan && open_loader(&r, &r.cartoons, "trainB", 1, "the cartoons of the style to learn (.jpg .jpeg .png .webp)") != 0) ||
+               (gan && ensure_smooth(&o, mpi) != 0) ||
+               (gan && open_loader(&r, &r.smooths, "trainB_smooth", 2, "trainB's cartoons after `cartoongan smooth`") != 0)))
+        ok = 0;
+    if (!all_ok(ok, "open the dataset")) goto done;
+    r.nphotos = cg_loader_count(r.photos);
+    r.global_batch = o.batch * r.processes;
+    r.steps_per_epoch = (r.nphotos + r.global_batch - 1) / r.global_batch;
     cg_train_config c;
     cg_train_config_default(&c);
     c.batch = o.batch, c.height = c.width = o.input_size;
@@ -373,55 +510,79 @@ int cmd_train(int argc, char **argv) {
     c.seed = o.seed, c.threads = o.threads;
     if (cg_trainer_create(&r.t, &c, strcmp(o.vgg, "none") ? o.vgg : NULL) != CG_OK) {
         fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
-        goto done;
+        ok = 0;
     }
-    if (train_setup_outputs(&r) != 0) goto done;
+    if (!all_ok(ok, "set up the trainer (--vgg)")) goto done;
+    /* the run starts at step 0 in the init phase, or in the GAN phase when there is none */
+    r.phase = o.init_epochs > 0 ? CG_PHASE_INIT : CG_PHASE_GAN;
     r.phase_switch_pending = o.init_epochs > 0;
-    if (o.resume) {
-        if (train_resume(&r) != 0) goto done;
-    } else if (o.init_from && train_init_from(&r) != 0) {
-        goto done;
+    /* rank 0 alone reads and writes the run's files (checkpoints live on its machine) */
+    if (lead) {
+        if (train_setup_outputs(&r) != 0) ok = 0;
+        else if (o.resume) ok = train_resume(&r) == 0;
+        else if (o.init_from) ok = train_init_from(&r) == 0;
     }
+    if (rank0_says(!ok) != 0) goto done;
+    if (mpi) {
+        cg_train_comm comm = {r.processes, cg_train_sum_floats, cg_train_sum_doubles, cg_train_bcast, NULL};
+        if (cg_trainer_set_comm(r.t, &comm) != CG_OK || cg_trainer_sync(r.t) != CG_OK) {
+            fprintf(stderr, "cartoongan train: %s\n", cg_last_error());
+            goto done;
+        }
+        share_position(&r);
+        if (lead && o.resume && !o.quiet)
+            fprintf(stderr, "cartoongan train: %d processes, each of batch %d: a global batch of %d\n", r.processes, o.batch,
+                    r.global_batch);
+    }
+    if (set_slices(&r) != 0) ok = 0;
     size_t img = (size_t)o.batch * 3 * o.input_size * o.input_size;
     r.batch_photo = malloc(img * sizeof(float)), r.batch_cartoon = malloc(img * sizeof(float));
     r.batch_smooth = malloc(img * sizeof(float));
-    if (!r.batch_photo || !r.batch_cartoon || !r.batch_smooth) {
+    if (ok && (!r.batch_photo || !r.batch_cartoon || !r.batch_smooth)) {
         fprintf(stderr, "cartoongan train: out of memory\n");
-        goto done;
+        ok = 0;
     }
+    if (!all_ok(ok, "start")) goto done;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    const int64_t init_steps = (int64_t)o.init_epochs * r.steps_per_epoch;
-    double t0 = progress_now();
+    double t0 = progress_now(), sum0 = dist_sum_seconds();
     int64_t step0 = r.step;
-    rc = run_phase(&r, CG_PHASE_INIT, o.init_epochs, 0);
+    rc = 0;
+    if (r.phase == CG_PHASE_INIT) rc = run_phase(&r, CG_PHASE_INIT, o.init_epochs);
     if (rc == 0 && gan) {
-        if (r.phase_switch_pending && r.step == init_steps) {
+        if (r.phase_switch_pending) {
             /* the GAN phase's optimizer for G is a new one, as the seed project's */
             cg_trainer_restart_optimizer(r.t, CG_NET_G);
             r.phase_switch_pending = 0;
+            r.epoch = 0, r.epoch_images = 0, r.phase_step0 = r.step;
         }
         cg_trainer_set_learning_rate(r.t, CG_NET_G, o.lr_g);
-        rc = run_phase(&r, CG_PHASE_GAN, o.epochs, init_steps);
+        rc = run_phase(&r, CG_PHASE_GAN, o.epochs);
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (rc == 1000) rc = 0;
-    if (rc == 0 && !o.quiet) {
-        double secs = progress_now() - t0;
-        printf("trained %lld step%s in %.0f s (%.2f images/s, %.1f s waiting for data); last checkpoint %s\n",
-               (long long)(r.step - step0), r.step - step0 == 1 ? "" : "s", secs, (r.step - step0) * o.batch / fmax(secs, 1e-9), r.wait_s,
-               r.last_ckpt[0] ? r.last_ckpt : "(none)");
+    if (rc == 0 && lead && !o.quiet) {
+        double secs = progress_now() - t0, steps = (double)(r.step - step0);
+        printf("trained %lld step%s in %.0f s (%.2f images/s, %.1f s waiting for data", (long long)(r.step - step0),
+               r.step - step0 == 1 ? "" : "s", secs, steps * r.global_batch / fmax(secs, 1e-9), r.wait_s);
+        if (mpi) /* rank 0's time in the sums across processes, its wait for slower ones included */
+            printf("; %d processes, all-reduce %.1f s, %.1f %% of the time", r.processes, dist_sum_seconds() - sum0,
+                   100 * (dist_sum_seconds() - sum0) / fmax(secs, 1e-9));
+        printf("); last checkpoint %s\n", r.last_ckpt[0] ? r.last_ckpt : "(none)");
     }
-    train_report_files(&r);
+    if (lead) train_report_files(&r);
 done:
-    train_close_outputs(&r);
+    if (lead) train_close_outputs(&r);
     cg_trainer_free(r.t);
     cg_loader_close(r.photos), cg_loader_close(r.cartoons), cg_loader_close(r.smooths);
     free(r.batch_photo), free(r.batch_cartoon), free(r.batch_smooth);
+    /* every process ends with the same status: each stopped at the same point */
+    fflush(stdout), fflush(stderr);
+    dist_finish();
     return rc;
 }

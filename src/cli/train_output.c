@@ -172,6 +172,14 @@ static int newest_checkpoint(const char *dir, char *path, size_t n, long long *s
     return *step >= 0 ? 0 : -1;
 }
 
+/* A whole number from the checkpoint's metadata: 0, or -1 when absent or not one. */
+static int meta_ll(const char *path, const char *key, long long *out) {
+    char v[64], *end;
+    if (st_read_metadata(path, key, v, sizeof v) != CG_OK) return -1;
+    *out = strtoll(v, &end, 10);
+    return end == v || *end || *out < 0 ? -1 : 0;
+}
+
 static int meta_str(const char *path, const char *key, char *v, size_t n) {
     if (st_read_metadata(path, key, v, n) == CG_OK) return 0;
     fprintf(stderr, "cartoongan train: cannot resume from %s: %s\n", path, cg_last_error());
@@ -193,8 +201,14 @@ int train_resume(train_run *r) {
     snprintf(wants[2], 64, "%llu", (unsigned long long)o->seed), snprintf(wants[3], 64, "%s", o->gan_loss);
     snprintf(wants[4], 64, "%s", o->d_norm), snprintf(wants[5], 64, "%d", o->init_epochs);
     static const char *const flag[6] = {"--batch-size", "--input-size", "--seed", "--gan-loss", "--d-norm", "--init-epochs"};
+    /* A checkpoint that records its data position in images resumes with any batch and any
+     * number of processes (the global batch may then change; the data goes on where it
+     * stopped); an older one's position is counted in its own batches. */
+    long long old_global = 0;
+    const int positioned = meta_ll(path, "data_pos", &old_global) == 0 && meta_ll(path, "global_batch", &old_global) == 0;
     for (int i = 0; i < 6; i++) {
         if (meta_str(path, key[i], v, sizeof v)) return -1;
+        if (i == 0 && positioned) continue;
         if (strcmp(v, wants[i])) {
             fprintf(stderr, "cartoongan train: cannot resume from %s: it was trained with %s %s, this run has %s\n", path,
                     flag[i], v, wants[i]);
@@ -203,11 +217,30 @@ int train_resume(train_run *r) {
     }
     if (meta_str(path, "phase", v, sizeof v)) return -1;
     int gan_phase = !strcmp(v, "gan");
+    /* the position, global (any number of processes may resume it); a checkpoint written
+     * before several processes could train has none, and was written by one process */
+    long long pos, epoch_images, phase_first, next_epoch;
+    if (meta_ll(path, "data_pos", &pos) || meta_ll(path, "epoch_images", &epoch_images) ||
+        meta_ll(path, "phase_first_step", &phase_first) || meta_ll(path, "next_epoch", &next_epoch)) {
+        const long long spe = (r->nphotos + o->batch - 1) / o->batch;
+        phase_first = gan_phase ? (long long)o->init_epochs * spe : 0;
+        pos = step * o->batch;
+        next_epoch = (step - phase_first) / spe;
+        epoch_images = (step - phase_first) % spe * o->batch;
+    }
     if (cg_trainer_load_checkpoint(r->t, path) != CG_OK) {
         fprintf(stderr, "cartoongan train: cannot resume: %s (the file is left as it is)\n", cg_last_error());
         return -1;
     }
+    if (positioned && old_global != r->global_batch && !o->quiet)
+        fprintf(stderr, "cartoongan train: note: %s was trained with a global batch of %lld images; this run's is %d "
+                        "(--batch-size %d x %d process%s)\n", path, old_global, r->global_batch, o->batch, r->processes,
+                r->processes == 1 ? "" : "es");
     r->step = step;
+    r->pos = pos;
+    r->phase = gan_phase ? CG_PHASE_GAN : CG_PHASE_INIT;
+    r->phase_step0 = phase_first;
+    r->epoch = (int)next_epoch, r->epoch_images = epoch_images;
     r->phase_switch_pending = !gan_phase && o->init_epochs > 0;
     for (int i = 0; i < TRAIN_LOSSES; i++) {
         char key[16];
@@ -269,12 +302,12 @@ int train_log_once(train_run *r) {
     r->logged_once[r->phase] = 1;
     char tag[64];
     /* the batch this phase starts with (the loop asks for it again: the loaders give the same) */
-    if (cg_loader_next(r->photos, r->step, r->batch_photo, NULL) != CG_OK) goto fail;
+    if (cg_loader_next(r->photos, train_data_index(r), r->batch_photo, NULL) != CG_OK) goto fail;
     const float *rows[3] = {r->batch_photo, r->batch_cartoon, r->batch_smooth};
     int nrows = 1;
     if (r->phase == CG_PHASE_GAN) {
-        if (cg_loader_next(r->cartoons, r->step, r->batch_cartoon, NULL) != CG_OK ||
-            cg_loader_next(r->smooths, r->step, r->batch_smooth, NULL) != CG_OK)
+        if (cg_loader_next(r->cartoons, train_data_index(r), r->batch_cartoon, NULL) != CG_OK ||
+            cg_loader_next(r->smooths, train_data_index(r), r->batch_smooth, NULL) != CG_OK)
             goto fail;
         nrows = 3;
     }
@@ -423,7 +456,15 @@ int train_checkpoint(train_run *r) {
         m += (size_t)snprintf(meta + m, sizeof meta - m, ",\"sum_%d\":\"%.17g %d %.17g %d\"", i, r->sum[i], r->count[i],
                               r->epoch_sum[i], r->epoch_count[i]);
     if (m < sizeof meta)
-        snprintf(meta + m, sizeof meta - m, ",\"logged_once\":\"%d %d\"", r->logged_once[0], r->logged_once[1]);
+        m += (size_t)snprintf(meta + m, sizeof meta - m, ",\"logged_once\":\"%d %d\"", r->logged_once[0], r->logged_once[1]);
+    /* where the next step starts, in images: what any number of processes resumes from */
+    const int end = r->epoch_images >= r->nphotos;
+    if (m < sizeof meta)
+        snprintf(meta + m, sizeof meta - m,
+                 ",\"data_pos\":\"%lld\",\"next_epoch\":\"%d\",\"epoch_images\":\"%lld\",\"phase_first_step\":\"%lld\","
+                 "\"processes\":\"%d\",\"global_batch\":\"%d\"",
+                 (long long)r->pos, r->epoch + end, end ? 0LL : (long long)r->epoch_images, (long long)r->phase_step0,
+                 r->processes, r->global_batch);
     if (cg_trainer_save_checkpoint(r->t, path, meta) != CG_OK) {
         progress_message(&r->bar, "cartoongan train: cannot write a checkpoint: %s; %s%s", cg_last_error(),
                          r->last_ckpt[0] ? "the previous one is intact: " : "no earlier checkpoint",
