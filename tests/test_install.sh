@@ -308,6 +308,18 @@ light_paprika.safetensors"
     sum=$(cd "$SHARED/cartoongan_light/light_paprika_ckpt" &&
         cat checkpoint generator.index generator.data-00000-of-00001 | sha256sum | cut -d' ' -f1)
     grep -q "\"light_paprika\", 1, \"3.7\", \"$sum\"" src/cli/fetch.c || note_failure "light_paprika's pinned digest is not $sum"
+    # --help's sizes are what is downloaded and what is written, in MB (10^6 bytes)
+    local full_dl light_dl full_st light_st
+    full_dl=$(cat "$SHARED/cartoongan/hayao"/*.npy | wc -c | awk '{ printf "%.1f", $1 / 1e6 }')
+    light_dl=$(cat "$SHARED/cartoongan_light/light_paprika_ckpt"/* | wc -c | awk '{ printf "%.1f", $1 / 1e6 }')
+    full_st=$(wc -c <"$W/hayao.safetensors" | awk '{ printf "%.1f", $1 / 1e6 }')
+    light_st=$(wc -c <"$W/light_paprika.safetensors" | awk '{ printf "%.1f", $1 / 1e6 }')
+    run_inst -- fetch-weights --help
+    tr -s ' \n' '  ' <"$T/out" >"$D/help.txt"
+    grep -qF "paprika ($full_dl MB each to download, $full_st MB each once converted)" "$D/help.txt" ||
+        note_failure "fetch-weights --help does not give the full styles as $full_dl MB to download, $full_st MB converted"
+    grep -qF "light_paprika ($light_dl MB each to download, $light_st MB each once converted)" "$D/help.txt" ||
+        note_failure "fetch-weights --help does not give the light styles as $light_dl MB to download, $light_st MB converted"
 }
 
 # Over HTTP from a local server laid out as the upstream repository (python3's http.server
@@ -339,17 +351,33 @@ test_fetch_http() {
 light_paprika.safetensors"
     check "downloaded hayao as make made it" cmp -s "$dest/hayao.safetensors" "$W/hayao.safetensors"
     check "downloaded light_paprika as make made it" cmp -s "$dest/light_paprika.safetensors" "$W/light_paprika.safetensors"
-    # one changed byte: refused, and nothing left behind (no file, no temporary folder)
+    # one changed byte: refused, and nothing left behind (no file, no temporary folder, not
+    # even the --dest folder it made)
     run_inst HOME="$T/home4" -- fetch-weights --dest "$D/w2" --base-url "http://127.0.0.1:$port/bad" hayao
     expect_rc 1
     expect_err "hayao: the files downloaded to are not the release's (SHA-256 "
     expect_err "expected ac4dff7c5407ae3a1fedd1ee82ab21e1c534aa58e191e77b7e614feebe1a8c62"
-    [ -z "$(ls -A "$D/w2")" ] || note_failure "left after a refused download: $(ls -A "$D/w2")"
+    [ ! -e "$D/w2" ] || note_failure "left after a refused download: $D/w2 $(ls -A "$D/w2")"
     # a file the server does not have
     run_inst HOME="$T/home4" -- fetch-weights --dest "$D/w2" --base-url "http://127.0.0.1:$port" shinkai
     expect_rc 1
     expect_err "shinkai: http://127.0.0.1:$port/$npy/shinkai/conv01_1.bias.npy: HTTP 404"
-    [ -z "$(ls -A "$D/w2")" ] || note_failure "left after a 404: $(ls -A "$D/w2")"
+    [ ! -e "$D/w2" ] || note_failure "left after a 404: $D/w2 $(ls -A "$D/w2")"
+    # into a --dest that exists: it stays, empty
+    mkdir "$D/w3"
+    run_inst HOME="$T/home4" -- fetch-weights --dest "$D/w3" --base-url "http://127.0.0.1:$port" shinkai
+    expect_rc 1
+    [ -d "$D/w3" ] && [ -z "$(ls -A "$D/w3")" ] || note_failure "an existing --dest after a 404: $(ls -A "$D/w3")"
+    # a failed fetch into folders that were not there (the user's default one, a --dest
+    # deeper down) leaves none of them behind, as --help says
+    mkdir -p "$T/home5"
+    run_inst HOME="$T/home5" -- fetch-weights --base-url "http://127.0.0.1:$port" shinkai
+    expect_rc 1
+    expect_err "HTTP 404"
+    [ -z "$(ls -A "$T/home5")" ] || note_failure "left in HOME after a failed fetch: $(cd "$T/home5" && find . | tr '\n' ' ')"
+    run_inst HOME="$T/home5" -- fetch-weights --dest "$D/new/sub/w" --from "$T/nowhere" hayao
+    expect_rc 1
+    check "a failed --from fetch made no --dest" [ ! -e "$D/new" ]
     kill "$server" 2>/dev/null
     wait "$server" 2>/dev/null
     server=""

@@ -9,7 +9,8 @@
  * `cartoongan export` (which checks every tensor's name and shape, and every CRC32C of a
  * checkpoint) to DEST/<style>.safetensors. Downloads go to a hidden temporary folder in
  * DEST, removed whatever happens (Ctrl-C included), and the .safetensors file is written
- * atomically: an interrupted or failed fetch leaves DEST as it was. */
+ * atomically: an interrupted or failed fetch leaves DEST as it was (a DEST it had to make,
+ * and the folders it made above it, are removed again when no style was fetched). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -36,7 +37,7 @@
 typedef struct {
     const char *name;
     int light;
-    const char *mb;     /* download size, for the messages */
+    const char *mb;     /* download size (the .safetensors is 44.5 or 3.5 MB), for the messages */
     const char *sha256; /* of the style's files concatenated in the order files_of() lists */
 } style_info;
 
@@ -88,9 +89,10 @@ static void print_help(void) {
            "A failed or interrupted fetch leaves DEST as it was.\n"
            "\n"
            "positional arguments:\n"
-           "  STYLE                 shinkai, hayao, hosoda, paprika (44.5 MB each to download),\n"
-           "                        light_shinkai, light_paprika (3.7 MB each) (default: all\n"
-           "                        six)\n"
+           "  STYLE                 shinkai, hayao, hosoda, paprika (44.5 MB each to download,\n"
+           "                        44.5 MB each once converted), light_shinkai,\n"
+           "                        light_paprika (3.7 MB each to download, 3.5 MB each once\n"
+           "                        converted) (default: all six)\n"
            "\n"
            "options:\n"
            "  -h, --help            show this help and exit\n"
@@ -300,6 +302,30 @@ done:
     return rc;
 }
 
+/* The folders of path that do not exist yet, deepest first ("a/b/c" with only "a" there:
+ * "a/b/c", "a/b"), for remove_dirs. */
+static void missing_dirs(const char *path, str_list *out) {
+    char *p = cli_xcheck(strdup(path));
+    struct stat st;
+    for (;;) {
+        size_t n = strlen(p);
+        while (n > 1 && p[n - 1] == '/') p[--n] = '\0'; /* "a/b/" */
+        if (n == 0 || stat(p, &st) == 0 || errno != ENOENT) break;
+        cli_list_push(out, cli_xcheck(strdup(p)));
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p) break; /* "a" or "/a": nothing above to make */
+        *slash = '\0';
+    }
+    free(p);
+}
+
+/* Removes the folders missing_dirs listed, deepest first, as long as they are empty: a run
+ * that fetched nothing leaves no trace (its temporary folders are gone by then). */
+static void remove_dirs(const str_list *dirs) {
+    for (int i = 0; i < dirs->n; i++)
+        if (rmdir(dirs->v[i]) != 0) break;
+}
+
 static const style_info *find_info(const char *name) {
     for (int i = 0; i < CLI_NUM_FETCHABLE; i++)
         if (!strcmp(name, styles[i].name)) return &styles[i];
@@ -372,8 +398,13 @@ int cmd_fetch_weights(int argc, char **argv) {
             return CLI_EXIT_FAIL;
         }
     }
+    /* DEST and the folders above it that are missing are made now (the downloads go to a
+     * temporary folder inside it) and removed again if nothing comes of the run */
+    str_list made = {0};
+    missing_dirs(o.dest, &made);
     if (cg_mkdir_p(o.dest) != CG_OK) {
         fprintf(stderr, "cartoongan " CMD ": %s\n", cg_last_error());
+        remove_dirs(&made);
         return CLI_EXIT_FAIL;
     }
     cli_catch_interrupts(on_signal);
@@ -383,6 +414,8 @@ int cmd_fetch_weights(int argc, char **argv) {
         failed += rc < 0 && !interrupted;
         fetched += rc == 0;
     }
+    if (fetched == 0) remove_dirs(&made);
+    cli_list_free(&made);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (interrupted) {
