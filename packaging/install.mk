@@ -93,7 +93,7 @@ $(INST)/paths: FORCE
 	@echo '$(INSTALL_PATHS)' | cmp -s - $@ || echo '$(INSTALL_PATHS)' >$@
 
 $(INST)/weights.o: src/cli/weights.c $(INST)/paths
-	$(CC) $(ALL_CFLAGS) -UCG_DEFAULT_WEIGHTS_DIR -DCG_INSTALLED_WEIGHTS_DIR='"$(PKGDATADIR)/weights"' \
+	$(CC) $(ALL_CFLAGS) -UCG_DEFAULT_WEIGHTS_DIR -DCG_INSTALLED_DATA_DIR='"$(PKGDATADIR)"' \
 	    -MMD -MP -c $< -o $@
 
 $(INST)/cartoongan: $(filter-out $(BUILD)/obj/src/cli/weights.o,$(CLI_OBJ)) $(INST)/weights.o $(BUILD)/libcartoongan.a

@@ -43,6 +43,8 @@ const char *cli_find_style(const char *weights_dir, const char *style);
 void cli_report_missing_style(const char *weights_dir, const char *style);
 /* Prints the "weights:" paragraph of a command's --help (the places, in order). */
 void cli_print_weights_help(void);
+/* PREFIX/share/cartoongan for the installed command (make install), NULL for build/cartoongan. */
+const char *cli_installed_data_dir(void);
 
 /* The built-in styles, the ones `cartoongan fetch-weights` knows how to download: the four
  * released full ones (cg_style_names' order), then light_shinkai and light_paprika. */

@@ -8,12 +8,14 @@
  * the first holding S wins:
  *   an uninstalled build (build/cartoongan, run from the checkout): the checkout's
  *     weights/ (CG_DEFAULT_WEIGHTS_DIR, where `make` puts them), then the user's folder;
- *   an installed one (built with CG_INSTALLED_WEIGHTS_DIR, PREFIX/share/cartoongan/weights):
+ *   an installed one (CG_INSTALLED_WEIGHTS_DIR, PREFIX/share/cartoongan/weights):
  *     the user's folder, then that shared one.
  * The user's folder is $XDG_DATA_HOME/cartoongan/weights (~/.local/share/cartoongan/weights
  * when unset), as the XDG base directory specification has it; `cartoongan fetch-weights`
  * writes there. This file is the only one compiled differently for the installed binary
- * (install.mk), so the rest of the command is the same code either way. */
+ * (install.mk defines CG_INSTALLED_DATA_DIR, PREFIX/share/cartoongan), so the rest of the
+ * command is the same code either way; it also tells the rest whether it is installed
+ * (cli_installed_data_dir: `serve` then serves PREFIX/share/cartoongan/web). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -25,7 +27,9 @@
 #include "cartoongan.h"
 #include "cli/cli.h"
 
-#if !defined(CG_INSTALLED_WEIGHTS_DIR) && !defined(CG_DEFAULT_WEIGHTS_DIR)
+#ifdef CG_INSTALLED_DATA_DIR
+#define CG_INSTALLED_WEIGHTS_DIR CG_INSTALLED_DATA_DIR "/weights"
+#elif !defined(CG_DEFAULT_WEIGHTS_DIR)
 #define CG_DEFAULT_WEIGHTS_DIR "weights"
 #endif
 
@@ -34,6 +38,14 @@
 
 const char *const cli_fetchable_styles[CLI_NUM_FETCHABLE] = {"shinkai", "hayao", "hosoda", "paprika",
                                                              "light_shinkai", "light_paprika"};
+
+const char *cli_installed_data_dir(void) {
+#ifdef CG_INSTALLED_DATA_DIR
+    return CG_INSTALLED_DATA_DIR;
+#else
+    return NULL;
+#endif
+}
 
 int cli_style_fetchable(const char *style) {
     for (int i = 0; i < CLI_NUM_FETCHABLE; i++)
