@@ -3,13 +3,16 @@
 #   make install     PREFIX/bin/cartoongan, PREFIX/include/cartoongan.h,
 #                    LIBDIR/libcartoongan.a, LIBDIR/libcartoongan.so.0 (and .so),
 #                    LIBDIR/pkgconfig/cartoongan.pc, PREFIX/share/man/man1/cartoongan*.1,
-#                    and the styles' weights that `make` set up in
-#                    PREFIX/share/cartoongan/weights/ (INSTALL_WEIGHTS=0: none), all under
-#                    DESTDIR when given
+#                    the styles' weights that `make` set up in
+#                    PREFIX/share/cartoongan/weights/ (INSTALL_WEIGHTS=0: none), and the
+#                    browser app in PREFIX/share/cartoongan/web/ when `make web` has built
+#                    it (without its weights: `serve` takes those from the weights
+#                    folders), all under DESTDIR when given
 #   make uninstall   removes what install put there (same PREFIX, LIBDIR and DESTDIR)
 #   make shared      only the shared library, in $(BUILD)/
 #   make man         only the man pages, in $(BUILD)/inst/man/
-#   make deb         $(BUILD)/cartoongan_VERSION_ARCH.deb (tools/make_deb.sh)
+#   make deb         $(BUILD)/cartoongan_VERSION_ARCH.deb (tools/make_deb.sh), with the
+#                    browser app when emscripten is there to build it
 #
 # The shared library is built from its own objects ($(BUILD)/pic/): position-independent
 # and with hidden visibility, so that only the API of include/cartoongan.h is exported;
@@ -138,6 +141,17 @@ $(INST)/man/cartoongan.1: $(INST)/cartoongan packaging/help_for_man.sh
 
 INSTALLED_WEIGHTS := $(if $(filter 1,$(INSTALL_WEIGHTS)),$(wildcard $(WEIGHT_FILES) $(LIGHT_FILES)))
 
+# The browser app (web/web.mk) as `make web` left it in $(WEB_OUT), its weights/ left out:
+# the installed `cartoongan serve` answers the page's weights/ requests from the folders
+# styles are looked up in (PREFIX/share/cartoongan/weights, the user's), so the weights are
+# installed once and the ones `fetch-weights` downloads are found too. Installed only when
+# it is all there; `make install` does not build it (that needs emscripten).
+WEB_APP_FILES = $(notdir $(WEB_STATIC)) cartoongan_st.js cartoongan_st.wasm cartoongan_mt.js \
+                cartoongan_mt.wasm cartoongan_mt.worker.js
+WEB_APP_BUILT = $(if $(filter-out $(wildcard $(WEB_APP_FILES:%=$(WEB_OUT)/%)),$(WEB_APP_FILES:%=$(WEB_OUT)/%)),,yes)
+# what `make deb` builds of it: the app without the weights `make web` lays out beside it
+WEB_APP = $(WEB_OUT)/cartoongan_st.js $(WEB_OUT)/cartoongan_mt.js $(WEB_STATIC:web/%=$(WEB_OUT)/%)
+
 install: $(INST)/cartoongan $(BUILD)/libcartoongan.a $(SHLIB) $(BUILD)/cartoongan.pc $(MAN_PAGES)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PKGDATADIR)/weights
@@ -149,6 +163,10 @@ install: $(INST)/cartoongan $(BUILD)/libcartoongan.a $(SHLIB) $(BUILD)/cartoonga
 	install -m 0644 $(BUILD)/cartoongan.pc $(DESTDIR)$(LIBDIR)/pkgconfig/cartoongan.pc
 	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
 	$(if $(INSTALLED_WEIGHTS),install -m 0644 $(INSTALLED_WEIGHTS) $(DESTDIR)$(PKGDATADIR)/weights/)
+	$(if $(WEB_APP_BUILT),install -d $(DESTDIR)$(PKGDATADIR)/web)
+	$(if $(WEB_APP_BUILT),install -m 0644 $(WEB_APP_FILES:%=$(WEB_OUT)/%) $(DESTDIR)$(PKGDATADIR)/web/)
+	@[ -n "$(WEB_APP_BUILT)" ] || \
+	    echo "make install: no browser app in $(WEB_OUT) to install ('make web' builds it; 'cartoongan serve' needs it)"
 	@[ -n "$(INSTALLED_WEIGHTS)" ] || [ "$(INSTALL_WEIGHTS)" != 1 ] || \
 	    echo "make install: no weights in $(WEIGHTS_DIR) to install ('make weights' sets them up; users can run 'cartoongan fetch-weights')"
 	@# the dynamic loader's cache, for a library installed into this system's own folders
@@ -159,18 +177,22 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/libcartoongan.a $(DESTDIR)$(LIBDIR)/libcartoongan.so.* \
 	    $(DESTDIR)$(LIBDIR)/libcartoongan.so $(DESTDIR)$(LIBDIR)/pkgconfig/cartoongan.pc \
 	    $(DESTDIR)$(MANDIR)/man1/cartoongan.1 $(MAN_CMDS:%=$(DESTDIR)$(MANDIR)/man1/cartoongan-%.1) \
-	    $(foreach s,$(STYLES) $(LIGHT_STYLES),$(DESTDIR)$(PKGDATADIR)/weights/$(s).safetensors)
+	    $(foreach s,$(STYLES) $(LIGHT_STYLES),$(DESTDIR)$(PKGDATADIR)/weights/$(s).safetensors) \
+	    $(WEB_APP_FILES:%=$(DESTDIR)$(PKGDATADIR)/web/%)
 	@# the folders that are cartoongan's own, when nothing else (a user's style) is left in them
-	rmdir $(DESTDIR)$(PKGDATADIR)/weights $(DESTDIR)$(PKGDATADIR) 2>/dev/null || true
+	rmdir $(DESTDIR)$(PKGDATADIR)/weights $(DESTDIR)$(PKGDATADIR)/web $(DESTDIR)$(PKGDATADIR) 2>/dev/null || true
 	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ! command -v ldconfig >/dev/null || ldconfig
 
 # The Debian package: installed with PREFIX=/usr and the multiarch library folder into a
 # staging folder, without weights (users fetch them: `cartoongan fetch-weights`), then
 # stripped, documented and packed by tools/make_deb.sh (dpkg-shlibdeps for Depends,
-# lintian for the check).
+# lintian for the check). The browser app goes in when emscripten is there to build it
+# (its code only: `make web` would also want every style's weights), so that the
+# packaged `cartoongan serve` has something to serve.
 DEB_MULTIARCH = $(shell dpkg-architecture -qDEB_HOST_MULTIARCH)
 deb:
 	rm -rf $(BUILD)/deb
+	$(if $(shell command -v $(EMCC)),$(MAKE) $(WEB_APP),@echo "make deb: no $(EMCC) (emscripten): the package will not hold the browser app")
 	$(MAKE) install DESTDIR=$(abspath $(BUILD))/deb/debian/cartoongan PREFIX=/usr \
 	    LIBDIR=/usr/lib/$(DEB_MULTIARCH) INSTALL_WEIGHTS=0
 	tools/make_deb.sh $(BUILD)/deb/debian/cartoongan $(VERSION) $(BUILD)

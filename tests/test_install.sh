@@ -6,14 +6,15 @@
 # command and option, the installed command looks for weights where the README says and
 # names those places when a style is missing, `fetch-weights` (from ../shared and over
 # HTTP from a local server) writes what `make` writes and refuses bytes that are not the
-# release's, `make uninstall` leaves nothing, and `make deb` gives a lintian-clean package
-# with shlibs Depends. Installing that package needs root and changes the system, so it is
+# release's, the installed `serve` serves the installed browser app and the styles' weights
+# from the weights folders, `make uninstall` leaves nothing, and `make deb` gives a
+# lintian-clean package with shlibs Depends (and the browser app when emscripten is here). Installing that package needs root and changes the system, so it is
 # done by hand (README, "Installing").
 # Prints "ok NAME" / "FAIL NAME" per case and last "test_install: P passed, F failed".
 #
 # Needs the build (`make test` builds what it installs first: $CARTOONGAN_BUILD, default
 # build), the weights ($CARTOONGAN_WEIGHTS, else weights/), ../shared/weights, pkg-config,
-# help2man, python3, dpkg-dev and lintian (tools/install_deps.sh).
+# help2man, python3, curl, dpkg-dev and lintian (tools/install_deps.sh).
 # Run from anywhere: tests/test_install.sh
 set -u
 
@@ -28,7 +29,7 @@ for f in "$W/hayao.safetensors" "$W/hosoda.safetensors" "$W/light_paprika.safete
     "$SHARED/cartoongan/hayao/conv01_1.weight.npy" "$SHARED/cartoongan_light/light_paprika_ckpt/checkpoint"; do
     [ -f "$f" ] || missing="$missing $f"
 done
-for t in pkg-config help2man python3 nm readelf dpkg-deb dpkg-shlibdeps lintian man; do
+for t in pkg-config help2man python3 curl nm readelf dpkg-deb dpkg-shlibdeps lintian man; do
     command -v $t >/dev/null || missing="$missing $t"
 done
 if [ -n "$missing" ]; then
@@ -75,15 +76,29 @@ P=/usr/local # the default PREFIX, which `make test` built for
 STYLES_INSTALLED=$(for s in shinkai hayao hosoda paprika light_shinkai light_paprika; do
     [ -f "$W/$s.safetensors" ] && echo "share/cartoongan/weights/$s.safetensors"; done)
 
+# A stand-in for the browser app `make web` builds (emscripten's output is not needed to see
+# where install puts it): the page's own files and the engine's, with recognisable bytes,
+# and the weights `make web` lays out beside them, which install leaves out.
+APP=$T/webapp
+APP_FILES="$(cd web && ls ./*.html ./*.js ./*.css ./*.svg 2>/dev/null | sed 's|^\./||')
+cartoongan_st.js
+cartoongan_st.wasm
+cartoongan_mt.js
+cartoongan_mt.wasm
+cartoongan_mt.worker.js"
+mkdir -p "$APP/weights"
+for f in $APP_FILES; do echo "app file $f" >"$APP/$f"; done
+echo "not installed" >"$APP/weights/hayao.safetensors"
+
 # ---- make install into a DESTDIR ----
 
 test_layout() {
-    mk install DESTDIR="$STAGE" || return
+    mk install DESTDIR="$STAGE" WEB_OUT="$APP" || return
     local want
     want=$(printf '%s\n' bin/cartoongan include/cartoongan.h lib/libcartoongan.a lib/libcartoongan.so \
         lib/libcartoongan.so.0 "lib/libcartoongan.so.$VERSION" lib/pkgconfig/cartoongan.pc \
         share/man/man1/cartoongan.1 share/man/man1/cartoongan-{bench,cartoonize,export,fetch-weights,serve,smooth,train}.1 \
-        $STYLES_INSTALLED | sed "s|^|${P#/}/|" | LC_ALL=C sort)
+        $STYLES_INSTALLED $(echo "$APP_FILES" | sed 's|^|share/cartoongan/web/|') | sed "s|^|${P#/}/|" | LC_ALL=C sort)
     [ "$(tree "$STAGE")" = "$want" ] ||
         note_failure "installed [$(tree "$STAGE" | tr '\n' ' ')], expected [$(echo "$want" | tr '\n' ' ')]"
     check "libcartoongan.so -> libcartoongan.so.0" [ "$(readlink "$STAGE$P/lib/libcartoongan.so")" = libcartoongan.so.0 ]
@@ -92,6 +107,7 @@ test_layout() {
     check "the header is include/cartoongan.h" cmp -s include/cartoongan.h "$STAGE$P/include/cartoongan.h"
     check "hayao's weights installed" cmp -s "$W/hayao.safetensors" "$STAGE$P/share/cartoongan/weights/hayao.safetensors"
     check "bin/cartoongan is executable" [ -x "$STAGE$P/bin/cartoongan" ]
+    check "the app's files installed" cmp -s "$APP/cartoongan_mt.wasm" "$STAGE$P/share/cartoongan/web/cartoongan_mt.wasm"
     BIN=$STAGE$P/bin/cartoongan cg --version
     expect_out "cartoongan $VERSION"
 }
@@ -211,7 +227,9 @@ run_inst() { # ENV-ASSIGNMENTS... -- ARGS: the installed command, without the te
 }
 
 test_lookup() {
-    mk install PREFIX="$PFX" INSTALL_WEIGHTS=0 || return
+    mk install PREFIX="$PFX" INSTALL_WEIGHTS=0 WEB_OUT="$T/noapp" || return
+    grep -q "no browser app in $T/noapp to install ('make web' builds it" "$T/make.out" ||
+        note_failure "install without the app does not say so: $(cat "$T/make.out")"
     mkdir -p "$T/elsewhere" "$T/home" "$T/xdg/cartoongan/weights" "$T/env"
     local sysw=$PFX/share/cartoongan/weights userw=$T/home/.local/share/cartoongan/weights
     check "PREFIX/share/cartoongan/weights made" [ -d "$sysw" ]
@@ -265,6 +283,11 @@ test_lookup() {
     run_inst HOME="$T/home" -- cartoonize --styles mien --output-dir "$D/mine" "$DATA/plain.png"
     expect_rc 2
     expect_err "unknown style 'mien': no mien.safetensors in $userw or $sysw ($userw: hayao; $sysw: hayao, mine)"
+    # no inputs and no input_images/: the installed command has no sample photos to offer
+    run_inst HOME="$T/home" -- cartoonize
+    expect_rc 1
+    expect_err "input_images: no such file or directory (give files, folders or URLs to cartoonize, or --input-dir DIR, e.g. 'cartoongan cartoonize photo.jpg')"
+    grep -q "make" "$T/err" && note_failure "the installed cartoonize without inputs talks of make: $(cat "$T/err")"
     # --help tells the places
     run_inst HOME="$T/home" -- cartoonize --help
     expect_out "1.  \$XDG_DATA_HOME/cartoongan/weights (unset: ~/.local/share/cartoongan/weights)"
@@ -383,6 +406,53 @@ light_paprika.safetensors"
     server=""
 }
 
+# The installed `serve`: its root is PREFIX/share/cartoongan/web (named by --help and by
+# the error when the app was not installed), and the page's weights/ requests are answered
+# from the folders the styles are looked up in.
+test_serve_installed() {
+    local web=$PFX/share/cartoongan/web userw=$T/home3/.local/share/cartoongan/weights
+    run_inst HOME="$T/home3" -- serve --help
+    expect_rc 0
+    expect_out "--root DIR       folder to serve (default: $web)"
+    grep -q "build/web" "$T/out" && note_failure "the installed serve --help names build/web"
+    # installed without the app (test_lookup)
+    run_inst HOME="$T/home3" -- serve --port 0
+    expect_rc 1
+    expect_err "cartoongan serve: $web: not a folder (this cartoongan was installed without the browser app: in the source tree, 'make web' builds it and 'make install' then puts it there; or give --root DIR)"
+    mk install PREFIX="$PFX" INSTALL_WEIGHTS=0 WEB_OUT="$APP" || return
+    check "no weights/ installed with the app" [ ! -e "$web/weights" ]
+    # a file of the user's own folder only, fp16 named
+    echo "fp16 stand-in" >"$userw/light_paprika.f16.safetensors"
+    (cd "$T/elsewhere" && env -u CARTOONGAN_WEIGHTS -u XDG_DATA_HOME HOME="$T/home3" \
+        "$PFX/bin/cartoongan" serve --port 0 --quiet >"$D/serve.out" 2>"$D/serve.err") &
+    server=$!
+    local port="" i
+    for i in $(seq 1 100); do
+        port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$D/serve.out")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { note_failure "the installed serve did not start: $(cat "$D/serve.out" "$D/serve.err")"; return; }
+    grep -q "serving $web at" "$D/serve.out" || note_failure "serve: $(cat "$D/serve.out")"
+    local u=http://127.0.0.1:$port
+    curl -s -o "$D/index.html" "$u/" && cmp -s "$D/index.html" "$APP/index.html" ||
+        note_failure "GET / is not the installed index.html"
+    curl -s -o "$D/hayao" "$u/weights/hayao.safetensors" && cmp -s "$D/hayao" "$userw/hayao.safetensors" ||
+        note_failure "GET /weights/hayao.safetensors is not the user's fetched hayao"
+    curl -s -o "$D/lp16" "$u/weights/light_paprika.f16.safetensors" && cmp -s "$D/lp16" "$userw/light_paprika.f16.safetensors" ||
+        note_failure "GET /weights/light_paprika.f16.safetensors is not the user's"
+    local path code
+    for path in /weights/shinkai.safetensors /weights/hayao /weights/hayao.npy /weights/../weights/hayao.safetensors \
+        /weights/%2e%2e/hayao.safetensors /weights/x.y.safetensors /weights/hayao/conv01_1.weight.npy /hayao.safetensors; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "$u$path")
+        [ "$code" = 404 ] || [ "$code" = 400 ] || note_failure "GET $path: HTTP $code"
+    done
+    kill "$server" 2>/dev/null
+    wait "$server" 2>/dev/null
+    server=""
+    rm -f "$userw/light_paprika.f16.safetensors"
+}
+
 test_uninstall_prefix() {
     rm -f "$PFX/share/cartoongan/weights/hayao.safetensors"
     mk uninstall PREFIX="$PFX" || return
@@ -420,10 +490,23 @@ test_deb() {
     dpkg-deb -x "$deb" "$D/x"
     grep -q "/usr/share/cartoongan/weights" <("$D/x/usr/bin/cartoongan" cartoonize --help) ||
         note_failure "the packaged command does not look in /usr/share/cartoongan/weights"
+    grep -q "(default: /usr/share/cartoongan/web)" <("$D/x/usr/bin/cartoongan" serve --help) ||
+        note_failure "the packaged serve does not serve /usr/share/cartoongan/web"
+    # the browser app, built for it, when emscripten is here (tools/install_deps.sh has it)
+    if command -v "${EMCC:-emcc}" >/dev/null; then
+        for f in index.html app.js worker.js cartoongan_st.wasm cartoongan_mt.wasm cartoongan_mt.worker.js; do
+            grep -qx "usr/share/cartoongan/web/$f" "$D/files" || note_failure "the package lacks usr/share/cartoongan/web/$f"
+        done
+        dpkg-deb -f "$deb" Description | grep -q "cartoongan serve" ||
+            note_failure "the package's description does not mention the app"
+    else
+        grep -q "^usr/share/cartoongan/web/" "$D/files" && note_failure "the package holds an app without emscripten"
+        grep -q "the package will not hold the browser app" "$T/make.out" || note_failure "make deb does not say the app is left out"
+    fi
 }
 
 for t in test_layout test_symbols test_examples test_man_pages test_uninstall test_lookup \
-    test_fetch_local test_fetch_http test_uninstall_prefix test_deb; do
+    test_fetch_local test_serve_installed test_fetch_http test_uninstall_prefix test_deb; do
     run "$t"
 done
 

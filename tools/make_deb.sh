@@ -56,8 +56,12 @@ depends=$(cd "$stage/../.." && dpkg-shlibdeps -O -edebian/cartoongan/usr/bin/car
 [ -n "$depends" ] || { echo "make_deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+# the description's last line says what the browser app is, when the package holds it
+webapp='/^@WEBAPP@$/d'
+[ -f "$stage/usr/share/cartoongan/web/index.html" ] &&
+    webapp="s|^@WEBAPP@\$| 'cartoongan serve' serves the browser app, which runs the styles in a browser.|"
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@MAINTAINER@|$maintainer|" \
-    -e "s|@SIZE@|$size|" -e "s|@DEPENDS@|$depends|" "$meta/control.in" >"$stage/DEBIAN/control"
+    -e "s|@SIZE@|$size|" -e "s|@DEPENDS@|$depends|" -e "$webapp" "$meta/control.in" >"$stage/DEBIAN/control"
 # the package that provides the soname, for dpkg-shlibdeps in packages built against it
 sover=$(objdump -p "$stage/$libdir/libcartoongan.so.$version" | sed -n 's/.*SONAME *libcartoongan\.so\.//p')
 echo "libcartoongan $sover cartoongan (>= $version)" >"$stage/DEBIAN/shlibs"

@@ -1,5 +1,6 @@
 /* serve.c: `cartoongan serve`: a small static file server for the browser app (build/web,
- * made by `make web`), on libmicrohttpd, which parses HTTP so this file does not have to.
+ * made by `make web`; PREFIX/share/cartoongan/web once installed), on libmicrohttpd, which
+ * parses HTTP so this file does not have to.
  *
  * What it adds to plain file serving:
  *   - the headers that make the page cross-origin isolated, which browsers require before
@@ -10,7 +11,11 @@
  *     text/javascript for workers and modules);
  *   - nothing outside the root: URLs are decoded once, strictly (bad or NUL escapes are
  *     refused), any "." or ".." segment or hidden name is refused, and the file's real
- *     path (symbolic links resolved) must lie inside the root's real path;
+ *     path (symbolic links resolved) must lie inside the root's real path; the one
+ *     exception is a style's weights, /weights/NAME.safetensors or NAME.f16.safetensors
+ *     that the root lacks, taken from the folders cartoonize looks styles up in (weights.c),
+ *     so that an installed app (installed without weights: one copy is enough) finds the
+ *     styles `make install` or `cartoongan fetch-weights` put there;
  *   - no lock-out by slow clients ("slowloris": many connections, each sending its
  *     headers a byte at a time): a per-address and an overall connection limit, and a
  *     deadline for a request's headers (see "The header deadline" below). */
@@ -68,21 +73,39 @@ typedef struct {
     int stop;
 } server;
 
+/* <directory of this executable>/web: build/cartoongan serves build/web wherever it is
+ * started from; the installed command serves PREFIX/share/cartoongan/web, where
+ * `make install` puts the app. */
+static int default_root(char *buf, size_t n) {
+    const char *data = cli_installed_data_dir();
+    if (data) return snprintf(buf, n, "%s/web", data) < (int)n ? 0 : -1;
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    return snprintf(buf, n, "%s/web", exe) < (int)n ? 0 : -1;
+}
+
 static void print_help(void) {
+    char root[PATH_MAX];
+    const char *data = cli_installed_data_dir();
+    if (data) snprintf(root, sizeof root, "%s/web", data);
     printf("usage: cartoongan serve [--host ADDR] [--port N] [--root DIR] [--no-isolation] [--quiet]\n"
            "                        [--max-per-ip N] [--max-connections N] [--header-timeout S]\n"
            "\n"
            "Serve the browser app (built by `make web`) over HTTP, so that a browser can open it\n"
            "at http://ADDR:N/. The page runs the engine on the visitor's own device; this\n"
-           "server only hands out files, and only those inside DIR.\n"
+           "server only hands out files: those inside DIR, and the styles' weights (below).\n"
            "\n"
            "options:\n"
            "  -h, --help       show this help and exit\n"
            "  --host ADDR      address to listen on (default: " DEFAULT_HOST ", this machine only;\n"
            "                   0.0.0.0 or :: for every interface)\n"
            "  --port N         TCP port (default: %d; 0 picks a free one, printed at start)\n"
-           "  --root DIR       folder to serve (default: the web/ folder beside this program,\n"
-           "                   i.e. build/web)\n"
+           "  --root DIR       folder to serve (default: %s)\n"
            "  --no-isolation   leave out the Cross-Origin-Opener/Embedder-Policy headers, so the\n"
            "                   page is not cross-origin isolated and uses its single-threaded\n"
            "                   build (default: send them, and the page uses threads)\n"
@@ -95,21 +118,16 @@ static void print_help(void) {
            "                   seconds a connection has to send a whole request's headers, from\n"
            "                   when it opens or its previous answer ends; it is closed otherwise,\n"
            "                   however steadily it trickles bytes (default: %d). A connection\n"
-           "                   silent for %u s, e.g. a stalled download, is closed too\n",
-           DEFAULT_PORT, DEFAULT_PER_IP, DEFAULT_MAX_CONN, DEFAULT_HEADER_TIMEOUT, IDLE_TIMEOUT);
-}
-
-/* <directory of this executable>/web: build/cartoongan serves build/web wherever it is
- * started from. */
-static int default_root(char *buf, size_t n) {
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return -1;
-    exe[len] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return -1;
-    *slash = '\0';
-    return snprintf(buf, n, "%s/web", exe) < (int)n ? 0 : -1;
+           "                   silent for %u s, e.g. a stalled download, is closed too\n"
+           "\n"
+           "The styles' weights the page asks for (weights/<style>.safetensors, and\n"
+           "weights/<style>.f16.safetensors for its fp16 option) come from the root's\n"
+           "weights/ when it has them, else from the first of the folders 'weights' below\n"
+           "lists that does (not from .npy folders): an installed app has no weights of its\n"
+           "own, and finds those `make install` or `cartoongan fetch-weights` set up.\n",
+           DEFAULT_PORT, data ? root : "web/ beside this program,\n                   i.e. build/web",
+           DEFAULT_PER_IP, DEFAULT_MAX_CONN, DEFAULT_HEADER_TIMEOUT, IDLE_TIMEOUT);
+    cli_print_weights_help();
 }
 
 static const char *mime_type(const char *path) {
@@ -305,6 +323,30 @@ static void *watchdog(void *arg) {
     return NULL;
 }
 
+/* A style's weights that the root lacks: /weights/NAME.safetensors or
+ * /weights/NAME.f16.safetensors, NAME a style name (cli_style_name_valid: no '/', no '.'),
+ * from the first folder styles are looked up in that holds that file (weights.c; as
+ * `cartoonize` finds the style, but only .safetensors files). Sets path and returns 1, or
+ * returns 0. */
+static int weights_file(const char *url, char *path, size_t size) {
+    static const char prefix[] = "/weights/", ext[] = ".safetensors", f16[] = ".f16";
+    size_t n = strlen(url), pl = sizeof prefix - 1, el = sizeof ext - 1, fl = sizeof f16 - 1;
+    if (strncmp(url, prefix, pl) != 0 || n <= pl + el || strcmp(url + n - el, ext) != 0) return 0;
+    const char *name = url + pl;
+    size_t len = n - pl - el; /* NAME, or NAME.f16 */
+    if (len > fl && !strncmp(name + len - fl, f16, fl)) len -= fl;
+    if (!cli_style_name_valid(name, len)) return 0;
+    const char *places[CLI_MAX_WEIGHTS_PLACES];
+    int np = cli_weights_places(NULL, places);
+    for (int i = 0; i < np; i++) {
+        struct stat st;
+        if (snprintf(path, size, "%s/%s", places[i], name) < (int)size && stat(path, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls) {
@@ -330,11 +372,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     char want[PATH_MAX], real[PATH_MAX];
     size_t n = strlen(url);
     if (snprintf(want, sizeof want, "%s%s%s", s->root, url, url[n - 1] == '/' ? "index.html" : "") >= (int)sizeof want ||
-        !realpath(want, real))
+        !realpath(want, real)) {
+        if (!weights_file(url, real, sizeof real))
+            return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+    } else if (strncmp(real, s->root, s->root_len) != 0 || real[s->root_len] != '/') {
+        /* Symbolic links inside the root may point anywhere; only what they resolve to counts. */
         return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
-    /* Symbolic links inside the root may point anywhere; only what they resolve to counts. */
-    if (strncmp(real, s->root, s->root_len) != 0 || real[s->root_len] != '/')
-        return reply_text(s, c, MHD_HTTP_NOT_FOUND, "404 not found\n", method, url);
+    }
     int fd = open(real, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -414,7 +458,12 @@ int cmd_serve(int argc, char **argv) {
     struct stat st;
     if (!realpath(root, s.root) || stat(s.root, &st) != 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "cartoongan serve: %s: not a folder%s\n", root,
-                root_arg ? "" : " (run 'make web' to build the app, or give --root)");
+                root_arg ? ""
+                : cli_installed_data_dir()
+                    ? " (this cartoongan was installed without the browser app: in the source "
+                      "tree, 'make web' builds it and 'make install' then puts it there; or give "
+                      "--root DIR)"
+                    : " (run 'make web' to build the app, or give --root)");
         return CLI_EXIT_FAIL;
     }
     s.root_len = strlen(s.root);
