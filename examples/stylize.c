@@ -5,7 +5,9 @@
  *     cartoongan fetch-weights hayao
  *     ./stylize ~/.local/share/cartoongan/weights/hayao.safetensors photo.ppm cartoon.ppm
  *
- * (`convert photo.jpg photo.ppm` or `ffmpeg -i photo.jpg photo.ppm` make a PPM; the
+ * (`djpeg -pnm photo.jpg >photo.ppm` and `cjpeg cartoon.ppm >cartoon.jpg`, from Debian's
+ * libjpeg-turbo-progs, which tools/install_deps.sh installs, convert from and to JPEG; in
+ * the source tree `python3 tests/png_ppm.py to-ppm photo.png photo.ppm` reads a PNG. The
  * library itself takes RGB8 pixels from anywhere.) */
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
 #
 # Needs the build (`make test` builds what it installs first: $CARTOONGAN_BUILD, default
 # build), the weights ($CARTOONGAN_WEIGHTS, else weights/), ../shared/weights, pkg-config,
-# help2man, python3, curl, dpkg-dev and lintian (tools/install_deps.sh).
+# help2man, python3, curl, dpkg-dev, lintian and libjpeg-turbo-progs (tools/install_deps.sh).
 # Run from anywhere: tests/test_install.sh
 set -u
 
@@ -29,7 +29,7 @@ for f in "$W/hayao.safetensors" "$W/hosoda.safetensors" "$W/light_paprika.safete
     "$SHARED/cartoongan/hayao/conv01_1.weight.npy" "$SHARED/cartoongan_light/light_paprika_ckpt/checkpoint"; do
     [ -f "$f" ] || missing="$missing $f"
 done
-for t in pkg-config help2man python3 curl nm readelf dpkg-deb dpkg-shlibdeps lintian man; do
+for t in pkg-config help2man python3 curl nm readelf dpkg-deb dpkg-shlibdeps lintian man djpeg cjpeg; do
     command -v $t >/dev/null || missing="$missing $t"
 done
 if [ -n "$missing" ]; then
@@ -175,6 +175,19 @@ test_examples() {
             cmp -s "$D/$name.ppm" "$D/$name.cli.ppm" && note_failure "$name came out unchanged ($style)"
         done
     done
+    # a JPEG through djpeg and back through cjpeg, as the README and the example's comment
+    # suggest: the example takes djpeg's PPM and gives the CLI's pixels
+    djpeg -pnm "$DATA/orient1.jpg" >"$D/photo.ppm" || note_failure "djpeg -pnm failed"
+    LD_LIBRARY_PATH=$STAGE$P/lib $TIMEOUT "$D/stylize" "$weights/hayao.safetensors" "$D/photo.ppm" "$D/photo.c.ppm" ||
+        note_failure "examples/stylize.c failed on djpeg's PPM"
+    python3 tests/png_ppm.py to-png "$D/photo.ppm" "$D/photo.png"
+    BIN=$STAGE$P/bin/cartoongan cg cartoonize --weights-dir "$weights" --styles hayao --skip-comparison \
+        --quiet --output-dir "$D/cli" "$D/photo.png"
+    expect_rc 0
+    python3 tests/png_ppm.py to-ppm "$D/cli/hayao/photo.png" "$D/photo.cli.ppm"
+    cmp -s "$D/photo.c.ppm" "$D/photo.cli.ppm" || note_failure "C example != CLI on djpeg's PPM"
+    cjpeg "$D/photo.c.ppm" >"$D/cartoon.jpg" && [ "$(kind "$D/cartoon.jpg")" = jpeg ] ||
+        note_failure "cjpeg did not make a JPEG of the example's output"
     # errors come back through cg_last_error
     LD_LIBRARY_PATH=$STAGE$P/lib "$D/stylize" "$D/nothere.safetensors" "$D/plain.ppm" "$D/x.ppm" 2>"$D/err" &&
         note_failure "the C example succeeded without weights"

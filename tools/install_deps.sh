@@ -13,6 +13,10 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommen
 # `make install` and `make deb`: man pages from --help, the package's Depends and its check
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     help2man dpkg-dev lintian man-db
+# djpeg and cjpeg: JPEG to and from the PPM files the examples read and write (README,
+# "Installing"; tests/test_install.sh runs them)
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    libjpeg-turbo-progs
 # Open MPI: `mpirun -np K cartoongan train|cartoonize` across processes and machines (make
 # links it into the command when it finds mpicc; README, "On several machines")
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
