@@ -73,6 +73,10 @@ test_help() {
     expect_rc 0
     expect_out cartoonize
     expect_out export
+    # the summary and cartoonize's line (the man pages' NAME) name all six built-in styles
+    expect_out "in six built-in styles"
+    grep -q "^  cartoonize .*shinkai, hayao, hosoda, paprika, light_shinkai, light_paprika" "$T/out" ||
+        note_failure "cartoongan --help: cartoonize's line lacks the six styles: $(grep '^  cartoonize' "$T/out")"
     cg --version
     expect_rc 0
     expect_out "cartoongan $(sed -n 's/^#define CG_VERSION "\(.*\)"/\1/p' include/cartoongan.h)"

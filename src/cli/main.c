@@ -19,10 +19,10 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"cartoonize", cmd_cartoonize, "turn photos into anime-style images (shinkai, hayao, hosoda, paprika)"},
+    {"cartoonize", cmd_cartoonize, "turn photos, GIFs and videos into anime (shinkai, hayao, hosoda, paprika, light_shinkai, light_paprika, or your own)"},
     {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
     {"export", cmd_export, "convert a style's weights, or a training checkpoint's G, to one .safetensors file"},
-    {"serve", cmd_serve, "serve the browser app (make web) over HTTP on this machine"},
+    {"serve", cmd_serve, "serve the browser app over HTTP on this machine"},
     {"train", cmd_train, "train a style on a dataset of photos and cartoons (TensorBoard, checkpoints, --resume)"},
     {"smooth", cmd_smooth, "blur the edges of a training set's cartoons (DATASET/trainB -> trainB_smooth)"},
     {"fetch-weights", cmd_fetch_weights, "download the released styles' weights into the user's weights folder"},
@@ -33,7 +33,8 @@ static void print_help(FILE *f) {
     fprintf(f,
             "usage: cartoongan <command> [options]\n"
             "\n"
-            "CartoonGAN in C: turns photos into anime in four styles.\n"
+            "CartoonGAN in C: turns photos, GIFs and videos into anime in six built-in styles\n"
+            "(four full ones and two light, fast ones) or styles you train.\n"
             "\n"
             "commands:\n");
     for (int i = 0; i < NUM_COMMANDS; i++)
