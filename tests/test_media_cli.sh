@@ -146,7 +146,7 @@ shinkai/b.png"
     # nothing but GIFs: nothing to do, not an error
     cg cartoonize --ignore-gif --output-dir "$D/out2" "$D/in/a.gif"
     expect_rc 0
-    expect_out "cartoonized 0 images (1 style)"
+    expect_out "cartoonized 0 GIFs (1 style)"
     expect_out "1 GIF ignored"
     [ ! -e "$D/out2" ] || note_failure "--ignore-gif wrote $D/out2"
 }
@@ -203,7 +203,7 @@ test_video_limit_and_names() {
 # Each bad input alone: exit 1, one line naming the file and the reason, no output and no
 # temp file.
 test_bad_media() {
-    local c f why
+    local c f why noun
     for c in "truncated.gif|truncated GIF" "empty.gif|GIF has no frames" "notgif.gif|not a GIF file" \
         "huge.gif|over the limit" "audio_only.mp4|no video track" "corrupt.mp4|corrupt video stream" \
         "unsupported.mp4|unsupported video codec" "truncated.mp4|truncated video" \
@@ -219,6 +219,10 @@ test_bad_media() {
         expect_err "$why"
         [ "$(wc -l <"$T/err")" -eq 1 ] || note_failure "$f: error is not one line: $(cat "$T/err")"
         expect_files "$D/out" ""
+        # the summary calls what failed by its kind (a missing file has none yet)
+        case $f in missing.*) noun=inputs ;; *.gif) noun=GIFs ;; *) noun=videos ;; esac
+        expect_out "cartoonized 0 $noun (1 style) in "
+        expect_out "; 1 failed"
     done
     # --max-pixels reaches GIF screens and video frames too (64x48 = 3072, 32x24 = 768)
     cg cartoonize --max-pixels 3000 --output-dir "$D/out" "$MEDIA/anim.gif"
@@ -253,7 +257,7 @@ shinkai/plain.png"
     rm "$D/in/corrupt.mp4" "$D/in/truncated.gif"
     cg cartoonize --max-num-frames 4 --output-dir "$D/out" "$D/in"
     expect_rc 0
-    expect_out "cartoonized 0 images (1 style)"
+    expect_out "cartoonized 0 inputs (1 style)"
     expect_out "3 skipped (already done)"
     cg cartoonize --max-num-frames 4 --convert-gif-to-mp4 --output-dir "$D/out" "$D/in"
     expect_rc 0

@@ -568,7 +568,8 @@ static job_result process_job(run_ctx *c, const job *j, int index, int own_bar) 
     return JOB_OK;
 }
 
-/* "cartoonized 3 images, 1 GIF, 1 video (2 styles) in 4.1 s; 2 skipped (already done)" */
+/* "cartoonized 3 images, 1 GIF, 1 video (2 styles) in 4.1 s; 2 skipped (already done)";
+ * with nothing done, the kind of input there was: "cartoonized 0 videos ...; 1 failed" */
 static void print_summary(const run_ctx *c, int skipped, double seconds) {
     int nst = c->opt.nstyles, any = 0;
     printf("cartoonized");
@@ -578,7 +579,16 @@ static void print_summary(const run_ctx *c, int skipped, double seconds) {
         printf("%s %d %s", any ? "," : "", c->done[k], c->done[k] == 1 ? ops->noun : ops->nouns);
         any = 1;
     }
-    if (!any) printf(" 0 images");
+    if (!any) { /* "0 videos" when that is all there was (failed or skipped), else "0 inputs" */
+        int kind = -1;
+        for (int i = 0; i < c->inputs.n; i++) {
+            if (c->inputs.v[i].drop) continue;
+            int k = (int)c->inputs.v[i].kind;
+            kind = k > MEDIA_NONE && k < MEDIA_KINDS && (kind == -1 || kind == k) ? k : -2;
+        }
+        if (kind == -1 && c->inputs.ignored_gifs) kind = MEDIA_GIF; /* only GIFs, all ignored */
+        printf(" 0 %s", kind >= 0 ? media_ops((media_kind)kind)->nouns : "inputs");
+    }
     printf(" (%d style%s) in %.1f s", nst, nst == 1 ? "" : "s", seconds);
     const char *sep = "; ";
     if (skipped) {
