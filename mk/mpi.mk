@@ -22,3 +22,9 @@ endif
 
 # tests/test_dist_cli.sh compares checkpoints with it (it skips, saying why, without MPI).
 test: $(BUILD)/tools/ckpt_compare
+
+# make bench-dist: 2 MPI processes of 1 thread against 1 process of 2 threads, a training
+# step and cartoonize (bench/dist_bench.sh; results in BENCHMARKS.md, not part of test).
+.PHONY: bench-dist
+bench-dist: $(BUILD)/cartoongan $(BUILD)/tools/train_fixture_files $(BUILD)/tests/test_events weights
+	CARTOONGAN_BIN=$(CURDIR)/$(BUILD)/cartoongan bench/dist_bench.sh

@@ -82,7 +82,9 @@ static int launched_size(void) {
         const char *v = getenv(vars[i]);
         if (v && atoi(v) > 0) return atoi(v);
     }
-    return getenv("PMIX_RANK") || getenv("PMI_RANK") ? 1 : 0;
+    if (!getenv("PMIX_RANK") && !getenv("PMI_RANK")) return 0;
+    const char *n = getenv("SLURM_NTASKS"); /* srun --mpi=pmix says the size only there */
+    return n && atoi(n) > 0 ? atoi(n) : 1;
 }
 
 int dist_start(const char *cmd) {

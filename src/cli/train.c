@@ -571,7 +571,7 @@ int cmd_train(int argc, char **argv) {
         printf("trained %lld step%s in %.0f s (%.2f images/s, %.1f s waiting for data", (long long)(r.step - step0),
                r.step - step0 == 1 ? "" : "s", secs, steps * r.global_batch / fmax(secs, 1e-9), r.wait_s);
         if (mpi) /* rank 0's time in the sums across processes, its wait for slower ones included */
-            printf("; %d processes, all-reduce %.1f s, %.1f %% of the time", r.processes, dist_sum_seconds() - sum0,
+            printf("; %d processes, all-reduce %.2f s, %.1f %% of the time", r.processes, dist_sum_seconds() - sum0,
                    100 * (dist_sum_seconds() - sum0) / fmax(secs, 1e-9));
         printf("); last checkpoint %s\n", r.last_ckpt[0] ? r.last_ckpt : "(none)");
     }
