@@ -13,12 +13,16 @@
  *    original test code's bilinear resize, reproduced at PSNR >= 50 dB.
  * 4. Banded execution: the generator forced into bands of a few rows computes exactly what
  *    one band does, at odd sizes, on any number of threads; its progress and cancellation
- *    work band by band; and its working memory stays within the issue's bounds. */
+ *    work band by band; and its working memory stays within the issue's bounds.
+ * 5. A model loaded for one image (model_load_at_use: Winograd weights transformed at
+ *    use, in the arena) computes exactly what a packed one does, in one band or many,
+ *    with its weights in A's and B's spare room or past the arena's end. */
 #include <math.h>
 
 #include "cartoongan.h"
 #include "io/image.h"
 #include "model/generator.h"
+#include "model/model.h"
 #include "model/npy.h"
 #include "nn/gemm.h"
 #include "nn/pool.h"
@@ -211,7 +215,7 @@ static cg_status run_banded(const cg_model *m, float *y, const float *x, int w, 
                             int threads, progress_log *log) {
     generator_set_band_rows(band_rows);
     cg_pool *pool = cg_pool_create(threads);
-    void *arena = malloc(generator_arena_bytes(h, w, cg_pool_threads(pool)));
+    void *arena = malloc(generator_arena_bytes_for(m, h, w, cg_pool_threads(pool)));
     cg_status st = generator_forward(y, x, h, w, m, arena, pool, log ? log_progress : NULL, log);
     free(arena);
     cg_pool_free(pool);
@@ -243,6 +247,40 @@ static void test_banded_equals_one_band(void) {
         }
         free(x), free(want), free(got);
     }
+}
+
+/* The same weights transformed at use give the same rows, bit for bit: at sizes whose
+ * weights slots fit in the band buffers' spare room (512x512: no arena beyond the packed
+ * model's) and sizes whose slots come after the arena (small images), in one band and in
+ * many (the slots are filled once per stage, not per band), on 1 and 2 threads. */
+static void test_at_use_equals_packed(void) {
+    static const int sizes[][3] = {{512, 512, 0}, {64, 48, 0}, {50, 131, 4}, {37, 29, 8}};
+    const cg_model *packed = models[1];
+    cg_model *m = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/hayao.safetensors", weights_dir);
+    CHECK(model_load_at_use(&m, path) == CG_OK, "%s", cg_last_error());
+    if (!m || !packed) return;
+    CHECK(m->at_use && m->wino_at_use[C_RES] && !m->wino[C_RES], "conv04_1 is not transformed at use");
+    CHECK(generator_arena_bytes_for(m, 512, 512, 2) == generator_arena_bytes(512, 512, 2),
+          "512x512: the weights slots do not fit in the band buffers");
+    CHECK(generator_arena_bytes_for(m, 48, 64, 2) > generator_arena_bytes(48, 64, 2),
+          "64x48: no room for the weights slots");
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        int w = sizes[i][0], h = sizes[i][1], rows = sizes[i][2] ? sizes[i][2] : 1 << 20;
+        size_t n = 3 * (size_t)gen_out_side(h) * gen_out_side(w);
+        float *x = random_input(w, h, 31u + (unsigned)i), *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+        CHECK(run_banded(packed, want, x, w, h, rows, 2, NULL) == CG_OK, "%s", cg_last_error());
+        for (int threads = 1; threads <= 2; threads++) {
+            CHECK(run_banded(m, got, x, w, h, rows, threads, NULL) == CG_OK, "%s", cg_last_error());
+            double worst = 0;
+            for (size_t k = 0; k < n; k++) worst = fmax(worst, fabs((double)got[k] - want[k]));
+            CHECK(worst == 0, "%dx%d, bands of %d rows, %d threads: max |diff| %g from the packed model", w, h,
+                  rows, threads, worst);
+        }
+        free(x), free(want), free(got);
+    }
+    cg_model_free(m);
 }
 
 /* Progress is reported band by band, never goes back, ends at 1, and a cancel in the
@@ -290,6 +328,7 @@ int main(void) {
     RUN(test_authors_output_in1);
     RUN(test_banded_equals_one_band);
     RUN(test_banded_progress_and_cancel);
+    RUN(test_at_use_equals_packed);
     RUN(test_working_memory);
     for (int s = 0; s < CG_NUM_STYLES; s++) cg_model_free(models[s]);
     return TEST_SUMMARY("test_model");

@@ -118,7 +118,7 @@ int cmd_bench(int argc, char **argv) {
         return CLI_EXIT_FAIL;
     }
     cg_model *m;
-    if (cli_load_style(weights_dir, style, threads, &m) < 0) {
+    if (cli_load_style(weights_dir, style, threads, 0, &m) < 0) {
         cg_image_free(&photo);
         return CLI_EXIT_FAIL;
     }

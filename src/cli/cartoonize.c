@@ -378,10 +378,11 @@ static int parse_options(options *o, int argc, char **argv) {
 
 /* ---- weights ---- */
 
-static int load_models(run_ctx *c) {
+/* one_image: the run stylizes a single still image, once per style. */
+static int load_models(run_ctx *c, int one_image) {
     const options *o = &c->opt;
     for (int k = 0; k < o->nstyles; k++)
-        if (cli_load_style(o->weights_dir, o->styles[k], o->threads, &c->models[k]) < 0)
+        if (cli_load_style(o->weights_dir, o->styles[k], o->threads, one_image, &c->models[k]) < 0)
             return -1;
     return 0;
 }
@@ -910,7 +911,7 @@ static int worker_main(run_ctx *c) {
     dist_bcast(&go, sizeof go);
     dist_set_timeout(o->mpi_timeout);
     if (go > 0) {
-        int ok = load_models(c) == 0;
+        int ok = load_models(c, 0) == 0;
         if (all_loaded(ok)) worker_jobs(c);
     }
     int status = CLI_EXIT_FAIL;
@@ -1016,7 +1017,12 @@ int cmd_cartoonize(int argc, char **argv) {
     }
     /* with nothing left to do there is no need to read the weights at all */
     if (todo > 0 && !interrupted) {
-        int ok = load_models(c) == 0;
+        /* a single still image is stylized once per style: no need to keep every layer's
+         * transformed weights (model_load_at_use) */
+        int one_image = 0;
+        for (int i = 0; i < c->inputs.n && !mpi && todo == 1; i++)
+            if (c->jobs[i].todo) one_image = c->inputs.v[i].kind == MEDIA_IMAGE;
+        int ok = load_models(c, one_image) == 0;
         if (mpi) ok = all_loaded(ok);
         if (!ok) goto out;
     }

@@ -54,10 +54,11 @@ int cli_style_fetchable(const char *style);
 
 /* Loads `style` from the first place holding it (<dir>/<style>.safetensors, else the .npy
  * directory <dir>/<style>/; weights_dir as for cli_weights_places) and sets its thread
- * count. Returns 0, or -1 after printing a one-line error (with a hint when the weights
- * are missing). */
+ * count. `one_image`: the caller stylizes a single image with it, so it is loaded to
+ * transform its weights at use (model_load_at_use). Returns 0, or -1 after printing a
+ * one-line error (with a hint when the weights are missing). */
 struct cg_model;
-int cli_load_style(const char *weights_dir, const char *style, int threads, struct cg_model **out);
+int cli_load_style(const char *weights_dir, const char *style, int threads, int one_image, struct cg_model **out);
 
 /* ---- strings.c: small helpers; out of memory prints one line and exits with status 1 ---- */
 

@@ -26,6 +26,7 @@
 
 #include "cartoongan.h"
 #include "cli/cli.h"
+#include "model/model.h"
 
 #ifdef CG_INSTALLED_DATA_DIR
 #define CG_INSTALLED_WEIGHTS_DIR CG_INSTALLED_DATA_DIR "/weights"
@@ -181,7 +182,7 @@ void cli_report_missing_style(const char *weights_dir, const char *style) {
     free(fetch);
 }
 
-int cli_load_style(const char *weights_dir, const char *style, int threads, cg_model **out) {
+int cli_load_style(const char *weights_dir, const char *style, int threads, int one_image, cg_model **out) {
     *out = NULL;
     const char *dir = cli_find_style(weights_dir, style);
     if (!dir) {
@@ -192,7 +193,7 @@ int cli_load_style(const char *weights_dir, const char *style, int threads, cg_m
     struct stat st;
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, style);
     if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s", dir, style); /* .npy folder */
-    if (cg_model_load(out, path) != CG_OK) {
+    if ((one_image ? model_load_at_use(out, path) : cg_model_load(out, path)) != CG_OK) {
         const char *e = cg_last_error();
         size_t n = strlen(path);
         /* the message usually starts with the path already said */

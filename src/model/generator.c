@@ -18,6 +18,7 @@
 
 #include "band.h"
 #include "model.h"
+#include "nn/gemm.h"
 #include "status.h"
 
 const gen_tensor_info gen_tensors[GEN_NUM_TENSORS] = {
@@ -156,6 +157,11 @@ typedef struct {
     int hb;               /* blocks of STORE_ROWS rows in each half of the region */
     size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
     size_t region, buf, saved, scratch;
+    /* at_use models: two slots of wslot floats, each for a 256 x 256 Winograd layer's
+     * transformed weights and the temporary of their packing, at these offsets in the
+     * arena (in floats): in A and B past what D3 and the residual blocks use of them
+     * when they fit there (large images), else in `extra` floats at the arena's end */
+    size_t wslot, wslot_at[2], extra;
 } plan;
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
@@ -234,7 +240,40 @@ static int choose_band(const plan *p, int s) {
 
 static int num_bands(const plan *p, int s) { return (stage_rows(p, s) + p->band[s] - 1) / p->band[s]; }
 
-static plan make_plan(int h, int w, int threads) {
+static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
+       STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
+
+/* The arena, in order: region, A, B, saved, scratch, then the norms' parameters, the
+ * running statistics and the weights slots that A and B have no room for. Each piece
+ * starts on a 64-byte boundary. */
+static double arena_floats(const plan *p) {
+    return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->saved) +
+           up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS) + p->extra;
+}
+
+/* Places the weights slots of an at_use model (see plan). D3 and the residual blocks,
+ * the stages that run the 256 x 256 layers, use A and B only up to their bands' needs,
+ * while the full-resolution stages need about four times that: at 512x512 each slot
+ * (33.5 MB with F(6x6, 3x3)) fits in what D3 and the residual stage leave free. */
+static void place_slots(plan *p) {
+    p->wslot = up16(winograd_weights_floats(256, 256)) + up16(winograd_pack_tmp_floats(256, 256));
+    band_need d3 = stage_need(p, B_D3, p->band[B_D3]), res = stage_need(p, B_RES, p->band[B_RES]);
+    const size_t used[2] = {up16(max2(d3.a, res.a)), up16(max2(d3.b, res.b))};
+    const size_t at[2] = {up16(p->region), up16(p->region) + up16(p->buf)}; /* A, B */
+    size_t end = (size_t)arena_floats(p);
+    for (int k = 0; k < 2; k++) {
+        if (up16(p->buf) - used[k] >= p->wslot) {
+            p->wslot_at[k] = at[k] + used[k];
+        } else {
+            p->wslot_at[k] = end + p->extra;
+            p->extra += p->wslot;
+        }
+    }
+}
+
+static plan make_plan(int h, int w, int threads, int at_use) {
     plan p;
     p.h1 = h, p.w1 = w;
     p.h2 = (h + 1) / 2, p.w2 = (w + 1) / 2;
@@ -252,27 +291,19 @@ static plan make_plan(int h, int w, int threads) {
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
     p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
+    p.wslot = p.wslot_at[0] = p.wslot_at[1] = p.extra = 0;
+    if (at_use) place_slots(&p);
     return p;
 }
 
-/* The arena, in order: region, A, B, saved, scratch, then the norms' parameters and
- * the running statistics. Each piece starts on a 64-byte boundary. */
-static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
-       STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
-
-static double arena_floats(const plan *p) {
-    return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->saved) +
-           up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS);
-}
-
-size_t generator_arena_bytes(int h, int w, int threads) {
+size_t generator_arena_bytes_for(const struct cg_model *m, int h, int w, int threads) {
     if (h < 1 || w < 1 || (size_t)h * w > 4 * (size_t)CG_MAX_NETWORK_PIXELS) return 0;
-    plan p = make_plan(h, w, threads);
+    plan p = make_plan(h, w, threads, m && m->at_use);
     double bytes = arena_floats(&p) * sizeof(float) + 64; /* + 64: aligning the start */
     return bytes > (double)SIZE_MAX / 2 ? 0 : (size_t)bytes;
 }
+
+size_t generator_arena_bytes(int h, int w, int threads) { return generator_arena_bytes_for(NULL, h, w, threads); }
 
 /* ---- progress: the fraction of multiply-adds done so far ---- */
 
@@ -317,7 +348,7 @@ static double stage_macs(const plan *p, double s[NUM_BANDED], int recompute) {
 /* The network's own multiply-adds, without recomputation. */
 double cg_stylize_macs(int width, int height) {
     if (width < 1 || height < 1) return 0;
-    plan p = make_plan(gen_padded_side(height), gen_padded_side(width), 1);
+    plan p = make_plan(gen_padded_side(height), gen_padded_side(width), 1, 0);
     double s[NUM_BANDED];
     return stage_macs(&p, s, 0);
 }
@@ -331,6 +362,12 @@ typedef struct {
     const float *in;
     float *out;
     float *region, *A, *B, *saved, *scratch;
+    /* at_use models: the weights slots (plan), the layers they hold now, and those
+     * layers' transformed weights, which conv finds in use_ww */
+    float *slot[2];
+    int slot_conv[2];
+    winograd_weights slot_ww[2];
+    const winograd_weights *use_ww[NUM_CONVS];
     norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
     chan_stats *st;  /* the statistics being gathered */
     int memo_y0, memo_y1; /* B still holds these rows of conv01's or deconv02_2's output */
@@ -341,9 +378,40 @@ typedef struct {
 /* One convolution of the model, by the method the model prepared it for. */
 static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d) {
     const struct cg_model *m = g->m;
+    const winograd_weights *ww = m->wino[c] ? m->wino[c] : g->use_ww[c];
     if (m->direct[c]) conv2d_direct_forward(out, in, m->direct[c], m->conv_bias[c], d, g->pool);
-    else if (m->wino[c]) conv3x3_winograd_forward(out, in, m->wino[c], m->conv_bias[c], d, g->scratch, g->pool);
+    else if (ww) conv3x3_winograd_forward(out, in, ww, m->conv_bias[c], d, g->scratch, g->pool);
     else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, g->scratch, g->pool);
+}
+
+/* at_use models: before a stage, the weights of its 256 x 256 Winograd layers (one or
+ * two) are transformed into the slots, one per pool thread: the bands that follow share
+ * them. */
+typedef struct {
+    gen *g;
+    int conv[2];
+} at_use_job;
+
+static void at_use_task(void *ctx, int k, int n) {
+    (void)n;
+    at_use_job *j = ctx;
+    gen *g = j->g;
+    const int c = j->conv[k];
+    float *tmp = g->slot[k] + up16(winograd_weights_floats(256, 256));
+    /* with a tmp it cannot fail */
+    pack_winograd_weights_tmp(&g->slot_ww[k], g->slot[k], g->m->wino_at_use[c], 256, 256, gemm_arch_get(), tmp);
+}
+
+static void transform_at_use(gen *g, int c0, int c1) {
+    if (!g->m->wino_at_use[c0]) return; /* packed at load, or not Winograd */
+    at_use_job j = {g, {c0, c1}};
+    const int n = c1 >= 0 ? 2 : 1;
+    for (int k = 0; k < n; k++) {
+        if (g->slot_conv[k] >= 0) g->use_ww[g->slot_conv[k]] = NULL;
+        g->slot_conv[k] = j.conv[k];
+        g->use_ww[j.conv[k]] = &g->slot_ww[k];
+    }
+    cg_pool_run(g->pool, at_use_task, &j, n);
 }
 
 /* Fills A with rows [y0, y1) of src (image height h) as a band's padded input. */
@@ -441,6 +509,7 @@ static int down2(gen *g) {
 static int down3(gen *g) {
     const plan *p = g->p;
     rows_view c22 = stored(g, 128, p->w2, p->h2, 0), x = stored(g, 256, p->w3, p->h3, 0);
+    transform_at_use(g, C03_2, -1);
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < p->h3; r0 += p->band[B_D3]) {
         int r1 = imin(r0 + p->band[B_D3], p->h3);
@@ -464,6 +533,7 @@ static int residual(gen *g, int r) {
     rows_view x = stored(g, 256, w3, h3, 0), t = stored(g, 256, w3, h3, 1);
     const int ca = C_RES + 2 * r, cb = ca + 1, na = N_RES + 2 * r, nb = na + 1;
     const double conv_macs = layer_macs(256, 256, 3, h3, w3);
+    transform_at_use(g, ca, cb);
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < h3; r0 += n) {
         int r1 = imin(r0 + n, h3);
@@ -558,7 +628,7 @@ static int up3(gen *g) {
 
 cg_status generator_forward(float *out, const float *in, int h, int w, const struct cg_model *m,
                             void *arena, cg_pool *pool, cg_progress_fn progress_fn, void *user) {
-    plan p = make_plan(h, w, cg_pool_threads(pool));
+    plan p = make_plan(h, w, cg_pool_threads(pool), m->at_use);
     gen g = {0};
     g.p = &p, g.m = m, g.pool = pool, g.in = in, g.out = out;
     float *a = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63);
@@ -569,6 +639,10 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     g.scratch = a, a += up16(p.scratch);
     g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);
     g.st = (chan_stats *)a;
+    for (int k = 0; k < 2; k++) {
+        g.slot[k] = p.wslot ? (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63) + p.wslot_at[k] : NULL;
+        g.slot_conv[k] = -1;
+    }
     g.memo_y0 = g.memo_y1 = -1;
     g.pr = (progress){progress_fn, user, 0, 0, 0};
     g.pr.total = stage_macs(&p, g.macs, 1);

@@ -24,6 +24,10 @@ int gen_padded_side(int side);
  * (0 when too large): about 128 bytes per pixel for the tensors it keeps whole, plus about
  * 200 MB of band buffers and scratch (less for small images). */
 size_t generator_arena_bytes(int h, int w, int threads);
+/* The same for model m (NULL: as above), whose at_use flag adds room for transforming a
+ * layer's weights. */
+struct cg_model;
+size_t generator_arena_bytes_for(const struct cg_model *m, int h, int w, int threads);
 
 /* Runs the network on a BGR [-1,1] CHW input [3][h][w] of any size (sides need not be
  * multiples of 4: strided convs round as PyTorch does, so the output is

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bigmem.h"
 #include "light.h"
 #include "model.h"
 #include "nn/gemm.h"
@@ -58,6 +59,12 @@ static int use_winograd(int c) {
     return is_winograd_layer(c) && winograd_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
 }
 
+/* The layers an at_use model transforms at use (generator.c): the 256 x 256 Winograd
+ * ones, conv03_2 and the residual blocks', nearly all of the transformed weights. */
+static int at_use(const cg_model *m, int c) {
+    return m->at_use && use_winograd(c) && (c == C03_2 || (c >= C_RES && c < C_DE01_2));
+}
+
 /* Packing the weights (the Winograd transform in double, the AMX split) is most of a
  * load's time, so the layers are packed in parallel, each into its own part of m->packed. */
 typedef struct {
@@ -89,6 +96,8 @@ static void pack_task(void *ctx, int i, int n) {
     const float *w = param(m, name, ".weight");
     if (rows <= CONV_DIRECT_MAX_COUT) {
         m->direct[c] = w;
+    } else if (at_use(m, c)) {
+        m->wino_at_use[c] = w;
     } else if (use_winograd(c)) {
         m->wino[c] = &m->wino_store[c];
         j->failed[i] = pack_winograd_weights(m->wino[c], j->dst[i], w, rows, t->shape[1]) != 0;
@@ -113,14 +122,14 @@ cg_status model_prepare(cg_model *m) {
         const gen_tensor_info *t = &gen_tensors[tensor_index(strcat(name, ".weight"))];
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
         offset[c] = total;
-        if (rows > CONV_DIRECT_MAX_COUT)
+        if (rows > CONV_DIRECT_MAX_COUT && !at_use(m, c))
             total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
     }
     for (int d = 0; d < NUM_DECONVS; d++) {
         offset[NUM_CONVS + d] = total;
         total += packed_deconv_floats(deconv_cin[d], deconv_cout[d]);
     }
-    m->packed = malloc(total * sizeof(float));
+    m->packed = big_alloc(total * sizeof(float));
     m->wino_store = calloc(NUM_CONVS, sizeof *m->wino_store);
     if (!m->packed || !m->wino_store) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
     pack_job j = {.m = m};
@@ -130,6 +139,9 @@ cg_status model_prepare(cg_model *m) {
     cg_pool_free(pool);
     for (int i = 0; i < NUM_CONVS + NUM_DECONVS; i++)
         if (j.failed[i]) return cg_fail(CG_ERR_NOMEM, "out of memory packing weights");
+    int any_at_use = 0;
+    for (int c = 0; c < NUM_CONVS; c++) any_at_use |= m->wino_at_use[c] != NULL;
+    m->at_use = any_at_use; /* none without Winograd: no room for them in the arena */
     for (int n = 0; n < NUM_NORMS; n++) {
         norm_name(name, sizeof name, n);
         m->norm_scale[n] = param(m, name, ".scale");
@@ -163,7 +175,7 @@ size_t cg_stylize_memory(const cg_model *m, int width, int height) {
     if (width < 1 || height < 1 || (size_t)width * height > CG_MAX_NETWORK_PIXELS) return 0;
     int hp = gen_padded_side(height), wp = gen_padded_side(width);
     size_t io = (3 * (size_t)hp * wp + 3 * (size_t)gen_out_side(hp) * gen_out_side(wp)) * sizeof(float);
-    return generator_arena_bytes(hp, wp, m ? net_threads(m) : cg_cpu_count()) + io;
+    return generator_arena_bytes_for(m, hp, wp, m ? net_threads(m) : cg_cpu_count()) + io;
 }
 
 /* cg_stylize's light half, once the arena fits: the image as RGB planes in [-1, 1], the
@@ -213,8 +225,8 @@ cg_status cg_stylize(cg_model *m, uint8_t *out, const uint8_t *in, int width, in
         if (pages > 0 && page > 0 && (double)need > (double)pages * page)
             return cg_fail(CG_ERR_NOMEM, "a %dx%d image needs %.1f GB of working memory, more than this machine's %.1f GB",
                            width, height, need / 1e9, (double)pages * page / 1e9);
-        free(m->arena);
-        m->arena = malloc(need);
+        big_free(m->arena);
+        m->arena = big_alloc(need);
         m->arena_bytes = m->arena ? need : 0;
         if (!m->arena)
             return cg_fail(CG_ERR_NOMEM, "out of memory: a %dx%d image needs %.1f GB of working memory",

@@ -22,6 +22,10 @@ struct cg_model {
     float *packed;                     /* packed weights of every conv and deconv */
     packed_weights conv[NUM_CONVS];
     winograd_weights *wino[NUM_CONVS]; /* non-NULL: this 3x3 stride-1 conv runs Winograd */
+    /* Non-NULL (at_use models only): this conv runs Winograd on weights transformed from
+     * these, at each use, into the arena (generator.c), instead of wino's */
+    const float *wino_at_use[NUM_CONVS];
+    int at_use;                        /* loaded by model_load_at_use */
     winograd_weights *wino_store;      /* NUM_CONVS slots the above point into */
     const float *direct[NUM_CONVS];    /* non-NULL: few outputs, direct convolution on these */
     const float *conv_bias[NUM_CONVS];
@@ -42,6 +46,14 @@ struct cg_model {
 /* A model of a copy of `params` (GEN_NUM_PARAMS floats in gen_tensors order), packed for
  * stylizing: how training stylizes its validation photos with the current G. */
 cg_status model_from_params(struct cg_model **out, const float *params);
+
+/* Loads like cg_model_load, for a caller that stylizes one image with the model: the
+ * Winograd layers' weights (the bulk of a loaded model's memory: about four times the 3x3
+ * weights' 37 MB) are not transformed and stored at load but transformed at each use
+ * into one buffer in the arena, which is ready sooner and touches about 150 MB less
+ * memory; every further image pays the transforms again (about 3.5 ms per 256-channel
+ * layer). The command uses it when it has exactly one image to cartoonize. */
+cg_status model_load_at_use(struct cg_model **out, const char *path);
 
 /* Fills the packed weights and layer pointers from params; CG_ERR_NOMEM on failure. */
 cg_status model_prepare(struct cg_model *m);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bigmem.h"
 #include "light.h"
 #include "model.h"
 #include "npy.h"
@@ -131,7 +132,7 @@ static cg_status finish_load(cg_model **out, cg_model *m, cg_status st) {
     return CG_OK;
 }
 
-cg_status cg_model_load(cg_model **out, const char *path) {
+static cg_status load(cg_model **out, const char *path, int at_use) {
     if (!out || !path) return cg_fail(CG_ERR_ARG, "cg_model_load: null argument");
     *out = NULL;
     struct stat sb;
@@ -144,7 +145,8 @@ cg_status cg_model_load(cg_model **out, const char *path) {
     }
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
-    m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
+    m->at_use = at_use;
+    m->params = big_alloc((size_t)GEN_NUM_PARAMS * sizeof(float));
     cg_status st;
     if (!m->params) st = cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
     else if (S_ISDIR(sb.st_mode)) st = load_npy_dir(m->params, path);
@@ -152,12 +154,15 @@ cg_status cg_model_load(cg_model **out, const char *path) {
     return finish_load(out, m, st);
 }
 
+cg_status cg_model_load(cg_model **out, const char *path) { return load(out, path, 0); }
+cg_status model_load_at_use(cg_model **out, const char *path) { return load(out, path, 1); }
+
 cg_status model_from_params(cg_model **out, const float *params) {
     if (!out || !params) return cg_fail(CG_ERR_ARG, "model_from_params: null argument");
     *out = NULL;
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "out of memory for a generator");
-    m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
+    m->params = big_alloc((size_t)GEN_NUM_PARAMS * sizeof(float));
     if (m->params) memcpy(m->params, params, (size_t)GEN_NUM_PARAMS * sizeof(float));
     return finish_load(out, m, m->params ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory for a generator"));
 }
@@ -178,7 +183,7 @@ cg_status cg_model_load_memory(cg_model **out, const void *data, size_t n, const
     }
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
-    m->params = malloc((size_t)GEN_NUM_PARAMS * sizeof(float));
+    m->params = big_alloc((size_t)GEN_NUM_PARAMS * sizeof(float));
     cg_status st = m->params ? st_load_memory(data, n, name, gen_tensors, GEN_NUM_TENSORS, m->params, 0,
                                               MAX_WEIGHTS_BYTES, WHAT)
                              : cg_fail(CG_ERR_NOMEM, "%s: out of memory", name);
@@ -189,10 +194,10 @@ void cg_model_free(cg_model *m) {
     if (!m) return;
     cg_pool_free(m->pool);
     light_model_free(m->light);
-    free(m->params);
-    free(m->packed);
+    big_free(m->params);
+    big_free(m->packed);
     free(m->wino_store);
-    free(m->arena);
+    big_free(m->arena);
     free(m);
 }
 
