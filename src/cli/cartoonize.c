@@ -550,7 +550,7 @@ static job_result process_job(run_ctx *c, const job *j, int index, int own_bar) 
         .comparison_out = cmp, .comparison_mp4 = cmp_mp4,
         .max_height = o->max_height, .max_pixels = o->max_pixels, .view = (int)o->view,
         .frame_frequency = o->frame_frequency, .max_frames = o->max_frames,
-        .sink = {o->dither}, .quiet = o->quiet, .interrupted = &interrupted,
+        .sink = {o->dither}, .threads = o->threads, .quiet = o->quiet, .interrupted = &interrupted,
         .bar = &c->bar, .own_bar = own_bar, .base = index,
     };
     media_result r = media_process(&mj);

@@ -109,6 +109,8 @@ typedef struct {
     int frame_frequency;          /* animated images: keep every Nth frame */
     int max_frames;               /* animated images and videos: 0 = no limit */
     sink_opts sink;
+    int threads;                  /* --threads (0: one per CPU): a still image's outputs
+                                     are encoded on up to this many at once */
     int quiet;
     volatile sig_atomic_t *interrupted;
     /* The run's bar. own_bar: this is the run's only input, so the bar is this input's
