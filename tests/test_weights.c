@@ -1,6 +1,8 @@
 /* test_weights.c: the weights loaders. Both formats (.npy directory, .safetensors) must
  * give identical parameters, and every kind of damage must be refused with a message that
- * names the file and the tensor, never a crash. The style's weights come from
+ * names the file and the tensor, never a crash. The one-image loader (model_load_at_use),
+ * which maps a file laid out as memory instead of reading it, must give the same
+ * parameters and refuse the same damage with the same messages. The style's weights come from
  * $CARTOONGAN_WEIGHTS (set by `make test`); the damaged copies are made in a temp folder. */
 #include <errno.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 
 #include "cartoongan.h"
 #include "model/generator.h"
+#include "model/model.h"
 #include "model/npy.h"
 #include "test.h"
 
@@ -53,13 +56,22 @@ static void test_formats_agree(void) {
     snprintf(dir, sizeof dir, "%s/npy", tmpdir);
     snprintf(st, sizeof st, "%s/copy.safetensors", tmpdir);
     write_npy_dir(base, dir, NULL, NULL, 0);
-    cg_model *a = NULL, *b = NULL;
+    cg_model *a = NULL, *b = NULL, *c = NULL, *d = NULL;
     CHECK(cg_model_load(&a, dir) == CG_OK, "%s", cg_last_error());
     CHECK(cg_model_save(base, st) == CG_OK, "%s", cg_last_error());
     CHECK(cg_model_load(&b, st) == CG_OK, "%s", cg_last_error());
     if (a && b) CHECK(same_params(a, base) && same_params(b, base), "parameters differ after a round trip");
+    /* one image: the file st_save wrote is mapped, the .npy folder read */
+    CHECK(model_load_at_use(&c, st) == CG_OK, "%s", cg_last_error());
+    CHECK(model_load_at_use(&d, dir) == CG_OK, "%s", cg_last_error());
+    if (c && d) {
+        CHECK(c->map != NULL && d->map == NULL, "mapped: file %d, folder %d", c->map != NULL, d->map != NULL);
+        CHECK(same_params(c, base) && same_params(d, base), "parameters differ loaded for one image");
+    }
     cg_model_free(a);
     cg_model_free(b);
+    cg_model_free(c);
+    cg_model_free(d);
 }
 
 /* The browser's weights: F16 files (cg_model_save_fp16) load, widened to within half
@@ -68,8 +80,12 @@ static void test_fp16_and_memory(void) {
     char st[512];
     snprintf(st, sizeof st, "%s/half.safetensors", tmpdir);
     CHECK(cg_model_save_fp16(base, st) == CG_OK, "%s", cg_last_error());
-    cg_model *h = NULL, *mem = NULL;
+    cg_model *h = NULL, *mem = NULL, *one = NULL;
     CHECK(cg_model_load(&h, st) == CG_OK, "%s", cg_last_error());
+    /* F16 cannot be mapped as floats: read and widened */
+    CHECK(model_load_at_use(&one, st) == CG_OK, "%s", cg_last_error());
+    if (h && one) CHECK(one->map == NULL && same_params(h, one), "an F16 file loaded for one image differs");
+    cg_model_free(one);
     FILE *f = fopen(st, "rb");
     static unsigned char buf[24u << 20];
     size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
@@ -96,6 +112,7 @@ static void test_fp16_and_memory(void) {
     cg_model_free(h);
 }
 
+/* Both loaders refuse it alike: the status and the message. */
 static void expect_fail(const char *path, cg_status want, const char *needle1, const char *needle2) {
     cg_model *m = (cg_model *)1;
     cg_status s = cg_model_load(&m, path);
@@ -103,6 +120,12 @@ static void expect_fail(const char *path, cg_status want, const char *needle1, c
     CHECK(m == NULL, "handle not cleared");
     CHECK(strstr(cg_last_error(), needle1) && strstr(cg_last_error(), needle2),
           "message '%s' lacks '%s' / '%s'", cg_last_error(), needle1, needle2);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", cg_last_error());
+    m = (cg_model *)1;
+    s = model_load_at_use(&m, path);
+    CHECK(s == want && m == NULL && !strcmp(cg_last_error(), msg), "%s for one image: status %d, '%s'", path, s,
+          cg_last_error());
 }
 
 static void test_npy_dir_damage(void) {
@@ -182,6 +205,19 @@ static void test_safetensors_damage(void) {
     }
     fclose(rw);
     expect_fail(bad, CG_ERR_WEIGHTS, "conv02_1.weight", "expected [128,64,3,3]");
+
+    /* A NaN in the middle of a tensor (the header intact) */
+    snprintf(bad, sizeof bad, "%s/nan.safetensors", tmpdir);
+    in = fopen(st, "rb");
+    out = fopen(bad, "wb");
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in), fclose(out);
+    rw = fopen(bad, "r+b");
+    float nan = NAN;
+    fseek(rw, -4 * 1000, SEEK_END); /* in the last tensors, in13_1's */
+    fwrite(&nan, sizeof nan, 1, rw);
+    fclose(rw);
+    expect_fail(bad, CG_ERR_WEIGHTS, "nan.safetensors", "NaN or infinity");
 
     expect_fail("/nonexistent/weights.safetensors", CG_ERR_IO, "/nonexistent/weights.safetensors", "No such file");
 }

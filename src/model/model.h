@@ -18,6 +18,9 @@ enum { N01_1, N02_1, N03_1, N_RES, N12_1 = N_RES + 16, N13_1, NUM_NORMS };
 
 struct cg_model {
     float *params;                     /* GEN_NUM_PARAMS floats */
+    void *map;                         /* non-NULL: params lie in this read-only mapping of
+                                          the weights file, map_len bytes */
+    size_t map_len;
     const float *tensor[GEN_NUM_TENSORS];
     float *packed;                     /* packed weights of every conv and deconv */
     packed_weights conv[NUM_CONVS];

@@ -17,6 +17,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__) && !defined(__EMSCRIPTEN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#include <fcntl.h>
+#include <sys/mman.h>
+#define MAP_WEIGHTS 1
+#endif
 
 #include "bigmem.h"
 #include "light.h"
@@ -83,6 +88,50 @@ static cg_status save(const cg_model *m, const char *path, int f16) {
 cg_status cg_model_save(const cg_model *m, const char *path) { return save(m, path, 0); }
 cg_status cg_model_save_fp16(const cg_model *m, const char *path) { return save(m, path, 1); }
 
+/* ---- mapping a file's parameters instead of reading them ----
+ *
+ * A model loaded for one image (model_load_at_use) uses its parameters where the file's
+ * pages are, when the file holds them as they lie in memory: every tensor F32, 4-byte
+ * aligned, one after another in gen_tensors' order (as st_save writes them). That copies
+ * nothing and faults about 700 times (the kernel maps 16 pages of the page cache per
+ * fault) instead of 11 000 times on fresh pages for the 44.5 MB: 27 -> 8 ms here. The file
+ * must not be cut short while the model lives (reading the lost pages would kill the
+ * process), which for the one-photo command is about a second. Any other file is read. */
+
+#ifdef MAP_WEIGHTS
+/* CG_OK with m->params in the mapping; CG_ERR_FORMAT (no message) when the file is not
+ * laid out for it; another status, with the message st_load would give, when it is bad. */
+static cg_status map_params(cg_model *m, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return CG_ERR_FORMAT; /* st_load says why */
+    struct stat sb;
+    void *map = MAP_FAILED;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= 8 && (uint64_t)sb.st_size <= MAX_WEIGHTS_BYTES)
+        map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return CG_ERR_FORMAT;
+    const size_t len = (size_t)sb.st_size;
+    uint64_t off[GEN_NUM_TENSORS];
+    int f16[GEN_NUM_TENSORS];
+    cg_status st = st_parse_header(map, len, len, path, gen_tensors, GEN_NUM_TENSORS, 0, WHAT, off, f16);
+    int laid_out = st == CG_OK && off[0] % sizeof(float) == 0;
+    for (int i = 0; laid_out && i < GEN_NUM_TENSORS; i++)
+        laid_out = !f16[i] && (i == 0 || off[i] == off[i - 1] + tensor_info_count(&gen_tensors[i - 1]) * sizeof(float));
+    if (laid_out) {
+        madvise(map, len, MADV_WILLNEED); /* read ahead what the page cache lacks */
+        m->params = (float *)((uint8_t *)map + off[0]);
+        st = check_finite(m->params, path);
+    }
+    if (st == CG_OK && laid_out) {
+        m->map = map, m->map_len = len;
+        return CG_OK;
+    }
+    m->params = NULL;
+    munmap(map, len);
+    return st == CG_OK ? CG_ERR_FORMAT : st;
+}
+#endif
+
 /* ---- the model handle ---- */
 
 /* The architecture a .safetensors file's metadata names: 1 for the light generator, 0 for
@@ -146,6 +195,12 @@ static cg_status load(cg_model **out, const char *path, int at_use) {
     cg_model *m = calloc(1, sizeof *m);
     if (!m) return cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
     m->at_use = at_use;
+#ifdef MAP_WEIGHTS
+    if (at_use && !S_ISDIR(sb.st_mode)) {
+        cg_status st = map_params(m, path);
+        if (st != CG_ERR_FORMAT) return finish_load(out, m, st);
+    }
+#endif
     m->params = big_alloc((size_t)GEN_NUM_PARAMS * sizeof(float));
     cg_status st;
     if (!m->params) st = cg_fail(CG_ERR_NOMEM, "%s: out of memory", path);
@@ -194,7 +249,11 @@ void cg_model_free(cg_model *m) {
     if (!m) return;
     cg_pool_free(m->pool);
     light_model_free(m->light);
-    big_free(m->params);
+#ifdef MAP_WEIGHTS
+    if (m->map) munmap(m->map, m->map_len);
+    else
+#endif
+        big_free(m->params);
     big_free(m->packed);
     free(m->wino_store);
     big_free(m->arena);
