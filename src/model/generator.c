@@ -157,11 +157,12 @@ typedef struct {
     int hb;               /* blocks of STORE_ROWS rows in each half of the region */
     size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
     size_t region, buf, saved, scratch;
-    /* at_use models: two slots of wslot floats, each for a 256 x 256 Winograd layer's
-     * transformed weights and the temporary of their packing, at these offsets in the
-     * arena (in floats): in A and B past what D3 and the residual blocks use of them
-     * when they fit there (large images), else in `extra` floats at the arena's end */
-    size_t wslot, wslot_at[2], extra;
+    /* at_use models: slots of wslot floats, each for a 256 x 256 Winograd layer's
+     * transformed weights and the temporary of their packing, one for D3 (conv03_2) and
+     * two for the residual stage, at these offsets in the arena (floats): in A or B past
+     * what the stage uses of them where they fit (images of about 512x512 and more), else
+     * in `extra` floats at the arena's end */
+    size_t wslot, slot_at[2][2], extra;
 } plan;
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
@@ -253,23 +254,31 @@ static double arena_floats(const plan *p) {
            up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS) + p->extra;
 }
 
-/* Places the weights slots of an at_use model (see plan). D3 and the residual blocks,
- * the stages that run the 256 x 256 layers, use A and B only up to their bands' needs,
- * while the full-resolution stages need about four times that: at 512x512 each slot
- * (33.5 MB with F(6x6, 3x3)) fits in what D3 and the residual stage leave free. */
+/* Places an at_use model's weights slots (see plan). D3 and the residual blocks, the
+ * stages that run the 256 x 256 layers, use A and B only up to their bands' needs, while
+ * the full-resolution stages need about four times that: at 512x512 the slots (21 MB
+ * each with F(4x4, 3x3), 37 MB with F(6x6, 3x3)) fit in what those two stages leave free, and the arena is no
+ * larger than a packed model's. The extra region is shared: the stages run one after the
+ * other. */
 static void place_slots(plan *p) {
+    static const int stage[2] = {B_D3, B_RES}, count[2] = {1, 2};
     p->wslot = up16(winograd_weights_floats(256, 256)) + up16(winograd_pack_tmp_floats(256, 256));
-    band_need d3 = stage_need(p, B_D3, p->band[B_D3]), res = stage_need(p, B_RES, p->band[B_RES]);
-    const size_t used[2] = {up16(max2(d3.a, res.a)), up16(max2(d3.b, res.b))};
-    const size_t at[2] = {up16(p->region), up16(p->region) + up16(p->buf)}; /* A, B */
-    size_t end = (size_t)arena_floats(p);
-    for (int k = 0; k < 2; k++) {
-        if (up16(p->buf) - used[k] >= p->wslot) {
-            p->wslot_at[k] = at[k] + used[k];
-        } else {
-            p->wslot_at[k] = end + p->extra;
-            p->extra += p->wslot;
+    const size_t end = (size_t)arena_floats(p), buf = up16(p->buf);
+    for (int s = 0; s < 2; s++) {
+        band_need u = stage_need(p, stage[s], p->band[stage[s]]);
+        size_t at[2] = {up16(p->region) + up16(u.a), up16(p->region) + buf + up16(u.b)}; /* in A, in B */
+        size_t room[2] = {buf - up16(u.a), buf - up16(u.b)}, extra = 0;
+        for (int k = 0; k < count[s]; k++) {
+            int in = room[1] >= room[0] ? 1 : 0; /* the roomier buffer */
+            if (room[in] >= p->wslot) {
+                p->slot_at[s][k] = at[in];
+                at[in] += p->wslot, room[in] -= p->wslot;
+            } else {
+                p->slot_at[s][k] = end + extra;
+                extra += p->wslot;
+            }
         }
+        p->extra = max2(p->extra, extra);
     }
 }
 
@@ -291,7 +300,7 @@ static plan make_plan(int h, int w, int threads, int at_use) {
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
     p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
-    p.wslot = p.wslot_at[0] = p.wslot_at[1] = p.extra = 0;
+    p.wslot = p.extra = 0;
     if (at_use) place_slots(&p);
     return p;
 }
@@ -362,10 +371,9 @@ typedef struct {
     const float *in;
     float *out;
     float *region, *A, *B, *saved, *scratch;
-    /* at_use models: the weights slots (plan), the layers they hold now, and those
-     * layers' transformed weights, which conv finds in use_ww */
-    float *slot[2];
-    int slot_conv[2];
+    /* at_use models: the weights slots of D3 and the residual stage (plan), the layers
+     * whose transformed weights they hold, which conv finds in use_ww */
+    float *slot[2][2];
     winograd_weights slot_ww[2];
     const winograd_weights *use_ww[NUM_CONVS];
     norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
@@ -385,32 +393,29 @@ static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d)
 }
 
 /* at_use models: before a stage, the weights of its 256 x 256 Winograd layers (one or
- * two) are transformed into the slots, one per pool thread: the bands that follow share
+ * two) are transformed into its slots, one per pool thread: the bands that follow share
  * them. */
 typedef struct {
     gen *g;
-    int conv[2];
+    int stage, conv[2];
 } at_use_job;
 
 static void at_use_task(void *ctx, int k, int n) {
     (void)n;
     at_use_job *j = ctx;
     gen *g = j->g;
-    const int c = j->conv[k];
-    float *tmp = g->slot[k] + up16(winograd_weights_floats(256, 256));
+    float *slot = g->slot[j->stage][k], *tmp = slot + up16(winograd_weights_floats(256, 256));
     /* with a tmp it cannot fail */
-    pack_winograd_weights_tmp(&g->slot_ww[k], g->slot[k], g->m->wino_at_use[c], 256, 256, gemm_arch_get(), tmp);
+    pack_winograd_weights_tmp(&g->slot_ww[k], slot, g->m->wino_at_use[j->conv[k]], 256, 256, gemm_arch_get(), tmp);
 }
 
-static void transform_at_use(gen *g, int c0, int c1) {
+/* stage: 0 for D3 (conv03_2 alone), 1 for a residual block (its two convolutions). */
+static void transform_at_use(gen *g, int stage, int c0, int c1) {
     if (!g->m->wino_at_use[c0]) return; /* packed at load, or not Winograd */
-    at_use_job j = {g, {c0, c1}};
-    const int n = c1 >= 0 ? 2 : 1;
-    for (int k = 0; k < n; k++) {
-        if (g->slot_conv[k] >= 0) g->use_ww[g->slot_conv[k]] = NULL;
-        g->slot_conv[k] = j.conv[k];
-        g->use_ww[j.conv[k]] = &g->slot_ww[k];
-    }
+    at_use_job j = {g, stage, {c0, c1}};
+    const int n = stage ? 2 : 1;
+    memset(g->use_ww, 0, sizeof g->use_ww);
+    for (int k = 0; k < n; k++) g->use_ww[j.conv[k]] = &g->slot_ww[k];
     cg_pool_run(g->pool, at_use_task, &j, n);
 }
 
@@ -509,7 +514,7 @@ static int down2(gen *g) {
 static int down3(gen *g) {
     const plan *p = g->p;
     rows_view c22 = stored(g, 128, p->w2, p->h2, 0), x = stored(g, 256, p->w3, p->h3, 0);
-    transform_at_use(g, C03_2, -1);
+    transform_at_use(g, 0, C03_2, -1);
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < p->h3; r0 += p->band[B_D3]) {
         int r1 = imin(r0 + p->band[B_D3], p->h3);
@@ -533,7 +538,7 @@ static int residual(gen *g, int r) {
     rows_view x = stored(g, 256, w3, h3, 0), t = stored(g, 256, w3, h3, 1);
     const int ca = C_RES + 2 * r, cb = ca + 1, na = N_RES + 2 * r, nb = na + 1;
     const double conv_macs = layer_macs(256, 256, 3, h3, w3);
-    transform_at_use(g, ca, cb);
+    transform_at_use(g, 1, ca, cb);
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < h3; r0 += n) {
         int r1 = imin(r0 + n, h3);
@@ -639,10 +644,8 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     g.scratch = a, a += up16(p.scratch);
     g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);
     g.st = (chan_stats *)a;
-    for (int k = 0; k < 2; k++) {
-        g.slot[k] = p.wslot ? (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63) + p.wslot_at[k] : NULL;
-        g.slot_conv[k] = -1;
-    }
+    for (int s = 0; s < 2 && p.wslot; s++)
+        for (int k = 0; k < 2; k++) g.slot[s][k] = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63) + p.slot_at[s][k];
     g.memo_y0 = g.memo_y1 = -1;
     g.pr = (progress){progress_fn, user, 0, 0, 0};
     g.pr.total = stage_macs(&p, g.macs, 1);
