@@ -16,7 +16,8 @@
  *    work band by band; and its working memory stays within the issue's bounds.
  * 5. A model loaded for one image (model_load_at_use: Winograd weights transformed at
  *    use, in the arena) computes exactly what a packed one does, in one band or many,
- *    with its weights in A's and B's spare room or past the arena's end. */
+ *    with its weights in A's and B's spare room or past the arena's end; and styles that
+ *    pass one arena around compute what each does on its own. */
 #include <math.h>
 
 #include "cartoongan.h"
@@ -283,6 +284,42 @@ static void test_at_use_equals_packed(void) {
     cg_model_free(m);
 }
 
+/* Styles that pass one arena around (model_take_arena, as cartoonize does) give what each
+ * gives with its own, whichever style last used it and at whatever size: a larger image
+ * grows the arena that was passed on, a smaller one runs in it. */
+static void test_shared_arena(void) {
+    static const int sizes[][2] = {{37, 29}, {64, 48}, {20, 12}};
+    cg_model *shared[3] = {NULL, NULL, NULL}; /* fresh, without arenas; the last for one image */
+    char path[4096];
+    for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, cg_style_names[s]);
+        CHECK((s < 2 ? cg_model_load(&shared[s], path) : model_load_at_use(&shared[s], path)) == CG_OK, "%s",
+              cg_last_error());
+        if (!shared[s]) return;
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        int w = sizes[i][0], h = sizes[i][1];
+        size_t n = (size_t)w * h * 3;
+        uint8_t *in = malloc(n), *want = malloc(n), *got = malloc(n);
+        for (size_t k = 0; k < n; k++) in[k] = (uint8_t)(k * 37 + i);
+        for (int s = 0; s < 3; s++) {
+            model_take_arena(shared[s], shared, 3);
+            CHECK(cg_stylize(shared[s], got, in, w, h, NULL) == CG_OK, "%s", cg_last_error());
+            CHECK(shared[s]->arena && shared[(s + 1) % 3]->arena == NULL && shared[(s + 2) % 3]->arena == NULL,
+                  "%dx%d: more than one arena", w, h);
+            /* the same style on its own arena */
+            cg_model *alone = NULL;
+            snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, cg_style_names[s]);
+            CHECK(cg_model_load(&alone, path) == CG_OK, "%s", cg_last_error());
+            if (alone) CHECK(cg_stylize(alone, want, in, w, h, NULL) == CG_OK, "%s", cg_last_error());
+            CHECK(alone && memcmp(got, want, n) == 0, "%s at %dx%d differs on a shared arena", cg_style_names[s], w, h);
+            cg_model_free(alone);
+        }
+        free(in), free(want), free(got);
+    }
+    for (int s = 0; s < 3; s++) cg_model_free(shared[s]);
+}
+
 /* Progress is reported band by band, never goes back, ends at 1, and a cancel in the
  * middle of a banded run stops it. */
 static void test_banded_progress_and_cancel(void) {
@@ -329,6 +366,7 @@ int main(void) {
     RUN(test_banded_equals_one_band);
     RUN(test_banded_progress_and_cancel);
     RUN(test_at_use_equals_packed);
+    RUN(test_shared_arena);
     RUN(test_working_memory);
     for (int s = 0; s < CG_NUM_STYLES; s++) cg_model_free(models[s]);
     return TEST_SUMMARY("test_model");

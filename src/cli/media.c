@@ -15,6 +15,7 @@
 
 #include "io/image.h"
 #include "io/video.h"
+#include "model/model.h"
 #include "nn/pool.h"
 #include "status.h"
 
@@ -145,6 +146,8 @@ static cg_status stylize_frame(media_ctx *m) {
     m->runs_done = 0;
     for (int k = 0; k < j->nstyles; k++) {
         if (!m->run[k]) continue;
+        /* the styles run one after the other: they share one working memory */
+        model_take_arena(j->models[k], j->models, j->nstyles);
         cg_status s = cg_stylize(j->models[k], m->styled[k], m->work, m->w, m->h, &opts);
         if (s == CG_ERR_CANCELLED || *j->interrupted) return CG_ERR_CANCELLED;
         if (s != CG_OK) return s;

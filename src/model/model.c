@@ -162,6 +162,16 @@ cg_status cg_model_set_threads(cg_model *m, int threads) {
 
 static int net_threads(const cg_model *m) { return m->threads ? m->threads : cg_cpu_count(); }
 
+void model_take_arena(cg_model *m, cg_model *const *models, int n) {
+    cg_model *from = m;
+    for (int i = 0; i < n; i++)
+        if (models[i] && models[i]->arena_bytes > from->arena_bytes) from = models[i];
+    void *arena = m->arena;
+    size_t bytes = m->arena_bytes;
+    m->arena = from->arena, m->arena_bytes = from->arena_bytes;
+    from->arena = arena, from->arena_bytes = bytes;
+}
+
 /* The light generator's working memory: its arena, its float input and output. */
 static size_t light_memory(const cg_model *m, int width, int height) {
     size_t arena = light_arena_bytes(height, width, net_threads(m));

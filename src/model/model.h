@@ -58,6 +58,12 @@ cg_status model_from_params(struct cg_model **out, const float *params);
  * layer). The command uses it when it has exactly one image to cartoonize. */
 cg_status model_load_at_use(struct cg_model **out, const char *path);
 
+/* Gives m the largest working memory (cg_stylize's arena) among models[0..n) (m may be
+ * one of them), in exchange for its own; none of them may be stylizing. A caller that runs
+ * several styles one after the other calls it before each, so that they share one arena
+ * instead of each touching its own (about 200 MB at 512x512). */
+void model_take_arena(struct cg_model *m, struct cg_model *const *models, int n);
+
 /* Fills the packed weights and layer pointers from params; CG_ERR_NOMEM on failure. */
 cg_status model_prepare(struct cg_model *m);
 
