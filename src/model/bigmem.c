@@ -4,7 +4,8 @@
  * the kernel gives huge pages only to whole aligned 2 MB ranges of a mapping marked
  * MADV_HUGEPAGE. The mapping's length lives in its first 64 bytes, so that big_free needs
  * nothing but the pointer (64 bytes keep the caller's data 64-byte aligned, and the first
- * huge page still covers them).
+ * huge page still covers them). Elsewhere, and in AddressSanitizer builds, they are
+ * aligned_alloc's.
  *
  * To measure either way: CARTOONGAN_HUGEPAGES=1 (or 0) asks for huge pages always (or
  * never) without timing faults, and CARTOONGAN_PREFAULT=1 populates each mapping in one
@@ -15,7 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__linux__) && !defined(__EMSCRIPTEN__)
+/* Sanitizer builds keep malloc's buffers, whose overruns AddressSanitizer reports. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BIGMEM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BIGMEM_SANITIZED 1
+#endif
+#endif
+
+#if defined(__linux__) && !defined(__EMSCRIPTEN__) && !defined(BIGMEM_SANITIZED)
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <time.h>
