@@ -256,10 +256,10 @@ static double arena_floats(const plan *p) {
 
 /* Places an at_use model's weights slots (see plan). D3 and the residual blocks, the
  * stages that run the 256 x 256 layers, use A and B only up to their bands' needs, while
- * the full-resolution stages need about four times that: at 512x512 the slots (21 MB
- * each with F(4x4, 3x3), 37 MB with F(6x6, 3x3)) fit in what those two stages leave free, and the arena is no
- * larger than a packed model's. The extra region is shared: the stages run one after the
- * other. */
+ * the full-resolution stages need about four times that: at 512x512 the slots (21 MB each
+ * with F(4x4, 3x3), 37 MB with F(6x6, 3x3)) fit in what those two stages leave free, and
+ * the arena is no larger than a packed model's. The extra region is shared: the stages
+ * run one after the other. */
 static void place_slots(plan *p) {
     static const int stage[2] = {B_D3, B_RES}, count[2] = {1, 2};
     p->wslot = up16(winograd_weights_floats(256, 256)) + up16(winograd_pack_tmp_floats(256, 256));
@@ -301,6 +301,7 @@ static plan make_plan(int h, int w, int threads, int at_use) {
     p.saved = 256 * ((size_t)p.w3 + 2);
     p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
     p.wslot = p.extra = 0;
+    memset(p.slot_at, 0, sizeof p.slot_at);
     if (at_use) place_slots(&p);
     return p;
 }
