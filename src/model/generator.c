@@ -256,9 +256,9 @@ static double arena_floats(const plan *p) {
 
 /* Places an at_use model's weights slots (see plan). D3 and the residual blocks, the
  * stages that run the 256 x 256 layers, use A and B only up to their bands' needs, while
- * the full-resolution stages need about four times that: at 512x512 the slots (21 MB each
- * with F(4x4, 3x3), 37 MB with F(6x6, 3x3)) fit in what those two stages leave free, and
- * the arena is no larger than a packed model's. The extra region is shared: the stages
+ * the full-resolution stages need about four times that: at 512x512 the slots (21 MB each)
+ * fit in what those two stages leave free, and the arena is no larger than a packed
+ * model's. The extra region is shared: the stages
  * run one after the other. */
 static void place_slots(plan *p) {
     static const int stage[2] = {B_D3, B_RES}, count[2] = {1, 2};
@@ -637,7 +637,7 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     plan p = make_plan(h, w, cg_pool_threads(pool), m->at_use);
     gen g = {0};
     g.p = &p, g.m = m, g.pool = pool, g.in = in, g.out = out;
-    float *a = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63);
+    float *const base = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63), *a = base;
     g.region = a, a += up16(p.region);
     g.A = a, a += up16(p.buf);
     g.B = a, a += up16(p.buf);
@@ -646,7 +646,7 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);
     g.st = (chan_stats *)a;
     for (int s = 0; s < 2 && p.wslot; s++)
-        for (int k = 0; k < 2; k++) g.slot[s][k] = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63) + p.slot_at[s][k];
+        for (int k = 0; k < 2; k++) g.slot[s][k] = base + p.slot_at[s][k];
     g.memo_y0 = g.memo_y1 = -1;
     g.pr = (progress){progress_fn, user, 0, 0, 0};
     g.pr.total = stage_macs(&p, g.macs, 1);
