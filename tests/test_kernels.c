@@ -89,6 +89,10 @@ static void conv_shapes_one_arch(void) {
         check_conv(64, 21, 40, 32, 3, 2, 1, pools[t]); /* strided, a partial last panel */
         check_conv(300, 7, 5, 16, 3, 1, 1, pools[t]);  /* several KC blocks, a ragged last */
         check_conv(2, 40, 50, 16, 3, 2, 1, pools[t]);  /* more pixels than one NC block */
+        /* rows of whole panels (packed k-row across panels, conv.c's pack_b_rows): borders on
+         * both sides, with a partial panel at each row's end, strided and not */
+        check_conv(8, 9, 141, 16, 3, 2, 1, pools[t]);
+        check_conv(5, 4, 100, 8, 3, 1, 1, pools[t]);
     }
     cg_pool_free(pool3);
 }
@@ -159,6 +163,7 @@ static void deconv_shapes_one_arch(void) {
     check_deconv(32, 9, 13, 16, pool);  /* AMX-shaped: cin 32k, cout 16k */
     check_deconv(128, 6, 20, 32, pool); /* two KC blocks of the 2x2 window */
     check_deconv(64, 21, 40, 16, NULL); /* more pixels than one NC block */
+    check_deconv(32, 5, 70, 16, pool);  /* rows of whole panels and a partial one */
     check_deconv_window(5, 6, 7, 4, (deconv_window){-1, 13, 1});  /* a zero row above and below */
     check_deconv_window(32, 9, 5, 16, (deconv_window){3, 9, 2});  /* inside, wider padding */
     check_deconv_window(3, 4, 4, 2, (deconv_window){0, 8, 0});    /* the whole output, unpadded */
