@@ -196,6 +196,23 @@ static void check_winograd(int cin, int h, int w, int cout, int pad, cg_pool *po
     if (err > *worst) *worst = err;
     CHECK(err < (amx ? 6e-4 : 5e-5), "%s winograd cin=%d %dx%d cout=%d pad=%d: max error %g", arch->name, cin, h, w, cout,
           pad, err);
+    /* The same into blocks of 4 rows [block][cout][4][ow] (the generator's stored layout,
+     * conv3x3_winograd_forward_to), a guard float between blocks: the same values, none
+     * written past a block's rows. */
+    const size_t bstride = (size_t)cout * 4 * ow + 1, nblk = (size_t)(oh + 3) / 4;
+    float *blocked = malloc(nblk * bstride * sizeof(float));
+    for (size_t i = 0; i < nblk * bstride; i++) blocked[i] = -7.f;
+    winograd_out o = {blocked, bstride, (size_t)4 * ow};
+    conv3x3_winograd_forward_to(&o, in, &ww, b, &d, scratch, pool);
+    int bad = 0;
+    for (size_t i = 0; i < nblk * bstride; i++) {
+        size_t blk = i / bstride, r = i % bstride, k = r / (4 * (size_t)ow), y = blk * 4 + r / ow % 4, x = r % ow;
+        float want = r == bstride - 1 || y >= (size_t)oh ? -7.f : out[(k * oh + y) * ow + x];
+        bad += blocked[i] != want;
+    }
+    CHECK(bad == 0, "%s winograd cin=%d %dx%d cout=%d into blocks of 4 rows: %d values differ", arch->name, cin, h, w,
+          cout, bad);
+    free(blocked);
     free(in), free(wt), free(b), free(ref), free(out), free(buf), free(scratch);
 }
 

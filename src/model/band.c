@@ -94,7 +94,7 @@ static inline double sum_sq_dev(const float *x, size_t n, float mean) {
 /* ---- emitting a band's output ---- */
 
 typedef struct {
-    const float *band;
+    rows_view src; /* the band (CHW), or rows of a stored tensor */
     int rows, w, y0;
     chan_stats *s;
     const rows_view *store;
@@ -109,7 +109,6 @@ enum { STATS_ROWS = 4 };
 MULTIVERSION static void emit_task(void *ctx, int ch, int n) {
     (void)n;
     const emit_job *j = ctx;
-    const float *x = j->band + (size_t)ch * j->rows * j->w;
     for (int i = 0; i < j->rows && j->s;) {
         int y = j->y0 + i, end = (y / STATS_ROWS + 1) * STATS_ROWS - j->y0;
         int rows = (end < j->rows ? end : j->rows) - i;
@@ -118,7 +117,7 @@ MULTIVERSION static void emit_task(void *ctx, int ch, int n) {
          * normalises exactly as a single band does. M2 is taken about the float-rounded
          * mean mf, as norm.c does: that adds n (mean - mf)^2 to it, and (mean - mf)^2 is at
          * most 4e-15 mean^2, far below eps for any mean the network produces. */
-        const float *g = x + (size_t)i * j->w;
+        const float *g = view_row(&j->src, ch, y); /* a group's rows are contiguous in either layout */
         size_t count = (size_t)rows * j->w;
         double nb = (double)count, mean = sum(g, count) / nb;
         double m2 = sum_sq_dev(g, count, (float)mean);
@@ -131,13 +130,18 @@ MULTIVERSION static void emit_task(void *ctx, int ch, int n) {
     }
     if (j->store)
         for (int i = 0; i < j->rows; i++)
-            memcpy(view_row(j->store, ch, j->y0 + i), x + (size_t)i * j->w, (size_t)j->w * sizeof *x);
+            memcpy(view_row(j->store, ch, j->y0 + i), view_row(&j->src, ch, j->y0 + i), (size_t)j->w * sizeof(float));
 }
 
 void band_emit(const float *band, int c, int rows, int w, int y0, chan_stats *s,
                const rows_view *store, cg_pool *pool) {
-    emit_job j = {band, rows, w, y0, s, store};
+    emit_job j = {view_chw((float *)band, c, w, y0, y0 + rows), rows, w, y0, s, store};
     cg_pool_run(pool, emit_task, &j, c);
+}
+
+void band_stats(const rows_view *v, int y0, int rows, chan_stats *s, cg_pool *pool) {
+    emit_job j = {*v, rows, v->w, y0, s, NULL};
+    cg_pool_run(pool, emit_task, &j, v->c);
 }
 
 /* ---- filling a band's padded input ---- */

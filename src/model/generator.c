@@ -393,6 +393,23 @@ static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d)
     else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, g->scratch, g->pool);
 }
 
+/* A band's last convolution c, whose output rows [r0, r1) (r0 a multiple of STORE_ROWS)
+ * are kept in `store`, with their statistics merged into g->st. A Winograd convolution
+ * writes them there itself; any other goes through B and a copy (band_emit). */
+static void conv_store(gen *g, int c, const conv_dims *d, const rows_view *store, int r0, int r1) {
+    const struct cg_model *m = g->m;
+    const winograd_weights *ww = m->wino[c] ? m->wino[c] : g->use_ww[c];
+    if (!ww) {
+        conv(g, g->B, g->A, c, d);
+        band_emit(g->B, store->c, r1 - r0, store->w, r0, g->st, store, g->pool);
+        return;
+    }
+    winograd_out o = {store->base + (size_t)((r0 - store->y0) / STORE_ROWS) * store->bstride, store->bstride,
+                      (size_t)STORE_ROWS * store->w};
+    conv3x3_winograd_forward_to(&o, g->A, ww, m->conv_bias[c], d, g->scratch, g->pool);
+    band_stats(store, r0, r1 - r0, g->st, g->pool);
+}
+
 /* at_use models: before a stage, the weights of its 256 x 256 Winograd layers (one or
  * two) are transformed into its slots, one per pool thread: the bands that follow share
  * them. */
@@ -472,19 +489,20 @@ static int stats_pass(gen *g, int s, int h, int w, void (*rows)(gen *, int, int)
 /* D1: conv01, for its statistics. */
 static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, g->p->w1, conv01_rows, N01_1); }
 
-/* Rows [r0, r1) of conv3x3(conv_s2(relu(norm(src)))), into B: the down path's two-layer
- * unit (src has image height h_src; the output, cout channels, is h x w). The 3x3 (zero
- * padding) needs the strided convolution's rows [r0 - 1, r1 + 1), which need src's rows
- * [2 r0 - 3, 2 r1 + 2); rows outside the image are zero padding. */
+/* Rows [r0, r1) of conv3x3(conv_s2(relu(norm(src)))) into `store` with their statistics
+ * (conv_store): the down path's two-layer unit (src has image height h_src; the output,
+ * cout channels, is h x w). The 3x3 (zero padding) needs the strided convolution's rows
+ * [r0 - 1, r1 + 1), which need src's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are
+ * zero padding. */
 static void down_rows(gen *g, rows_view src, int h_src, const norm_params *norm, int c1, int c2, int cout,
-                      int h, int w, int r0, int r1) {
+                      int h, int w, int r0, int r1, const rows_view *store) {
     const int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, h); /* the strided convolution's rows */
     fill(g, 2 * qa - 1, 2 * qb, h_src, 1, 0, src, norm, 1, NULL);
     conv_dims d = {src.c, 2 * (qb - qa) + 1, src.w + 2, cout, 3, 3, 2, 0};
     conv(g, g->B, g->A, c1, &d);
     fill(g, r0 - 1, r1 + 1, h, 1, 0, view_chw(g->B, cout, w, qa, qb), NULL, 0, NULL);
     d = (conv_dims){cout, r1 - r0 + 2, w + 2, cout, 3, 3, 1, 0};
-    conv(g, g->B, g->A, c2, &d);
+    conv_store(g, c2, &d, store, r0, r1);
 }
 
 /* D2: C22 = conv02_2(conv02_1(relu(in01(conv01)))) rows [r0, r1) per band, stored with
@@ -500,8 +518,8 @@ static int down2(gen *g) {
         int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1); /* conv01 rows */
         if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb);
         g->memo_y0 = g->memo_y1 = -1;
-        down_rows(g, view_chw(g->B, 64, p->w1, ya, yb), p->h1, &g->np[N01_1], C02_1, C02_2, 128, p->h2, p->w2, r0, r1);
-        band_emit(g->B, 128, r1 - r0, p->w2, r0, g->st, &c22, g->pool);
+        down_rows(g, view_chw(g->B, 64, p->w1, ya, yb), p->h1, &g->np[N01_1], C02_1, C02_2, 128, p->h2, p->w2, r0, r1,
+                  &c22);
         if (band_done(g, B_D2, r1 - r0)) return 1;
     }
     finish_norm(g, N02_1, 128);
@@ -519,8 +537,7 @@ static int down3(gen *g) {
     stats_reset(g->st, 256);
     for (int r0 = 0; r0 < p->h3; r0 += p->band[B_D3]) {
         int r1 = imin(r0 + p->band[B_D3], p->h3);
-        down_rows(g, c22, p->h2, &g->np[N02_1], C03_1, C03_2, 256, p->h3, p->w3, r0, r1);
-        band_emit(g->B, 256, r1 - r0, p->w3, r0, g->st, &x, g->pool);
+        down_rows(g, c22, p->h2, &g->np[N02_1], C03_1, C03_2, 256, p->h3, p->w3, r0, r1, &x);
         if (band_done(g, B_D3, r1 - r0)) return 1;
     }
     finish_norm(g, N03_1, 256);
@@ -545,8 +562,7 @@ static int residual(gen *g, int r) {
         int r1 = imin(r0 + n, h3);
         fill(g, r0 - 1, r1 + 1, h3, 1, 1, x, NULL, 0, NULL);
         conv_dims d = {256, r1 - r0 + 2, dw, 256, 3, 3, 1, 0};
-        conv(g, g->B, g->A, ca, &d);
-        band_emit(g->B, 256, r1 - r0, w3, r0, g->st, &t, g->pool);
+        conv_store(g, ca, &d, &t, r0, r1);
         if (step(&g->pr, conv_macs * (r1 - r0) / h3)) return 1;
     }
     finish_norm(g, na, 256);
@@ -558,8 +574,7 @@ static int residual(gen *g, int r) {
         for (int c = 0; c < 256; c++) /* input row r1 - 1, the next band's row r0 - 1 */
             memcpy(g->saved + (size_t)c * dw, g->A + ((size_t)c * (r1 - r0 + 2) + (r1 - r0)) * dw, (size_t)dw * sizeof(float));
         conv_dims d = {256, r1 - r0 + 2, dw, 256, 3, 3, 1, 0};
-        conv(g, g->B, g->A, cb, &d);
-        band_emit(g->B, 256, r1 - r0, w3, r0, g->st, &t, g->pool);
+        conv_store(g, cb, &d, &t, r0, r1);
         if (step(&g->pr, conv_macs * (r1 - r0) / h3)) return 1;
     }
     finish_norm(g, nb, 256);
@@ -567,11 +582,13 @@ static int residual(gen *g, int r) {
     return 0;
 }
 
-/* Rows [ea, eb) of conv3x3(deconv(src)), into B: the up path's two-layer unit. The 3x3
+/* Rows [ea, eb) of conv3x3(deconv(src)), into B, or into `store` with their statistics
+ * (conv_store) when it is not NULL: the up path's two-layer unit. The 3x3
  * (zero padding) needs the deconvolution's rows [ea - 1, eb + 1); its output rows 2i and
  * 2i + 1 come from input rows i and i + 1 (zero past the last), so input rows [xa, xb) give
  * output rows [2 xa, 2 xb), all right but the last unless xb is the last input row. */
-static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int cc, int ea, int eb) {
+static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int cc, int ea, int eb,
+                    const rows_view *store) {
     const int hin = src.y1, win = src.w, cin = src.c, cout = cin / 2, wout = 2 * win;
     const int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
     fill(g, xa, xb, hin, 0, 0, src, norm, norm != NULL, NULL);
@@ -582,7 +599,8 @@ static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int 
     deconv_window dw = {ea - 1 - 2 * xa, eb + 1 - 2 * xa, 1};
     deconv_s2_forward(g->A, g->B, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
     conv_dims d = {cout, eb - ea + 2, wout + 2, cout, 3, 3, 1, 0};
-    conv(g, g->B, g->A, cc, &d);
+    if (store) conv_store(g, cc, &d, store, ea, eb);
+    else conv(g, g->B, g->A, cc, &d);
 }
 
 /* U1: D12 = deconv01_2(deconv01_1(x)) rows [2 r0, 2 r1) per band of x's rows [r0, r1),
@@ -596,8 +614,7 @@ static int up1(gen *g) {
     stats_reset(g->st, 128);
     for (int r0 = 0; r0 < p->h3; r0 += n) {
         int r1 = imin(r0 + n, p->h3);
-        up_rows(g, x, NULL, D01_1, C_DE01_2, 2 * r0, 2 * r1);
-        band_emit(g->B, 128, 2 * (r1 - r0), p->w4, 2 * r0, g->st, &d12, g->pool);
+        up_rows(g, x, NULL, D01_1, C_DE01_2, 2 * r0, 2 * r1, &d12);
         if (band_done(g, B_U1, r1 - r0)) return 1;
     }
     finish_norm(g, N12_1, 128);
@@ -606,7 +623,7 @@ static int up1(gen *g) {
 
 /* U2: deconv02_2(deconv02_1(relu(in12(D12)))), for its statistics. */
 static void up2_rows(gen *g, int y0, int y1) {
-    up_rows(g, stored(g, 128, g->p->w4, g->p->h4, 0), &g->np[N12_1], D02_1, C_DE02_2, y0, y1);
+    up_rows(g, stored(g, 128, g->p->w4, g->p->h4, 0), &g->np[N12_1], D02_1, C_DE02_2, y0, y1, NULL);
 }
 
 static int up2(gen *g) { return stats_pass(g, B_U2, g->p->h5, g->p->w5, up2_rows, N13_1); }

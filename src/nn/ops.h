@@ -188,6 +188,18 @@ size_t winograd_scratch_floats(int threads, int cin, int cout);
 void conv3x3_winograd_forward(float *out, const float *in, const winograd_weights *ww,
                               const float *b, const conv_dims *d, float *scratch,
                               struct cg_pool *pool);
+/* Where conv3x3_winograd_forward_to writes: output row y of channel k, in units of floats,
+ * starts at base + (y / 4) * tile_row_stride + k * chan_stride + (y % 4) * ow (ow the
+ * output's width): rows in groups of 4, one group per row of Winograd tiles. CHW is
+ * {out, 4 ow, oh ow}; the generator's stored tensors (model/band.h, blocks of 4 rows each
+ * [c][4][w]) are {block, block stride, 4 ow}, which spares a copy of each output. */
+typedef struct {
+    float *base;
+    size_t tile_row_stride, chan_stride;
+} winograd_out;
+void conv3x3_winograd_forward_to(const winograd_out *o, const float *in, const winograd_weights *ww,
+                                 const float *b, const conv_dims *d, float *scratch,
+                                 struct cg_pool *pool);
 
 /* Instance norm with the ReLU and residual add fused in: out = norm(in) [+ residual]
  * [then relu]. `out` may equal `in`. */

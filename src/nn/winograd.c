@@ -149,6 +149,7 @@ typedef struct {
     const float *in, *bias;
     const winograd_weights *ww;
     int cin, h, w, pad, oh, ow, tw, ntiles; /* tw: tiles per row, padded to a multiple of WT */
+    size_t tile_row_stride, chan_stride; /* the output's layout (winograd_out) */
     int nr, task_tiles, panels;
     int avx512; /* the AVX-512 transforms (with the AVX-512 or AMX kernels) */
     float *scratch;
@@ -199,9 +200,10 @@ MULTIVERSION static void input_transform(float *v, const wino_job *j, int tile0,
  * and writes what falls inside the output: rows of 4 WT contiguous floats. */
 MULTIVERSION static void output_transform(const float *m, const wino_job *j, int rows, int tile0,
                                           int lane0) {
-    const size_t xi_stride = (size_t)rows * j->nr, plane = (size_t)j->oh * j->ow;
+    const size_t xi_stride = (size_t)rows * j->nr;
     const int oy = (tile0 / j->tw) * 4, ox = (tile0 % j->tw) * 4;
     const int ncols = j->ow - ox < 4 * WT ? j->ow - ox : 4 * WT, nrows = j->oh - oy < 4 ? j->oh - oy : 4;
+    float *const out = j->out + (size_t)(oy / 4) * j->tile_row_stride + ox;
     float x[36 * WT], y[24 * WT], o[16 * WT], line[4 * WT];
     for (int k = 0; k < j->ww->cout; k++) {
         const float *src = m + (size_t)k * j->nr + lane0;
@@ -209,7 +211,7 @@ MULTIVERSION static void output_transform(const float *m, const wino_job *j, int
         for (int e = 0; e < 6; e++) at6(y + e * WT, 6 * WT, x + e * WT, 6 * WT); /* columns: 6x6 -> 4x6 */
         for (int r = 0; r < 4; r++) at6(o + r * 4 * WT, WT, y + r * 6 * WT, WT); /* rows: 4x6 -> 4x4 */
         const float b = j->bias ? j->bias[k] : 0.f;
-        float *dst = j->out + k * plane + (size_t)oy * j->ow + ox;
+        float *dst = out + k * j->chan_stride;
         for (int r = 0; r < nrows; r++, dst += j->ow) {
             const float *q = o + r * 4 * WT;
             /* a whole row straight to the output, a partial one through line */
@@ -370,8 +372,9 @@ AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigne
 
 AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0,
                                            int lane0) {
-    const size_t xi_stride = (size_t)rows * j->nr, plane = (size_t)j->oh * j->ow;
+    const size_t xi_stride = (size_t)rows * j->nr;
     const int oy = (tile0 / j->tw) * 4, ox = (tile0 % j->tw) * 4;
+    float *const out = j->out + (size_t)(oy / 4) * j->tile_row_stride + ox;
     /* interleaving: lo/hi pair lanes 0..7 / 8..15 of two vectors, then pairs of pairs */
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -395,7 +398,7 @@ AVX512 static void output_transform_avx512(const float *m, const wino_job *j, in
             at6_v(r, x);
             for (int i = 0; i < 4; i++) o[i][e] = _mm512_add_ps(r[i], b);
         }
-        float *dst = j->out + k * plane + (size_t)oy * j->ow + ox;
+        float *dst = out + k * j->chan_stride;
         for (int r = 0; r < nrows; r++, dst += j->ow) {
             __m512 l01 = _mm512_permutex2var_ps(o[r][0], lo, o[r][1]);
             __m512 h01 = _mm512_permutex2var_ps(o[r][0], hi, o[r][1]);
@@ -476,9 +479,17 @@ size_t winograd_scratch_floats(int threads, int cin, int cout) {
 
 void conv3x3_winograd_forward(float *out, const float *in, const winograd_weights *ww,
                               const float *b, const conv_dims *d, float *scratch, cg_pool *pool) {
+    const size_t ow = (size_t)conv_out_w(d);
+    winograd_out o = {out, 4 * ow, (size_t)conv_out_h(d) * ow};
+    conv3x3_winograd_forward_to(&o, in, ww, b, d, scratch, pool);
+}
+
+void conv3x3_winograd_forward_to(const winograd_out *o, const float *in, const winograd_weights *ww,
+                                 const float *b, const conv_dims *d, float *scratch, cg_pool *pool) {
     const gemm_arch *arch = ww->u[0].arch;
     wino_job j;
-    j.out = out, j.in = in, j.bias = b, j.ww = ww;
+    j.out = o->base, j.in = in, j.bias = b, j.ww = ww;
+    j.tile_row_stride = o->tile_row_stride, j.chan_stride = o->chan_stride;
     j.cin = d->cin, j.h = d->h, j.w = d->w, j.pad = d->pad;
     j.oh = conv_out_h(d), j.ow = conv_out_w(d);
     j.tw = ((j.ow + 3) / 4 + WT - 1) / WT * WT;
