@@ -324,16 +324,21 @@ static inline AVX512 void transform_channel(__m512 y[36], const wino_job *j, con
     }
 }
 
-AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0, int lane0) {
+/* The groups of a panel of nr tiles from tile0 (nr / 16 of them), channel by channel: the
+ * groups' halves of each line of V are written one right after the other, while the line
+ * is in L1 (group by group, each line of V went to L2 and came back for its other half). */
+AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0) {
     const size_t xi_stride = (size_t)j->cin * j->nr;
-    group_geom g;
-    group_setup(&g, j, tile0);
-    for (int c = 0; c < j->cin; c++) {
-        __m512 y[36];
-        transform_channel(y, j, &g, c);
-        float *dst = v + (size_t)c * j->nr + lane0;
-        for (int xi = 0; xi < 36; xi++) _mm512_store_ps(dst + xi * xi_stride, y[xi]);
-    }
+    const int ng = j->nr / WT;
+    group_geom g[GEMM_NR_MAX / WT];
+    for (int q = 0; q < ng; q++) group_setup(&g[q], j, tile0 + q * WT);
+    for (int c = 0; c < j->cin; c++)
+        for (int q = 0; q < ng; q++) {
+            __m512 y[36];
+            transform_channel(y, j, &g[q], c);
+            float *dst = v + (size_t)c * j->nr + q * WT;
+            for (int xi = 0; xi < 36; xi++) _mm512_store_ps(dst + xi * xi_stride, y[xi]);
+        }
 }
 
 /* The same transform, written as AMX B tiles (amx.h) for the panel's 32 tiles: lane0 (0
@@ -370,11 +375,11 @@ AMX_TARGET static void gemm_amx(float *m, const unsigned short *u, const unsigne
     amx_release();
 }
 
-AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0,
-                                           int lane0) {
-    const size_t xi_stride = (size_t)rows * j->nr;
+/* Output channel k of the group of WT tiles from tile0, lanes lane0.. of M. */
+static inline AVX512 void output_group_k(const float *m, const wino_job *j, size_t xi_stride, int k, int tile0,
+                                         int lane0) {
     const int oy = (tile0 / j->tw) * 4, ox = (tile0 % j->tw) * 4;
-    float *const out = j->out + (size_t)(oy / 4) * j->tile_row_stride + ox;
+    float *dst = j->out + (size_t)(oy / 4) * j->tile_row_stride + ox + k * j->chan_stride;
     /* interleaving: lo/hi pair lanes 0..7 / 8..15 of two vectors, then pairs of pairs */
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -383,33 +388,41 @@ AVX512 static void output_transform_avx512(const float *m, const wino_job *j, in
     __mmask16 mask[4];
     for (int q = 0; q < 4; q++) mask[q] = first_lanes(j->ow - ox - 16 * q);
     const int nrows = j->oh - oy < 4 ? j->oh - oy : 4;
-    for (int k = 0; k < j->ww->cout; k++) {
-        const float *src = m + (size_t)k * j->nr + lane0;
-        __m512 y[6][4], o[4][4];
-        for (int i = 0; i < 6; i++) { /* rows of M: 6 -> 4 columns */
-            __m512 x[6];
-            for (int e = 0; e < 6; e++) x[e] = _mm512_load_ps(src + (i * 6 + e) * xi_stride);
-            at6_v(y[i], x);
-        }
-        const __m512 b = _mm512_set1_ps(j->bias ? j->bias[k] : 0.f);
-        for (int e = 0; e < 4; e++) { /* columns: 6 -> 4 rows */
-            __m512 x[6], r[4];
-            for (int i = 0; i < 6; i++) x[i] = y[i][e];
-            at6_v(r, x);
-            for (int i = 0; i < 4; i++) o[i][e] = _mm512_add_ps(r[i], b);
-        }
-        float *dst = out + k * j->chan_stride;
-        for (int r = 0; r < nrows; r++, dst += j->ow) {
-            __m512 l01 = _mm512_permutex2var_ps(o[r][0], lo, o[r][1]);
-            __m512 h01 = _mm512_permutex2var_ps(o[r][0], hi, o[r][1]);
-            __m512 l23 = _mm512_permutex2var_ps(o[r][2], lo, o[r][3]);
-            __m512 h23 = _mm512_permutex2var_ps(o[r][2], hi, o[r][3]);
-            _mm512_mask_storeu_ps(dst, mask[0], _mm512_permutex2var_ps(l01, lo2, l23));
-            _mm512_mask_storeu_ps(dst + 16, mask[1], _mm512_permutex2var_ps(l01, hi2, l23));
-            _mm512_mask_storeu_ps(dst + 32, mask[2], _mm512_permutex2var_ps(h01, lo2, h23));
-            _mm512_mask_storeu_ps(dst + 48, mask[3], _mm512_permutex2var_ps(h01, hi2, h23));
-        }
+    const float *src = m + (size_t)k * j->nr + lane0;
+    __m512 y[6][4], o[4][4];
+    for (int i = 0; i < 6; i++) { /* rows of M: 6 -> 4 columns */
+        __m512 x[6];
+        for (int e = 0; e < 6; e++) x[e] = _mm512_load_ps(src + (i * 6 + e) * xi_stride);
+        at6_v(y[i], x);
     }
+    const __m512 b = _mm512_set1_ps(j->bias ? j->bias[k] : 0.f);
+    for (int e = 0; e < 4; e++) { /* columns: 6 -> 4 rows */
+        __m512 x[6], r[4];
+        for (int i = 0; i < 6; i++) x[i] = y[i][e];
+        at6_v(r, x);
+        for (int i = 0; i < 4; i++) o[i][e] = _mm512_add_ps(r[i], b);
+    }
+    for (int r = 0; r < nrows; r++, dst += j->ow) {
+        __m512 l01 = _mm512_permutex2var_ps(o[r][0], lo, o[r][1]);
+        __m512 h01 = _mm512_permutex2var_ps(o[r][0], hi, o[r][1]);
+        __m512 l23 = _mm512_permutex2var_ps(o[r][2], lo, o[r][3]);
+        __m512 h23 = _mm512_permutex2var_ps(o[r][2], hi, o[r][3]);
+        _mm512_mask_storeu_ps(dst, mask[0], _mm512_permutex2var_ps(l01, lo2, l23));
+        _mm512_mask_storeu_ps(dst + 16, mask[1], _mm512_permutex2var_ps(l01, hi2, l23));
+        _mm512_mask_storeu_ps(dst + 32, mask[2], _mm512_permutex2var_ps(h01, lo2, h23));
+        _mm512_mask_storeu_ps(dst + 48, mask[3], _mm512_permutex2var_ps(h01, hi2, h23));
+    }
+}
+
+/* The groups of a panel of M (rows x nr, 36 of them) from tile0 that hold tiles (those
+ * before ntiles), output channel by output channel, for the same reason as the input side:
+ * each line of M is read once for all its groups. */
+AVX512 static void output_transform_avx512(const float *m, const wino_job *j, int rows, int tile0) {
+    const size_t xi_stride = (size_t)rows * j->nr;
+    int ng = 0;
+    while (ng < j->nr / WT && tile0 + ng * WT < j->ntiles) ng++;
+    for (int k = 0; k < j->ww->cout; k++)
+        for (int q = 0; q < ng; q++) output_group_k(m, j, xi_stride, k, tile0 + q * WT, q * WT);
 }
 #endif
 
@@ -430,22 +443,18 @@ static void wino_task(void *ctx, int task, int ntasks) {
         for (int q = 0; q < npanels; q++)
             for (int l = 0; l < nr; l += WT) input_transform_amx(vt + q * vpanel, j, t0 + q * nr + l, l);
         gemm_amx(m, j->ww->amx, vt, vpanel, npanels, cout, cin);
-        for (int q = 0; q < npanels; q++)
-            for (int l = 0; l < nr && t0 + q * nr + l < j->ntiles; l += WT)
-                output_transform_avx512(m + (size_t)q * 36 * cout * 32, j, cout, t0 + q * nr + l, l);
+        for (int q = 0; q < npanels; q++) output_transform_avx512(m + (size_t)q * 36 * cout * 32, j, cout, t0 + q * nr);
         return;
     }
 #endif
     const float zero[GEMM_MR_MAX] = {0};
     for (int q = 0; q < npanels; q++) {
         float *vq = v + (size_t)q * 36 * cin * nr;
-        for (int l = 0; l < nr; l += WT) {
 #ifdef AVX512
-            /* (a group past the last tile row reads rows past the input: zeros) */
-            if (j->avx512) { input_transform_avx512(vq, j, t0 + q * nr + l, l); continue; }
+        /* (a group past the last tile row reads rows past the input: zeros) */
+        if (j->avx512) { input_transform_avx512(vq, j, t0 + q * nr); continue; }
 #endif
-            input_transform(vq, j, t0 + q * nr + l, l);
-        }
+        for (int l = 0; l < nr; l += WT) input_transform(vq, j, t0 + q * nr + l, l);
     }
     for (int xi = 0; xi < 36; xi++) {
         const packed_weights *u = &j->ww->u[xi];
@@ -460,14 +469,10 @@ static void wino_task(void *ctx, int task, int ntasks) {
     }
     for (int q = 0; q < npanels; q++) {
         const float *mq = m + (size_t)q * 36 * rows * nr;
-        for (int l = 0; l < nr; l += WT) {
-            int tile0 = t0 + q * nr + l;
-            if (tile0 >= j->ntiles) continue;
 #ifdef AVX512
-            if (j->avx512) { output_transform_avx512(mq, j, rows, tile0, l); continue; }
+        if (j->avx512) { output_transform_avx512(mq, j, rows, t0 + q * nr); continue; }
 #endif
-            output_transform(mq, j, rows, tile0, l);
-        }
+        for (int l = 0; l < nr && t0 + q * nr + l < j->ntiles; l += WT) output_transform(mq, j, rows, t0 + q * nr + l, l);
     }
 }
 
