@@ -237,6 +237,86 @@ static void test_winograd_shapes(void) {
     cg_pool_free(pool);
 }
 
+/* The stride-2 layers by Winograd (winograd_s2.c) against the naive ones. Their F(4, 2)
+ * transforms scale values by at most 3 and 8 and each output sums 81 products per input
+ * channel, so the error is a few times direct convolution's; 3e-5 is about 3.5x the worst
+ * seen (8.6e-6), and a wrong coefficient or offset gives errors of order 1. */
+static double s2_worst;
+#define S2_BAR 3e-5
+
+static void check_s2_conv(int cin, int h, int w, int cout, int pad, cg_pool *pool) {
+    conv_dims d = {cin, h, w, cout, 3, 3, 2, pad};
+    int oh = conv_out_h(&d), ow = conv_out_w(&d);
+    size_t nout = (size_t)cout * oh * ow;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cout * cin * 9), *b = rand_buf(cout),
+          *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float));
+    float *buf = malloc(winograd_s2_weights_floats(cout, cin) * sizeof(float));
+    float *scratch = malloc(winograd_s2_scratch_floats(cg_pool_threads(pool), cin, cout) * sizeof(float));
+    winograd_s2_weights ww;
+    CHECK(pack_winograd_s2_weights(&ww, buf, wt, cout, cin, 0, arch) == 0, "pack");
+    conv2d_forward_ref(ref, in, wt, b, &d);
+    conv3x3_s2_winograd_forward(out, in, &ww, b, &d, scratch, pool);
+    double err = max_rel_err(out, ref, nout, sqrt((double)cin * 9));
+    if (err > s2_worst) s2_worst = err;
+    CHECK(err < S2_BAR, "%s winograd stride 2 cin=%d %dx%d cout=%d pad=%d: max error %g", arch->name, cin, h, w,
+          cout, pad, err);
+    free(in), free(wt), free(b), free(ref), free(out), free(buf), free(scratch);
+}
+
+/* The whole output, then a window of it (rows [y0, y1), px zero columns each side) as the
+ * generator asks for it, which must hold the same values and zeros around them. */
+static void check_s2_deconv(int cin, int h, int w, int cout, deconv_window win, cg_pool *pool) {
+    deconv_dims d = {cin, h, w, cout, 3, 3, 2, 1, 1};
+    const int oh = 2 * h, ow = 2 * w, dw = ow + 2 * win.px, rows = win.y1 - win.y0;
+    size_t nout = (size_t)cout * oh * ow;
+    float *in = rand_buf((size_t)cin * h * w), *wt = rand_buf((size_t)cin * cout * 9), *b = rand_buf(cout),
+          *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float)),
+          *wout = malloc((size_t)cout * rows * dw * sizeof(float));
+    float *buf = malloc(winograd_s2_weights_floats(cout, cin) * sizeof(float));
+    float *scratch = malloc(winograd_s2_scratch_floats(cg_pool_threads(pool), cin, cout) * sizeof(float));
+    winograd_s2_weights ww;
+    CHECK(pack_winograd_s2_weights(&ww, buf, wt, cout, cin, 1, arch) == 0, "pack");
+    conv_transpose2d_forward_ref(ref, in, wt, b, &d);
+    deconv_s2_winograd_forward(out, in, &ww, b, &d, NULL, scratch, pool);
+    double err = max_rel_err(out, ref, nout, sqrt((double)cin * 4));
+    if (err > s2_worst) s2_worst = err;
+    CHECK(err < S2_BAR, "%s winograd deconv cin=%d %dx%d cout=%d: max error %g", arch->name, cin, h, w, cout, err);
+    for (size_t i = 0; i < (size_t)cout * rows * dw; i++) wout[i] = NAN; /* every value must be written */
+    deconv_s2_winograd_forward(wout, in, &ww, b, &d, &win, scratch, pool);
+    int bad = 0;
+    for (int c = 0; c < cout; c++)
+        for (int r = 0; r < rows; r++)
+            for (int x = 0; x < dw; x++) {
+                int oy = win.y0 + r, ox = x - win.px;
+                float want = oy >= 0 && oy < oh && ox >= 0 && ox < ow ? out[((size_t)c * oh + oy) * ow + ox] : 0.f;
+                bad += !(wout[((size_t)c * rows + r) * dw + x] == want);
+            }
+    CHECK(bad == 0, "%s winograd deconv window [%d, %d) px %d: %d values differ from the whole output", arch->name,
+          win.y0, win.y1, win.px, bad);
+    free(in), free(wt), free(b), free(ref), free(out), free(wout), free(buf), free(scratch);
+}
+
+static void test_winograd_s2_shapes(void) {
+    const gemm_arch *all[8];
+    int n = gemm_arch_list(all, 8);
+    cg_pool *pool = cg_pool_create(3);
+    for (int a = 0; a < n; a++) {
+        arch = all[a];
+        if (!winograd_s2_supported(arch)) continue;
+        check_s2_conv(4, 17, 17, 5, 0, NULL);     /* exactly 2x2 tiles, padded input */
+        check_s2_conv(6, 9, 10, 7, 1, pool);      /* partial tiles, zero padding */
+        check_s2_conv(3, 1, 1, 2, 1, pool);       /* a single pixel */
+        check_s2_conv(64, 35, 141, 40, 0, pool);  /* several tasks, groups of 16 tiles */
+        check_s2_conv(128, 21, 258, 16, 0, pool); /* the generator's shape (odd rows, w 2k+2) */
+        check_s2_deconv(5, 6, 7, 4, (deconv_window){0, 12, 0}, NULL);
+        check_s2_deconv(3, 1, 1, 2, (deconv_window){-1, 3, 1}, pool);  /* a zero row above and below */
+        check_s2_deconv(19, 9, 70, 7, (deconv_window){3, 17, 1}, pool); /* inside; groups of 16 tiles */
+        check_s2_deconv(256, 10, 36, 128, (deconv_window){-1, 21, 1}, pool); /* deconv01_1's depth */
+    }
+    printf("     winograd stride 2 worst relative error %.2e\n", s2_worst);
+    cg_pool_free(pool);
+}
+
 static void test_direct_few_outputs(void) {
     cg_pool *pool = cg_pool_create(2);
     const int cases[][5] = {{64, 13, 11, 3, 7}, {5, 7, 600, 2, 3}, {3, 1, 1, 1, 1}, {2, 9, 9, 4, 3}};
@@ -315,6 +395,7 @@ int main(void) {
     RUN(test_deconv_shapes);
     printf("     convolutions on AMX tiles: worst relative error %.2e\n", amx_worst);
     RUN(test_winograd_shapes);
+    RUN(test_winograd_s2_shapes);
     RUN(test_direct_few_outputs);
     RUN(test_instance_norm_fused);
     RUN(test_reflect_folds);

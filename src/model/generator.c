@@ -196,11 +196,12 @@ static band_need stage_need(const plan *p, int s, int n) {
         r.a = 3 * (nn + 6) * (w1 + 6);
         r.b = 64 * nn * w1;
     } else if (s == B_D2) {
-        size_t nq = (size_t)imin((int)nn + 2, p->h2), na = (size_t)imin(2 * (int)nq + 1, p->h1);
+        /* (+ 8: the strided convolution's rows widened to whole tiles, strided_rows) */
+        size_t nq = (size_t)imin((int)nn + 8, (p->h2 + 3) / 4 * 4), na = (size_t)imin(2 * (int)nq + 1, p->h1);
         r.a = max3(3 * (na + 6) * (w1 + 6), 64 * (2 * nq + 1) * (w1 + 2), 128 * (nn + 2) * (w2 + 2));
         r.b = max3(64 * na * w1, 128 * nq * w2, 128 * nn * w2);
     } else if (s == B_D3) {
-        size_t nq = (size_t)imin((int)nn + 2, p->h3);
+        size_t nq = (size_t)imin((int)nn + 8, (p->h3 + 3) / 4 * 4);
         r.a = max2(128 * (2 * nq + 1) * (w2 + 2), 256 * (nn + 2) * (w3 + 2));
         r.b = 256 * nq * w3;
     } else if (s == B_RES) {
@@ -214,7 +215,7 @@ static band_need stage_need(const plan *p, int s, int n) {
         size_t win = s == B_U1 ? w3 : w4, wout = 2 * win;
         int hin = s == B_U1 ? p->h3 : p->h4;
         size_t ne = s == B_U1 ? 2 * nn : s == B_U2 ? nn : (size_t)imin((int)nn + 8, p->h5);
-        size_t nx = (size_t)imin((int)ne / 2 + 3, hin);
+        size_t nx = (size_t)imin((int)ne / 2 + 10, hin); /* + 10: whole tiles (up_rows) */
         r.a = max2(cin * nx * win, cout * (ne + 2) * (wout + 2));
         r.b = max2(cout * 2 * nx * wout, cout * ne * wout);
         if (s == B_U3) {
@@ -225,18 +226,24 @@ static band_need stage_need(const plan *p, int s, int n) {
     return r;
 }
 
+/* D3's bands are at least 12 rows: a band from row r0 reads C22 from row 2 r0 - 9 on (its
+ * strided convolution's rows widened to whole tiles, strided_rows), which the bands above
+ * it, having written x over C22's rows [0, r0), have left intact only from r0 >= 9. */
+#define D3_MIN_BAND 12
+
 /* The tallest band that keeps each of the buffers A and B within BAND_FLOATS: the whole
- * stage if it fits, else a multiple of 4 rows (whole Winograd tiles), at least 4. */
+ * stage if it fits, else a multiple of 4 rows (whole Winograd tiles), at least 4 (12 for
+ * D3). */
 static int choose_band(const plan *p, int s) {
-    int rows = stage_rows(p, s);
-    if (band_override) return imin(band_override, rows);
+    int rows = stage_rows(p, s), least = s == B_D3 ? D3_MIN_BAND : 4;
+    if (band_override) return imin(imax(band_override, least), rows);
     band_need r = stage_need(p, s, rows);
     if (max2(r.a, r.b) <= BAND_FLOATS) return rows;
-    for (int n = rows / 4 * 4; n > 4; n -= 4) {
+    for (int n = rows / 4 * 4; n > least; n -= 4) {
         r = stage_need(p, s, n);
         if (max2(r.a, r.b) <= BAND_FLOATS) return n;
     }
-    return imin(4, rows);
+    return imin(least, rows);
 }
 
 static int num_bands(const plan *p, int s) { return (stage_rows(p, s) + p->band[s] - 1) / p->band[s]; }
@@ -299,7 +306,8 @@ static plan make_plan(int h, int w, int threads, int at_use) {
         p.buf = max3(p.buf, r.a, r.b);
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
-    p.scratch = max2(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256));
+    p.scratch = max3(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256),
+                     winograd_s2_scratch_floats(threads, 256, 128));
     p.wslot = p.extra = 0;
     memset(p.slot_at, 0, sizeof p.slot_at);
     if (at_use) place_slots(&p);
@@ -390,6 +398,7 @@ static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d)
     const winograd_weights *ww = m->wino[c] ? m->wino[c] : g->use_ww[c];
     if (m->direct[c]) conv2d_direct_forward(out, in, m->direct[c], m->conv_bias[c], d, g->pool);
     else if (ww) conv3x3_winograd_forward(out, in, ww, m->conv_bias[c], d, g->scratch, g->pool);
+    else if (m->wino_s2[c]) conv3x3_s2_winograd_forward(out, in, m->wino_s2[c], m->conv_bias[c], d, g->scratch, g->pool);
     else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, g->scratch, g->pool);
 }
 
@@ -437,11 +446,16 @@ static void transform_at_use(gen *g, int stage, int c0, int c1) {
     cg_pool_run(g->pool, at_use_task, &j, n);
 }
 
-/* Fills A with rows [y0, y1) of src (image height h) as a band's padded input. */
+/* Fills dst (A or B) with rows [y0, y1) of src (image height h) as a band's padded input. */
+static void fill_to(gen *g, float *dst, int y0, int y1, int h, int px, int reflect, rows_view src,
+                    const norm_params *norm, int relu, const float *saved) {
+    fill_spec f = {dst, y0, y1, h, px, reflect, reflect, src, norm, relu, saved};
+    band_fill(&f, g->pool);
+}
+
 static void fill(gen *g, int y0, int y1, int h, int px, int reflect, rows_view src,
                  const norm_params *norm, int relu, const float *saved) {
-    fill_spec f = {g->A, y0, y1, h, px, reflect, reflect, src, norm, relu, saved};
-    band_fill(&f, g->pool);
+    fill_to(g, g->A, y0, y1, h, px, reflect, src, norm, relu, saved);
 }
 
 static void finish_norm(gen *g, int n, int c) {
@@ -494,9 +508,19 @@ static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, g->p->w1, conv01
  * cout channels, is h x w). The 3x3 (zero padding) needs the strided convolution's rows
  * [r0 - 1, r1 + 1), which need src's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are
  * zero padding. */
+/* The rows [*qa, *qb) of strided convolution c1 that the 3x3 needs for its rows [r0, r1)
+ * (of h): [r0 - 1, r1 + 1) in the image, widened by Winograd (winograd_s2.c) to whole tiles
+ * of 4 rows from a multiple of 4, so that a band's tiles are the whole image's (past the
+ * image's last row: as they are in one band). */
+static void strided_rows(const gen *g, int c1, int r0, int r1, int h, int *qa, int *qb) {
+    *qa = imax(r0 - 1, 0), *qb = imin(r1 + 1, h);
+    if (g->m->wino_s2[c1]) *qa = *qa / 4 * 4, *qb = (*qb + 3) / 4 * 4;
+}
+
 static void down_rows(gen *g, rows_view src, int h_src, const norm_params *norm, int c1, int c2, int cout,
                       int h, int w, int r0, int r1, const rows_view *store) {
-    const int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, h); /* the strided convolution's rows */
+    int qa, qb; /* the strided convolution's rows */
+    strided_rows(g, c1, r0, r1, h, &qa, &qb);
     fill(g, 2 * qa - 1, 2 * qb, h_src, 1, 0, src, norm, 1, NULL);
     conv_dims d = {src.c, 2 * (qb - qa) + 1, src.w + 2, cout, 3, 3, 2, 0};
     conv(g, g->B, g->A, c1, &d);
@@ -514,8 +538,9 @@ static int down2(gen *g) {
     stats_reset(g->st, 128);
     for (int r0 = 0; r0 < p->h2; r0 += p->band[B_D2]) {
         int r1 = imin(r0 + p->band[B_D2], p->h2);
-        int qa = imax(r0 - 1, 0), qb = imin(r1 + 1, p->h2);  /* conv02_1 rows */
-        int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1); /* conv01 rows */
+        int qa, qb; /* conv02_1 rows, then conv01's */
+        strided_rows(g, C02_1, r0, r1, p->h2, &qa, &qb);
+        int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1);
         if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb);
         g->memo_y0 = g->memo_y1 = -1;
         down_rows(g, view_chw(g->B, 64, p->w1, ya, yb), p->h1, &g->np[N01_1], C02_1, C02_2, 128, p->h2, p->w2, r0, r1,
@@ -528,8 +553,9 @@ static int down2(gen *g) {
 
 /* D3: x = conv03_2(conv03_1(relu(in02(C22)))) rows [r0, r1) per band, written over C22
  * (block k of x at block k of the region): the bands after this one read C22 from row
- * 2 r1 - 3 on, in block r1/2 - 1 and later, past the blocks written so far (< r1/4). Then
- * x = relu(in03(x)) in place. */
+ * 2 r1 - 3 on (2 r1 - 9 when conv03_1's rows are widened to whole Winograd tiles), in
+ * block r1/2 - 3 and later, past the blocks written so far (< r1/4, as r1 >= D3_MIN_BAND).
+ * Then x = relu(in03(x)) in place. */
 static int down3(gen *g) {
     const plan *p = g->p;
     rows_view c22 = stored(g, 128, p->w2, p->h2, 0), x = stored(g, 256, p->w3, p->h3, 0);
@@ -590,14 +616,22 @@ static int residual(gen *g, int r) {
 static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int cc, int ea, int eb,
                     const rows_view *store) {
     const int hin = src.y1, win = src.w, cin = src.c, cout = cin / 2, wout = 2 * win;
-    const int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
-    fill(g, xa, xb, hin, 0, 0, src, norm, norm != NULL, NULL);
-    /* The deconvolution's phases go to B, and its rows [ea - 1, eb + 1), zero padded, to A
-     * (which held its input): the 3x3's padded input, written directly. Its output row
-     * 2 xa + i is window row i; the rows outside the image are zeros. */
+    const winograd_s2_weights *ww = g->m->deconv_wino[dc];
+    int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
+    /* By Winograd, whole tiles of 4 input rows from a multiple of 4, each with the row
+     * after it, so that a band's tiles are the whole image's */
+    if (ww) xa = xa / 4 * 4, xb = imin((xb + 3) / 4 * 4 + 1, hin);
+    /* The deconvolution's rows [ea - 1, eb + 1), zero padded, go to A: the 3x3's padded
+     * input, written directly. Its output row 2 xa + i is window row i; the rows outside
+     * the image are zeros. By Winograd it reads its input from B; by phases (conv.c) from
+     * A, which it reads before writing, and B holds the phases. */
+    fill_to(g, ww ? g->B : g->A, xa, xb, hin, 0, 0, src, norm, norm != NULL, NULL);
     deconv_dims dd = {cin, xb - xa, win, cout, 3, 3, 2, 1, 1};
     deconv_window dw = {ea - 1 - 2 * xa, eb + 1 - 2 * xa, 1};
-    deconv_s2_forward(g->A, g->B, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
+    if (ww)
+        deconv_s2_winograd_forward(g->A, g->B, ww, g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
+    else
+        deconv_s2_forward(g->A, g->B, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
     conv_dims d = {cout, eb - ea + 2, wout + 2, cout, 3, 3, 1, 0};
     if (store) conv_store(g, cc, &d, store, ea, eb);
     else conv(g, g->B, g->A, cc, &d);

@@ -59,6 +59,15 @@ static int use_winograd(int c) {
     return is_winograd_layer(c) && winograd_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
 }
 
+/* The stride-2 convolutions and the deconvolutions, which run Winograd (winograd_s2.c)
+ * on the kernels that allow it (all but AMX, whose bf16x3 packed GEMM is as fast). */
+static int use_winograd_s2(void) {
+    const char *env = getenv("CARTOONGAN_WINOGRAD");
+    return winograd_s2_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
+}
+
+static int is_strided(int c) { return c == C02_1 || c == C03_1; }
+
 /* The layers an at_use model transforms at use (generator.c): the 256 x 256 Winograd
  * ones, conv03_2 and the residual blocks', nearly all of the transformed weights. */
 static int at_use(const cg_model *m, int c) {
@@ -83,8 +92,14 @@ static void pack_task(void *ctx, int i, int n) {
     char name[32];
     if (i >= NUM_CONVS) {
         int d = i - NUM_CONVS;
-        j->failed[i] = pack_deconv_weights(&m->deconv[d], j->dst[i], param(m, deconv_names[d], ".weight"),
-                                           deconv_cin[d], deconv_cout[d]) != 0;
+        const float *w = param(m, deconv_names[d], ".weight");
+        if (use_winograd_s2()) {
+            m->deconv_wino[d] = &m->s2_store[2 + d];
+            j->failed[i] = pack_winograd_s2_weights(m->deconv_wino[d], j->dst[i], w, deconv_cout[d], deconv_cin[d], 1,
+                                                    gemm_arch_get()) != 0;
+        } else {
+            j->failed[i] = pack_deconv_weights(&m->deconv[d], j->dst[i], w, deconv_cin[d], deconv_cout[d]) != 0;
+        }
         m->deconv_bias[d] = param(m, deconv_names[d], ".bias");
         return;
     }
@@ -101,6 +116,9 @@ static void pack_task(void *ctx, int i, int n) {
     } else if (use_winograd(c)) {
         m->wino[c] = &m->wino_store[c];
         j->failed[i] = pack_winograd_weights(m->wino[c], j->dst[i], w, rows, t->shape[1]) != 0;
+    } else if (is_strided(c) && use_winograd_s2()) {
+        m->wino_s2[c] = &m->s2_store[c == C03_1];
+        j->failed[i] = pack_winograd_s2_weights(m->wino_s2[c], j->dst[i], w, rows, t->shape[1], 0, gemm_arch_get()) != 0;
     } else {
         pack_weights(&m->conv[c], j->dst[i], w, rows, k);
     }
@@ -123,11 +141,14 @@ cg_status model_prepare(cg_model *m) {
         int rows = t->shape[0], k = t->shape[1] * t->shape[2] * t->shape[3];
         offset[c] = total;
         if (rows > CONV_DIRECT_MAX_COUT && !at_use(m, c))
-            total += use_winograd(c) ? winograd_weights_floats(rows, t->shape[1]) : packed_weights_floats(rows, k);
+            total += use_winograd(c)                     ? winograd_weights_floats(rows, t->shape[1])
+                     : is_strided(c) && use_winograd_s2() ? winograd_s2_weights_floats(rows, t->shape[1])
+                                                          : packed_weights_floats(rows, k);
     }
     for (int d = 0; d < NUM_DECONVS; d++) {
         offset[NUM_CONVS + d] = total;
-        total += packed_deconv_floats(deconv_cin[d], deconv_cout[d]);
+        total += use_winograd_s2() ? winograd_s2_weights_floats(deconv_cout[d], deconv_cin[d])
+                                   : packed_deconv_floats(deconv_cin[d], deconv_cout[d]);
     }
     m->packed = big_alloc(total * sizeof(float));
     m->wino_store = calloc(NUM_CONVS, sizeof *m->wino_store);

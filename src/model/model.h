@@ -34,6 +34,10 @@ struct cg_model {
     const float *conv_bias[NUM_CONVS];
     packed_deconv deconv[NUM_DECONVS];
     const float *deconv_bias[NUM_DECONVS];
+    /* Non-NULL: this stride-2 conv (conv02_1, conv03_1) or deconv runs Winograd
+     * (winograd_s2.c) on these instead of conv's or deconv's packed weights */
+    winograd_s2_weights *wino_s2[NUM_CONVS], *deconv_wino[NUM_DECONVS];
+    winograd_s2_weights s2_store[2 + NUM_DECONVS]; /* what the above point to */
     /* in01_1, in02_1, in03_1, in04_1, in04_2, ..., in11_2, in12_1, in13_1 */
     const float *norm_scale[NUM_NORMS], *norm_shift[NUM_NORMS];
     int threads;

@@ -201,6 +201,32 @@ void conv3x3_winograd_forward_to(const winograd_out *o, const float *in, const w
                                  const float *b, const conv_dims *d, float *scratch,
                                  struct cg_pool *pool);
 
+/* The stride-2 3x3 convolution and the 3x3 stride-2 transposed convolution (k3 s2 p1
+ * op1) by Winograd, 81 products per 4x4 tile and input channel instead of 144
+ * (winograd_s2.c): 36 transformed weight matrices (cout x cin), packed for the
+ * micro-kernel, made from conv weights [cout][cin][3][3] (deconv 0) or transposed-conv
+ * weights [cin][cout][3][3] (deconv 1). Needs a kernel whose nr is a multiple of 16, and
+ * not the AMX one (winograd_s2_supported). */
+typedef struct {
+    int cout, cin, deconv;
+    packed_weights u[36];
+} winograd_s2_weights;
+
+int winograd_s2_supported(const struct gemm_arch *arch);
+size_t winograd_s2_weights_floats(int cout, int cin);
+/* Returns 0, or -1 when out of memory. */
+int pack_winograd_s2_weights(winograd_s2_weights *ww, float *buf, const float *w, int cout, int cin, int deconv,
+                             const struct gemm_arch *arch);
+size_t winograd_s2_scratch_floats(int threads, int cin, int cout);
+/* d: stride 2, 3x3, any zero padding; ww made with deconv 0. Output [cout][oh][ow]. */
+void conv3x3_s2_winograd_forward(float *out, const float *in, const winograd_s2_weights *ww, const float *b,
+                                 const conv_dims *d, float *scratch, struct cg_pool *pool);
+/* d: k3 s2 p1 op1; ww made with deconv 1; `win` as for deconv_s2_forward, but `out` must
+ * not overlap `in`. */
+void deconv_s2_winograd_forward(float *out, const float *in, const winograd_s2_weights *ww, const float *b,
+                                const deconv_dims *d, const deconv_window *win, float *scratch,
+                                struct cg_pool *pool);
+
 /* Instance norm with the ReLU and residual add fused in: out = norm(in) [+ residual]
  * [then relu]. `out` may equal `in`. */
 void instance_norm_forward(float *out, const float *in, const float *scale, const float *shift,
