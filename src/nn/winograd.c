@@ -476,9 +476,11 @@ static void wino_task(void *ctx, int task, int ntasks) {
     }
 }
 
+/* (GEMM_MR_MAX rather than the kernel's own mr: the scratch must also hold the tasks of
+ * any other kernel the weights were packed for, as the tests run them all.) */
 size_t winograd_scratch_floats(int threads, int cin, int cout) {
     const gemm_arch *arch = gemm_arch_get();
-    size_t per = (size_t)36 * MAX_PANELS * arch->nr * (cin + cout + arch->mr);
+    size_t per = (size_t)36 * MAX_PANELS * arch->nr * (cin + cout + GEMM_MR_MAX);
     return (size_t)threads * per + 16;
 }
 

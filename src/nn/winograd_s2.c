@@ -164,6 +164,7 @@ typedef struct {
     int wy0, wy1, px, dw; /* the rows written, [wy0, wy1) of the output, and the padding and
                              width of the rows written (the deconvolution's window) */
     int nr, panels;
+    int avx512; /* the AVX-512 transforms (with the AVX-512 kernel) */
     float *scratch;
     size_t per_thread;
 } s2_job;
@@ -231,6 +232,235 @@ MULTIVERSION static void output_transform(const float *m, const s2_job *j, int r
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+
+/* The AVX-512 transforms: the same arithmetic as above on 16 tiles (one per lane), but
+ * without the element-by-element gather and scatter. A group's input rows are loaded as
+ * vectors, the vertical half of the transform runs on them as loaded, and only its 9
+ * results are deinterleaved into lanes: at stride 8 (the stride-2 convolution's tiles are
+ * 8 samples apart) by a 16x8 transpose in three rounds of two-source permutes, at stride 4
+ * (the transposed one's) as winograd.c does. The output side interleaves back: 4 columns
+ * per tile as winograd.c does, 8 by the transpose's mirror image. */
+
+static inline AVX512 void bt5_v(__m512 *y, __m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 d4) {
+    const __m512 two = _mm512_set1_ps(2.f), three = _mm512_set1_ps(3.f);
+    y[0] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(two, _mm512_sub_ps(d0, d2)), d1), d3);
+    y[1] = _mm512_sub_ps(_mm512_sub_ps(d3, _mm512_mul_ps(two, d1)), d2);
+    y[2] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(two, d1), _mm512_mul_ps(three, d2)), d3);
+    y[3] = _mm512_sub_ps(d3, d1);
+    y[4] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(two, _mm512_sub_ps(d1, d3)), d2), d4);
+}
+
+/* in_1d on vectors: x[i * xs], 9 (stride-2 convolution) or 5 (transposed) samples. */
+static inline AVX512 void in_1d_v(__m512 *y, const __m512 *x, int xs, int deconv) {
+    if (deconv) {
+        for (int i = 0; i < 4; i++) y[i] = x[i * xs];
+        bt5_v(y + 4, x[0], x[xs], x[2 * xs], x[3 * xs], x[4 * xs]);
+    } else {
+        for (int i = 0; i < 4; i++) y[i] = x[(2 * i + 1) * xs];
+        bt5_v(y + 4, x[0], x[2 * xs], x[4 * xs], x[6 * xs], x[8 * xs]);
+    }
+}
+
+/* out_1d on vectors: 4 or 8 outputs o[i] from the 9 components m[i * ms]. */
+static inline AVX512 void out_1d_v(__m512 *o, const __m512 *m, int ms, int deconv) {
+    const __m512 m4 = m[4 * ms], m5 = m[5 * ms], m6 = m[6 * ms], m7 = m[7 * ms], m8 = m[8 * ms];
+    const __m512 a = _mm512_add_ps(m5, m6), b = _mm512_sub_ps(m5, m6);
+    __m512 two[4];
+    two[0] = _mm512_add_ps(_mm512_add_ps(m4, a), m7);
+    two[1] = _mm512_add_ps(b, _mm512_mul_ps(_mm512_set1_ps(2.f), m7));
+    two[2] = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(4.f), m7));
+    two[3] = _mm512_add_ps(_mm512_add_ps(b, _mm512_mul_ps(_mm512_set1_ps(8.f), m7)), m8);
+    for (int i = 0; i < 4; i++) {
+        if (deconv) o[2 * i] = m[i * ms], o[2 * i + 1] = two[i];
+        else o[i] = _mm512_add_ps(m[i * ms], two[i]);
+    }
+}
+
+/* Permute indices: tr[r][h], round r (0..2) of the 16x8 transpose, half h; il[r][h] its
+ * mirror image; st4[e], lane t <- element 4t + e of a 32-float pair. A round of the
+ * transpose takes two vectors of g samples of 16/g tiles each (g = 8, 4, 2) and makes two
+ * of g/2 samples of twice the tiles: the first half of the samples, then the second. */
+typedef struct {
+    __m512i tr[3][2], il[3][2], st4[4];
+} s2_perms;
+
+AVX512 static void perms_setup(s2_perms *p) {
+    for (int r = 0; r < 3; r++) {
+        const int g = 8 >> r, tiles = 16 / g;
+        for (int h = 0; h < 2; h++) {
+            int tr[16], il[16];
+            for (int l = 0; l < 16; l++) {
+                int tile = l / (g / 2); /* transpose: lane l of the output */
+                tr[l] = (tile % tiles) * g + h * (g / 2) + l % (g / 2) + (tile >= tiles ? 16 : 0);
+                /* interleave, round r: two vectors of gi samples of 16/gi tiles each (gi =
+                 * 1, 2, 4) make one of 2 gi samples of half the tiles, the first or the
+                 * second half (h): sample s of the output from the first (s < gi) or the
+                 * second input */
+                int gi = 1 << r, s = l % (2 * gi), t = h * (16 / gi / 2) + l / (2 * gi);
+                il[l] = t * gi + s % gi + (s >= gi ? 16 : 0);
+            }
+            p->tr[r][h] = _mm512_loadu_si512(tr);
+            p->il[r][h] = _mm512_loadu_si512(il);
+        }
+    }
+    for (int e = 0; e < 4; e++) {
+        int idx[16];
+        for (int t = 0; t < 16; t++) idx[t] = (4 * t + e) & 31;
+        p->st4[e] = _mm512_loadu_si512(idx);
+    }
+}
+
+/* z[0..8]: 129 consecutive floats (the last in z[8]'s lane 0); p[s], s = 0..8: lane t
+ * holds float 8t + s. */
+static inline AVX512 void deinterleave8(__m512 *p, const __m512 *z, const s2_perms *pm) {
+    __m512 a[8], b[8];
+    for (int i = 0; i < 4; i++) { /* round 0: samples 0-3 and 4-7 of 4 tiles */
+        a[i] = _mm512_permutex2var_ps(z[2 * i], pm->tr[0][0], z[2 * i + 1]);
+        a[4 + i] = _mm512_permutex2var_ps(z[2 * i], pm->tr[0][1], z[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* round 1: pairs of samples of 8 tiles */
+        b[2 * i] = _mm512_permutex2var_ps(a[2 * i], pm->tr[1][0], a[2 * i + 1]);
+        b[2 * i + 1] = _mm512_permutex2var_ps(a[2 * i], pm->tr[1][1], a[2 * i + 1]);
+    }
+    /* b: s01 and s23 of tiles 0-7, s01 and s23 of 8-15, s45 and s67 of 0-7, of 8-15 */
+    static const int lo[4] = {0, 1, 4, 5}, hi[4] = {2, 3, 6, 7};
+    for (int i = 0; i < 4; i++) { /* round 2: one sample of 16 tiles */
+        p[2 * i] = _mm512_permutex2var_ps(b[lo[i]], pm->tr[2][0], b[hi[i]]);
+        p[2 * i + 1] = _mm512_permutex2var_ps(b[lo[i]], pm->tr[2][1], b[hi[i]]);
+    }
+    p[8] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(z[8]), _mm512_castps_si512(p[0]), 1));
+}
+
+/* The same at stride 4 from 65 floats z[0..4]: p[s], s = 0..4. */
+static inline AVX512 void deinterleave4(__m512 *p, const __m512 *z, const s2_perms *pm) {
+    for (int e = 0; e < 4; e++)
+        p[e] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(z[0], pm->st4[e], z[1]),
+                                    _mm512_permutex2var_ps(z[2], pm->st4[e], z[3]));
+    p[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(z[4]), _mm512_castps_si512(p[0]), 1));
+}
+
+/* Lanes 0..n-1 set (n clamped to [0, 16]). */
+static inline __mmask16 first_lanes(int n) {
+    return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/* The groups of a panel of nr tiles from tile0, channel by channel (each line of V is
+ * written once for all its groups, as in winograd.c). */
+AVX512 static void input_transform_avx512(float *v, const s2_job *j, int tile0, const s2_perms *pm) {
+    const size_t plane = (size_t)j->h * j->w, xi_stride = (size_t)j->cin * j->nr;
+    const int n = j->span, st = j->step, width = st * (WT - 1) + n, nv = (width + 15) / 16;
+    const int ng = j->nr / WT;
+    int iy0[GEMM_NR_MAX / WT], ix0[GEMM_NR_MAX / WT];
+    __mmask16 mask[GEMM_NR_MAX / WT][NC9];
+    for (int q = 0; q < ng; q++) {
+        int t0 = tile0 + q * WT;
+        iy0[q] = (j->ty0 + t0 / j->tw) * st - j->pad, ix0[q] = (t0 % j->tw) * st - j->pad;
+        for (int k = 0; k < nv; k++) mask[q][k] = first_lanes(j->w - ix0[q] - 16 * k < width - 16 * k ? j->w - ix0[q] - 16 * k : width - 16 * k);
+    }
+    for (int c = 0; c < j->cin; c++)
+        for (int q = 0; q < ng; q++) {
+            const float *src = j->in + c * plane;
+            __m512 rows[NC9][NC9], z[NC9][NC9]; /* [row][vector], then [component][vector] */
+            for (int r = 0; r < n; r++) {
+                int y = iy0[q] + r;
+                if (y < 0 || y >= j->h) {
+                    for (int k = 0; k < nv; k++) rows[r][k] = _mm512_setzero_ps();
+                } else if (ix0[q] >= 0) {
+                    const float *row = src + (size_t)y * j->w + ix0[q];
+                    for (int k = 0; k < nv; k++) rows[r][k] = _mm512_maskz_loadu_ps(mask[q][k], row + 16 * k);
+                } else { /* the span starts left of the input (zero padding): through a copy */
+                    float tmp[NC9 * 16];
+                    for (int x = 0; x < 16 * nv; x++) {
+                        int ix = ix0[q] + x;
+                        tmp[x] = x < width && ix >= 0 && ix < j->w ? src[(size_t)y * j->w + ix] : 0.f;
+                    }
+                    for (int k = 0; k < nv; k++) rows[r][k] = _mm512_loadu_ps(tmp + 16 * k);
+                }
+            }
+            for (int k = 0; k < nv; k++) { /* vertical: z[a][k], along the rows' span */
+                __m512 y[NC9];
+                in_1d_v(y, &rows[0][k], NC9, j->deconv);
+                for (int a = 0; a < NC9; a++) z[a][k] = y[a];
+            }
+            float *dst = v + (size_t)c * j->nr + q * WT;
+            for (int a = 0; a < NC9; a++) { /* horizontal: deinterleave the tiles, transform */
+                __m512 p[NC9], y[NC9];
+                if (j->deconv) deinterleave4(p, z[a], pm);
+                else deinterleave8(p, z[a], pm);
+                in_1d_v(y, p, 1, j->deconv);
+                for (int b = 0; b < NC9; b++) _mm512_store_ps(dst + (size_t)(a * NC9 + b) * xi_stride, y[b]);
+            }
+        }
+}
+
+/* Output channel k of the group of 16 tiles from tile0 (lanes lane0.. of M). */
+static inline AVX512 void output_group_k(const float *m, const s2_job *j, size_t xi_stride, int k, int tile0,
+                                         int lane0, const s2_perms *pm) {
+    const int no = j->deconv ? 8 : 4;
+    const int oy = (j->ty0 + tile0 / j->tw) * no, ox = (tile0 % j->tw) * no;
+    const size_t out_plane = (size_t)(j->wy1 - j->wy0) * j->dw;
+    const float *src = m + (size_t)k * j->nr + lane0;
+    __m512 x[NXI], y[8][NC9];
+    for (int xi = 0; xi < NXI; xi++) x[xi] = _mm512_load_ps(src + xi * xi_stride);
+    for (int b = 0; b < NC9; b++) { /* vertical: 9 components -> no rows */
+        __m512 o[8];
+        out_1d_v(o, x + b, NC9, j->deconv);
+        for (int r = 0; r < no; r++) y[r][b] = o[r];
+    }
+    const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[k] : 0.f);
+    for (int r = 0; r < no; r++) {
+        int yy = oy + r;
+        if (yy < j->wy0 || yy >= j->wy1 || yy >= j->oh) continue;
+        __m512 o[8], w[8];
+        out_1d_v(o, y[r], 1, j->deconv); /* horizontal: o[e], lane t = column no t + e */
+        for (int e = 0; e < no; e++) o[e] = _mm512_add_ps(o[e], bias);
+        if (no == 4) { /* as winograd.c: pairs of lanes, then pairs of pairs */
+            __m512 l01 = _mm512_permutex2var_ps(o[0], pm->il[0][0], o[1]);
+            __m512 h01 = _mm512_permutex2var_ps(o[0], pm->il[0][1], o[1]);
+            __m512 l23 = _mm512_permutex2var_ps(o[2], pm->il[0][0], o[3]);
+            __m512 h23 = _mm512_permutex2var_ps(o[2], pm->il[0][1], o[3]);
+            w[0] = _mm512_permutex2var_ps(l01, pm->il[1][0], l23);
+            w[1] = _mm512_permutex2var_ps(l01, pm->il[1][1], l23);
+            w[2] = _mm512_permutex2var_ps(h01, pm->il[1][0], h23);
+            w[3] = _mm512_permutex2var_ps(h01, pm->il[1][1], h23);
+        } else { /* three rounds: 2, 4, then 8 samples per tile */
+            __m512 a[8], b[8];
+            for (int i = 0; i < 4; i++) {
+                a[2 * i] = _mm512_permutex2var_ps(o[2 * i], pm->il[0][0], o[2 * i + 1]);     /* tiles 0-7 */
+                a[2 * i + 1] = _mm512_permutex2var_ps(o[2 * i], pm->il[0][1], o[2 * i + 1]); /* 8-15 */
+            }
+            /* a: s01 of tiles 0-7, of 8-15; s23 ...; s45 ...; s67 ... */
+            for (int i = 0; i < 2; i++)
+                for (int hh = 0; hh < 2; hh++) { /* s0-3 (i 0) or s4-7 (i 1) of tiles 0-7 (hh 0) or 8-15 */
+                    __m512 u = a[4 * i + hh], v = a[4 * i + 2 + hh];
+                    b[4 * i + 2 * hh] = _mm512_permutex2var_ps(u, pm->il[1][0], v);     /* 4 tiles */
+                    b[4 * i + 2 * hh + 1] = _mm512_permutex2var_ps(u, pm->il[1][1], v); /* the next 4 */
+                }
+            /* b: s0-3 of tiles 0-3, 4-7, 8-11, 12-15, then s4-7 of the same */
+            for (int i = 0; i < 4; i++) {
+                w[2 * i] = _mm512_permutex2var_ps(b[i], pm->il[2][0], b[4 + i]);
+                w[2 * i + 1] = _mm512_permutex2var_ps(b[i], pm->il[2][1], b[4 + i]);
+            }
+        }
+        float *dst = j->out + k * out_plane + (size_t)(yy - j->wy0) * j->dw + j->px + ox;
+        for (int q = 0; q < no; q++) _mm512_mask_storeu_ps(dst + 16 * q, first_lanes(j->ow - ox - 16 * q), w[q]);
+    }
+}
+
+/* The groups of a panel of M that hold tiles, output channel by output channel. */
+AVX512 static void output_transform_avx512(const float *m, const s2_job *j, int rows, int tile0,
+                                           const s2_perms *pm) {
+    const size_t xi_stride = (size_t)rows * j->nr;
+    int ng = 0;
+    while (ng < j->nr / WT && tile0 + ng * WT < j->ntiles) ng++;
+    for (int k = 0; k < j->ww->cout; k++)
+        for (int q = 0; q < ng; q++) output_group_k(m, j, xi_stride, k, tile0 + q * WT, q * WT, pm);
+}
+#endif
+
 static void s2_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
     const s2_job *j = ctx;
@@ -242,8 +472,19 @@ static void s2_task(void *ctx, int task, int ntasks) {
     const int t0 = task * task_tiles;
     const int npanels = (j->ntiles - t0 < task_tiles ? j->ntiles - t0 + nr - 1 : task_tiles) / nr;
     const float zero[GEMM_MR_MAX] = {0};
-    for (int q = 0; q < npanels; q++)
+#ifdef AVX512
+    s2_perms pm;
+    if (j->avx512) perms_setup(&pm);
+#endif
+    for (int q = 0; q < npanels; q++) {
+#ifdef AVX512
+        if (j->avx512) {
+            input_transform_avx512(v + (size_t)q * NXI * cin * nr, j, t0 + q * nr, &pm);
+            continue;
+        }
+#endif
         for (int l = 0; l < nr; l += WT) input_transform(v + (size_t)q * NXI * cin * nr, j, t0 + q * nr + l, l);
+    }
     for (int xi = 0; xi < NXI; xi++) {
         const packed_weights *u = &j->ww->u[weight_of(xi)];
         for (int p = 0; p < rows / mr; p++) {
@@ -253,17 +494,25 @@ static void s2_task(void *ctx, int task, int ntasks) {
                              m + (((size_t)q * NXI + xi) * rows + (size_t)p * mr) * nr, (size_t)nr, zero);
         }
     }
-    for (int q = 0; q < npanels; q++)
+    for (int q = 0; q < npanels; q++) {
+#ifdef AVX512
+        if (j->avx512) {
+            output_transform_avx512(m + (size_t)q * NXI * rows * nr, j, rows, t0 + q * nr, &pm);
+            continue;
+        }
+#endif
         for (int l = 0; l < nr && t0 + q * nr + l < j->ntiles; l += WT)
             output_transform(m + (size_t)q * NXI * rows * nr, j, rows, t0 + q * nr + l, l);
+    }
 }
 
-/* Panels of NR tiles per task: one with 32-wide panels, two with 16-wide ones. */
+/* Panels of NR tiles per task: one with 32-wide panels, two with 16-wide ones: 32 tiles
+ * whatever the kernel. */
 static int task_panels(const gemm_arch *arch) { return arch->nr >= 32 ? 1 : 2; }
 
+/* (With GEMM_MR_MAX: enough for any kernel's tasks, as the tests run them all.) */
 size_t winograd_s2_scratch_floats(int threads, int cin, int cout) {
-    const gemm_arch *arch = gemm_arch_get();
-    return (size_t)threads * NXI * task_panels(arch) * arch->nr * (cin + cout + arch->mr) + 16;
+    return (size_t)threads * NXI * 32 * (cin + cout + GEMM_MR_MAX) + 16;
 }
 
 /* Runs the tile rows that hold rows [wy0, wy1) of the output. */
@@ -276,6 +525,7 @@ static void run(s2_job *j, const winograd_s2_weights *ww, float *scratch, cg_poo
     j->tw = ((j->ow + no - 1) / no + WT - 1) / WT * WT;
     j->ntiles = ((y1 + no - 1) / no - j->ty0) * j->tw;
     j->nr = arch->nr;
+    j->avx512 = arch->level >= GEMM_AVX512;
     j->panels = task_panels(arch);
     j->scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     j->per_thread = (size_t)NXI * j->panels * arch->nr * (j->cin + ww->cout + arch->mr);
