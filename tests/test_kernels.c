@@ -198,12 +198,24 @@ static void check_winograd(int cin, int h, int w, int cout, int pad, cg_pool *po
           pad, err);
     /* The same into blocks of 4 rows [block][cout][4][ow] (the generator's stored layout,
      * conv3x3_winograd_forward_to), a guard float between blocks: the same values, none
-     * written past a block's rows. */
+     * written past a block's rows, and each block's moments taken. */
     const size_t bstride = (size_t)cout * 4 * ow + 1, nblk = (size_t)(oh + 3) / 4;
     float *blocked = malloc(nblk * bstride * sizeof(float));
     for (size_t i = 0; i < nblk * bstride; i++) blocked[i] = -7.f;
-    winograd_out o = {blocked, bstride, (size_t)4 * ow};
+    moments *mom = malloc(nblk * cout * sizeof *mom);
+    int *count = calloc(nblk, sizeof *count);
+    winograd_out o = {blocked, bstride, (size_t)4 * ow, mom, count};
     conv3x3_winograd_forward_to(&o, in, &ww, b, &d, scratch, pool);
+    /* the moments of each row of tiles, as group_moments takes them on those rows */
+    int bad_mom = 0;
+    for (size_t blk = 0; blk < nblk; blk++)
+        for (int k = 0; k < cout; k++) {
+            size_t rows = (size_t)oh - 4 * blk < 4 ? (size_t)oh - 4 * blk : 4;
+            moments want = group_moments(out + ((size_t)k * oh + 4 * blk) * ow, rows * ow), got = mom[blk * cout + k];
+            bad_mom += got.n != want.n || got.mean != want.mean || got.m2 != want.m2;
+        }
+    CHECK(bad_mom == 0, "%s winograd cin=%d %dx%d cout=%d: %d rows' moments differ", arch->name, cin, h, w, cout, bad_mom);
+    free(mom), free(count);
     int bad = 0;
     for (size_t i = 0; i < nblk * bstride; i++) {
         size_t blk = i / bstride, r = i % bstride, k = r / (4 * (size_t)ow), y = blk * 4 + r / ow % 4, x = r % ow;

@@ -47,50 +47,6 @@ void stats_finish(norm_params *p, const chan_stats *s, int c, const float *scale
     }
 }
 
-/* Sums in float over blocks of 1024 (16 independent lanes, which vectorise), adding the
- * block sums in double, as norm.c does; the lanes are added pairwise in float first (four
- * more roundings), as the groups summed here are often short. */
-enum { LANES = 16, BLOCK = 1024 };
-
-static float lanes_total(float acc[LANES]) {
-    for (int half = LANES / 2; half > 0; half /= 2)
-        for (int l = 0; l < half; l++) acc[l] += acc[l + half];
-    return acc[0];
-}
-
-/* (The int counts inside a block matter: with size_t indices GCC 12 leaves the lanes'
- * loops of the AVX2 and AVX-512 clones scalar, four times the instructions.) */
-static inline double sum(const float *x, size_t n) {
-    double total = 0;
-    while (n > 0) {
-        int m = n < BLOCK ? (int)n : BLOCK, full = m / LANES * LANES;
-        float acc[LANES] = {0}, tail = 0;
-        for (int i = 0; i < full; i += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-        for (int i = full; i < m; i++) tail += x[i];
-        total += lanes_total(acc) + tail;
-        x += m, n -= (size_t)m;
-    }
-    return total;
-}
-
-static inline double sum_sq_dev(const float *x, size_t n, float mean) {
-    double total = 0;
-    while (n > 0) {
-        int m = n < BLOCK ? (int)n : BLOCK, full = m / LANES * LANES;
-        float acc[LANES] = {0}, tail = 0;
-        for (int i = 0; i < full; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = x[i + l] - mean;
-                acc[l] += d * d;
-            }
-        for (int i = full; i < m; i++) tail += (x[i] - mean) * (x[i] - mean);
-        total += lanes_total(acc) + tail;
-        x += m, n -= (size_t)m;
-    }
-    return total;
-}
-
 /* ---- emitting a band's output ---- */
 
 typedef struct {
@@ -105,27 +61,25 @@ typedef struct {
  * bands start on multiples of 4 rows. */
 enum { STATS_ROWS = 4 };
 
-/* Compiled for AVX2 and AVX-512 too, with the sums inlined (as norm.c does). */
-MULTIVERSION static void emit_task(void *ctx, int ch, int n) {
+void stats_merge(chan_stats *s, const moments *g) {
+    double n_all = s->n + g->n, delta = g->mean - s->mean;
+    s->mean += delta * g->n / n_all;
+    s->m2 += g->m2 + delta * delta * s->n * g->n / n_all;
+    s->n = n_all;
+}
+
+static void emit_task(void *ctx, int ch, int n) {
     (void)n;
     const emit_job *j = ctx;
     for (int i = 0; i < j->rows && j->s;) {
         int y = j->y0 + i, end = (y / STATS_ROWS + 1) * STATS_ROWS - j->y0;
         int rows = (end < j->rows ? end : j->rows) - i;
-        /* The group's (n, mean, M2) by two passes (it is in cache), merged into the running
-         * one in row order: the same operations whatever the banding, so a banded run
-         * normalises exactly as a single band does. M2 is taken about the float-rounded
-         * mean mf, as norm.c does: that adds n (mean - mf)^2 to it, and (mean - mf)^2 is at
-         * most 4e-15 mean^2, far below eps for any mean the network produces. */
+        /* The group's moments (group_moments: two passes, it is in cache), merged into the
+         * running ones in row order: the same operations whatever the banding, so a banded
+         * run normalises exactly as a single band does. */
         const float *g = view_row(&j->src, ch, y); /* a group's rows are contiguous in either layout */
-        size_t count = (size_t)rows * j->w;
-        double nb = (double)count, mean = sum(g, count) / nb;
-        double m2 = sum_sq_dev(g, count, (float)mean);
-        chan_stats *s = &j->s[ch];
-        double n_all = s->n + nb, delta = mean - s->mean;
-        s->mean += delta * nb / n_all;
-        s->m2 += m2 + delta * delta * s->n * nb / n_all;
-        s->n = n_all;
+        moments gm = group_moments(g, (size_t)rows * j->w);
+        stats_merge(&j->s[ch], &gm);
         i += rows;
     }
     if (j->store)
@@ -139,10 +93,6 @@ void band_emit(const float *band, int c, int rows, int w, int y0, chan_stats *s,
     cg_pool_run(pool, emit_task, &j, c);
 }
 
-void band_stats(const rows_view *v, int y0, int rows, chan_stats *s, cg_pool *pool) {
-    emit_job j = {*v, rows, v->w, y0, s, NULL};
-    cg_pool_run(pool, emit_task, &j, v->c);
-}
 
 /* ---- filling a band's padded input ---- */
 

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "nn/ops.h"
 #include "nn/pool.h"
 
 #define BAND_MAX_CHANNELS 256
@@ -46,6 +47,9 @@ typedef struct {
 } norm_params;
 
 void stats_reset(chan_stats *s, int c);
+/* Merges the moments of the next group of rows (group_moments) into s (Chan, Golub and
+ * LeVeque's pairwise update). */
+void stats_merge(chan_stats *s, const moments *g);
 /* The norm from finished statistics, computed as instance_norm_forward does (biased
  * variance, eps inside the square root). */
 void stats_finish(norm_params *p, const chan_stats *s, int c, const float *scale,
@@ -74,9 +78,6 @@ void band_fill(const fill_spec *f, cg_pool *pool);
  * of `store` (may be NULL). */
 void band_emit(const float *band, int c, int rows, int w, int y0, chan_stats *s,
                const rows_view *store, cg_pool *pool);
-/* band_emit's statistics for rows [y0, y0 + rows) of a stored tensor, which a convolution
- * wrote in place (y0 a multiple of STORE_ROWS): the same operations, so the same values. */
-void band_stats(const rows_view *v, int y0, int rows, chan_stats *s, cg_pool *pool);
 
 /* On stored tensors of the same shape: dst = norm(src) + residual (may be NULL), then ReLU'd
  * if relu (relu with no residual only). dst may be src or residual. */

@@ -157,6 +157,7 @@ typedef struct {
     int hb;               /* blocks of STORE_ROWS rows in each half of the region */
     size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
     size_t region, buf, saved, scratch;
+    int mom_rows; /* rows of tiles of the largest band conv_store writes */
     /* at_use models: slots of wslot floats, each for a 256 x 256 Winograd layer's
      * transformed weights and the temporary of their packing, one for D3 (conv03_2) and
      * two for the residual stage, at these offsets in the arena (floats): in A or B past
@@ -253,12 +254,18 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
        STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
 
+/* conv_store's moments per row of tiles and channel, and their counters (winograd_out). */
+static size_t moments_floats(const plan *p) {
+    return up16((size_t)p->mom_rows * BAND_MAX_CHANNELS * sizeof(moments) / sizeof(float)) +
+           up16((size_t)p->mom_rows * sizeof(int) / sizeof(float) + 1);
+}
+
 /* The arena, in order: region, A, B, saved, scratch, then the norms' parameters, the
- * running statistics and the weights slots that A and B have no room for. Each piece
- * starts on a 64-byte boundary. */
+ * running statistics, conv_store's moments and the weights slots that A and B have no
+ * room for. Each piece starts on a 64-byte boundary. */
 static double arena_floats(const plan *p) {
     return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->saved) +
-           up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS) + p->extra;
+           up16(p->scratch) + up16(PARAMS_FLOATS) + up16(STATS_FLOATS) + moments_floats(p) + p->extra;
 }
 
 /* Places an at_use model's weights slots (see plan). D3 and the residual blocks, the
@@ -306,6 +313,7 @@ static plan make_plan(int h, int w, int threads, int at_use) {
         p.buf = max3(p.buf, r.a, r.b);
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
+    p.mom_rows = imax(imax(p.band[B_D2], p.band[B_D3]), imax(p.band[B_RES], 2 * p.band[B_U1])) / 4 + 1;
     p.scratch = max3(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256),
                      winograd_s2_scratch_floats(threads, 256, 128));
     p.wslot = p.extra = 0;
@@ -387,6 +395,8 @@ typedef struct {
     const winograd_weights *use_ww[NUM_CONVS];
     norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
     chan_stats *st;  /* the statistics being gathered */
+    moments *row_mom; /* conv_store's moments per row of tiles and channel, and their counts */
+    int *row_count;
     int memo_y0, memo_y1; /* B still holds these rows of conv01's or deconv02_2's output */
     progress pr;
     double macs[NUM_BANDED];
@@ -413,10 +423,16 @@ static void conv_store(gen *g, int c, const conv_dims *d, const rows_view *store
         band_emit(g->B, store->c, r1 - r0, store->w, r0, g->st, store, g->pool);
         return;
     }
+    /* Each row of tiles is a group of STORE_ROWS rows: the statistics of the rows are
+     * taken as band_emit takes them, by the thread that finishes them, and merged here in
+     * row order. */
+    const int nr = (r1 - r0 + 3) / 4, cout = store->c;
+    memset(g->row_count, 0, (size_t)nr * sizeof *g->row_count);
     winograd_out o = {store->base + (size_t)((r0 - store->y0) / STORE_ROWS) * store->bstride, store->bstride,
-                      (size_t)STORE_ROWS * store->w};
+                      (size_t)STORE_ROWS * store->w, g->row_mom, g->row_count};
     conv3x3_winograd_forward_to(&o, g->A, ww, m->conv_bias[c], d, g->scratch, g->pool);
-    band_stats(store, r0, r1 - r0, g->st, g->pool);
+    for (int k = 0; k < cout; k++)
+        for (int r = 0; r < nr; r++) stats_merge(&g->st[k], &g->row_mom[(size_t)r * cout + k]);
 }
 
 /* at_use models: before a stage, the weights of its 256 x 256 Winograd layers (one or
@@ -695,7 +711,9 @@ cg_status generator_forward(float *out, const float *in, int h, int w, const str
     g.saved = a, a += up16(p.saved);
     g.scratch = a, a += up16(p.scratch);
     g.np = (norm_params *)a, a += up16(PARAMS_FLOATS);
-    g.st = (chan_stats *)a;
+    g.st = (chan_stats *)a, a += up16(STATS_FLOATS);
+    g.row_mom = (moments *)a, a += up16((size_t)p.mom_rows * BAND_MAX_CHANNELS * sizeof(moments) / sizeof(float));
+    g.row_count = (int *)a;
     for (int s = 0; s < 2 && p.wslot; s++)
         for (int k = 0; k < 2; k++) g.slot[s][k] = base + p.slot_at[s][k];
     g.memo_y0 = g.memo_y1 = -1;

@@ -196,6 +196,12 @@ void conv3x3_winograd_forward(float *out, const float *in, const winograd_weight
 typedef struct {
     float *base;
     size_t tile_row_stride, chan_stride;
+    /* Optional (NULL: not taken): for each row of tiles R (output rows [4R, 4R + 4), fewer
+     * at the end) and channel k, the group_moments of those rows, in row_moments[R * cout
+     * + k], taken by the thread that finishes the row, while it is in cache. row_count:
+     * one int per row of tiles, all zero on entry. */
+    moments *row_moments;
+    int *row_count;
 } winograd_out;
 void conv3x3_winograd_forward_to(const winograd_out *o, const float *in, const winograd_weights *ww,
                                  const float *b, const conv_dims *d, float *scratch,
@@ -270,6 +276,10 @@ void conv2d_forward_io(const conv_io *io, const packed_weights *pw, const float 
 moments moments_of(const float *x, size_t n);
 /* The same over nrows rows of n values (rows[r][0..n)), taken together. */
 moments moments_of_rows(const float *const *rows, int nrows, size_t n);
+/* The moments of x[0..n) (n > 0) as the generator's instance norms gather them, a group
+ * of rows at a time (norm.c): two passes, each summed in float over blocks of 1024 in 16
+ * lanes added pairwise, the blocks in double; M2 about the float-rounded mean. */
+moments group_moments(const float *x, size_t n);
 /* Adds the moments b into a (Chan, Golub and LeVeque's pairwise update). */
 void moments_merge(moments *a, const moments *b);
 /* The map that reads a tensor of moments m as the light model's norm (gamma, beta; eps

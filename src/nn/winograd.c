@@ -150,6 +150,8 @@ typedef struct {
     const winograd_weights *ww;
     int cin, h, w, pad, oh, ow, tw, ntiles; /* tw: tiles per row, padded to a multiple of WT */
     size_t tile_row_stride, chan_stride; /* the output's layout (winograd_out) */
+    moments *row_moments;
+    int *row_count;
     int nr, task_tiles, panels;
     int avx512; /* the AVX-512 transforms (with the AVX-512 or AMX kernels) */
     float *scratch;
@@ -426,6 +428,20 @@ AVX512 static void output_transform_avx512(const float *m, const wino_job *j, in
 }
 #endif
 
+/* The task's tiles [t0, t1) are written: counts them into their rows of tiles, and takes
+ * the moments of each row this finishes (winograd_out.row_moments). */
+static void rows_done(const wino_job *j, int t0, int t1) {
+    for (int r = t0 / j->tw; r * j->tw < t1; r++) {
+        int a = t0 > r * j->tw ? t0 : r * j->tw, b = t1 < (r + 1) * j->tw ? t1 : (r + 1) * j->tw;
+        /* the count's release and acquire make the other threads' writes to the row visible */
+        if (__atomic_add_fetch(&j->row_count[r], b - a, __ATOMIC_ACQ_REL) != j->tw) continue;
+        const int nrows = j->oh - 4 * r < 4 ? j->oh - 4 * r : 4;
+        for (int k = 0; k < j->ww->cout; k++)
+            j->row_moments[(size_t)r * j->ww->cout + k] =
+                group_moments(j->out + (size_t)r * j->tile_row_stride + k * j->chan_stride, (size_t)nrows * j->ow);
+    }
+}
+
 static void wino_task(void *ctx, int task, int ntasks) {
     (void)ntasks;
     const wino_job *j = ctx;
@@ -444,6 +460,7 @@ static void wino_task(void *ctx, int task, int ntasks) {
             for (int l = 0; l < nr; l += WT) input_transform_amx(vt + q * vpanel, j, t0 + q * nr + l, l);
         gemm_amx(m, j->ww->amx, vt, vpanel, npanels, cout, cin);
         for (int q = 0; q < npanels; q++) output_transform_avx512(m + (size_t)q * 36 * cout * 32, j, cout, t0 + q * nr);
+        if (j->row_moments) rows_done(j, t0, t0 + npanels * nr < j->ntiles ? t0 + npanels * nr : j->ntiles);
         return;
     }
 #endif
@@ -474,6 +491,7 @@ static void wino_task(void *ctx, int task, int ntasks) {
 #endif
         for (int l = 0; l < nr && t0 + q * nr + l < j->ntiles; l += WT) output_transform(mq, j, rows, t0 + q * nr + l, l);
     }
+    if (j->row_moments) rows_done(j, t0, t0 + npanels * nr < j->ntiles ? t0 + npanels * nr : j->ntiles);
 }
 
 /* (GEMM_MR_MAX rather than the kernel's own mr: the scratch must also hold the tasks of
@@ -487,7 +505,7 @@ size_t winograd_scratch_floats(int threads, int cin, int cout) {
 void conv3x3_winograd_forward(float *out, const float *in, const winograd_weights *ww,
                               const float *b, const conv_dims *d, float *scratch, cg_pool *pool) {
     const size_t ow = (size_t)conv_out_w(d);
-    winograd_out o = {out, 4 * ow, (size_t)conv_out_h(d) * ow};
+    winograd_out o = {out, 4 * ow, (size_t)conv_out_h(d) * ow, NULL, NULL};
     conv3x3_winograd_forward_to(&o, in, ww, b, d, scratch, pool);
 }
 
@@ -497,6 +515,7 @@ void conv3x3_winograd_forward_to(const winograd_out *o, const float *in, const w
     wino_job j;
     j.out = o->base, j.in = in, j.bias = b, j.ww = ww;
     j.tile_row_stride = o->tile_row_stride, j.chan_stride = o->chan_stride;
+    j.row_moments = o->row_moments, j.row_count = o->row_count;
     j.cin = d->cin, j.h = d->h, j.w = d->w, j.pad = d->pad;
     j.oh = conv_out_h(d), j.ow = conv_out_w(d);
     j.tw = ((j.ow + 3) / 4 + WT - 1) / WT * WT;
