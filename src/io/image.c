@@ -657,6 +657,9 @@ static cg_status png_encode_run(png_ctx *c, const cg_image *img, const char *nam
     png_set_write_fn(c->png, c, png_write_mem, png_flush_mem);
     png_set_IHDR(c->png, c->info, (png_uint_32)img->w, (png_uint_32)img->h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* zlib level 3, not libpng's 6: a 512x512 output and its comparison encode in 0.12 s
+     * less (a tenth of the one-photo command), for files about 9 % larger */
+    png_set_compression_level(c->png, 3);
     png_write_info(c->png, c->info);
     for (int y = 0; y < img->h; y++) png_write_row(c->png, img->rgb + (size_t)y * img->w * 3);
     png_write_end(c->png, c->info);
