@@ -519,11 +519,6 @@ static int stats_pass(gen *g, int s, int h, int w, void (*rows)(gen *, int, int)
 /* D1: conv01, for its statistics. */
 static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, g->p->w1, conv01_rows, N01_1); }
 
-/* Rows [r0, r1) of conv3x3(conv_s2(relu(norm(src)))) into `store` with their statistics
- * (conv_store): the down path's two-layer unit (src has image height h_src; the output,
- * cout channels, is h x w). The 3x3 (zero padding) needs the strided convolution's rows
- * [r0 - 1, r1 + 1), which need src's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are
- * zero padding. */
 /* The rows [*qa, *qb) of strided convolution c1 that the 3x3 needs for its rows [r0, r1)
  * (of h): [r0 - 1, r1 + 1) in the image, widened by Winograd (winograd_s2.c) to whole tiles
  * of 4 rows from a multiple of 4, so that a band's tiles are the whole image's (past the
@@ -533,6 +528,11 @@ static void strided_rows(const gen *g, int c1, int r0, int r1, int h, int *qa, i
     if (g->m->wino_s2[c1]) *qa = *qa / 4 * 4, *qb = (*qb + 3) / 4 * 4;
 }
 
+/* Rows [r0, r1) of conv3x3(conv_s2(relu(norm(src)))) into `store` with their statistics
+ * (conv_store): the down path's two-layer unit (src has image height h_src; the output,
+ * cout channels, is h x w). The 3x3 (zero padding) needs the strided convolution's rows
+ * [r0 - 1, r1 + 1), which need src's rows [2 r0 - 3, 2 r1 + 2); rows outside the image are
+ * zero padding. */
 static void down_rows(gen *g, rows_view src, int h_src, const norm_params *norm, int c1, int c2, int cout,
                       int h, int w, int r0, int r1, const rows_view *store) {
     int qa, qb; /* the strided convolution's rows */

@@ -156,6 +156,26 @@ MULTIVERSION static void pack_b_unit(float *dst, const geom *g, int k0, int kc, 
     }
 }
 
+/* Row k of B (im2col) is input channel ci's tap (ky, kx): rows ordered (ci, ky, kx), or
+ * (ky, kx, ci) when tap_major. k_row_start finds row k0's, k_row_next steps to the next. */
+static inline void k_row_start(const geom *g, int k0, int *ci, int *ky, int *kx) {
+    const int ksz = g->kh * g->kw;
+    if (g->tap_major) *ci = k0 % g->cin, *ky = k0 / g->cin / g->kw, *kx = k0 / g->cin % g->kw;
+    else *ci = k0 / ksz, *ky = k0 % ksz / g->kw, *kx = k0 % ksz % g->kw;
+}
+
+static inline void k_row_next(const geom *g, int *ci, int *ky, int *kx) {
+    if (g->tap_major) {
+        if (++*ci == g->cin) {
+            *ci = 0;
+            if (++*kx == g->kw) *kx = 0, ++*ky;
+        }
+    } else if (++*kx == g->kw) {
+        *kx = 0;
+        if (++*ky == g->kh) *ky = 0, ++*ci;
+    }
+}
+
 /* Whether pack_b_rows packs the panel of columns [n, n + cols): a whole panel on one
  * output row, of an input read without plane pointers or maps. */
 static inline int rows_panel(const geom *g, int n, int cols, int NR) {
@@ -170,7 +190,7 @@ static inline int rows_panel(const geom *g, int n, int cols, int NR) {
 enum { ROWS_MAX_PANELS = 64 };
 static inline void pack_b_rows(float *dst, const float *in, const geom *g, int k0, int kc, int n0, int nc,
                                const int NR) {
-    const int ksz = g->kh * g->kw, s = g->stride;
+    const int s = g->stride;
     const size_t plane = (size_t)g->h * g->w;
     int panel[ROWS_MAX_PANELS], iyb[ROWS_MAX_PANELS], ixb[ROWS_MAX_PANELS], np = 0;
     for (int j0 = 0; j0 < nc && np < ROWS_MAX_PANELS; j0 += NR) {
@@ -180,8 +200,7 @@ static inline void pack_b_rows(float *dst, const float *in, const geom *g, int k
         np++;
     }
     int ci, ky, kx;
-    if (g->tap_major) ci = k0 % g->cin, ky = k0 / g->cin / g->kw, kx = k0 / g->cin % g->kw;
-    else ci = k0 / ksz, ky = k0 % ksz / g->kw, kx = k0 % ksz % g->kw;
+    k_row_start(g, k0, &ci, &ky, &kx);
     for (int kk = 0; kk < kc && np; kk++) {
         const float *src = in + ci * plane;
         for (int q = 0; q < np; q++) {
@@ -204,15 +223,7 @@ static inline void pack_b_rows(float *dst, const float *in, const geom *g, int k
                 }
             }
         }
-        if (g->tap_major) {
-            if (++ci == g->cin) {
-                ci = 0;
-                if (++kx == g->kw) { kx = 0; ky++; }
-            }
-        } else if (++kx == g->kw) {
-            kx = 0;
-            if (++ky == g->kh) { ky = 0; ci++; }
-        }
+        k_row_next(g, &ci, &ky, &kx);
     }
 }
 
@@ -224,7 +235,6 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
         pack_b_unit(dst, g, k0, kc, n0, nc, NR);
         return;
     }
-    const int ksz = g->kh * g->kw;
     const size_t plane = (size_t)g->h * g->w;
     pack_b_rows(dst, in, g, k0, kc, n0, nc, NR);
     for (int j0 = 0; j0 < nc; j0 += NR) {
@@ -243,8 +253,7 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
             ix0[t] = (p % g->ow) * g->stride - g->pad;
         }
         int ci, ky, kx;
-        if (g->tap_major) ci = k0 % g->cin, ky = k0 / g->cin / g->kw, kx = k0 / g->cin % g->kw;
-        else ci = k0 / ksz, ky = k0 % ksz / g->kw, kx = k0 % ksz % g->kw;
+        k_row_start(g, k0, &ci, &ky, &kx);
         for (int kk = 0; kk < kc; kk++) {
             float *o = panel + (size_t)kk * NR;
             const float *src = g->chan ? g->chan[ci] : in + ci * plane;
@@ -283,15 +292,7 @@ MULTIVERSION static void pack_b(float *dst, const float *in, const geom *g, int 
                     o[t] = v;
                 }
             }
-            if (g->tap_major) {
-                if (++ci == g->cin) {
-                    ci = 0;
-                    if (++kx == g->kw) { kx = 0; ky++; }
-                }
-            } else if (++kx == g->kw) {
-                kx = 0;
-                if (++ky == g->kh) { ky = 0; ci++; }
-            }
+            k_row_next(g, &ci, &ky, &kx);
         }
     }
 }
