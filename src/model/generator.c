@@ -157,7 +157,7 @@ typedef struct {
     int hb;               /* blocks of STORE_ROWS rows in each half of the region */
     size_t bpitch;        /* floats per block: STORE_ROWS rows of 256 w3 */
     size_t region, buf, saved, scratch;
-    int mom_rows; /* rows of tiles of the largest band conv_store writes */
+    int mom_rows; /* rows of tiles of the largest band wino_stats takes statistics of */
     /* at_use models: slots of wslot floats, each for a 256 x 256 Winograd layer's
      * transformed weights and the temporary of their packing, one for D3 (conv03_2) and
      * two for the residual stage, at these offsets in the arena (floats): in A or B past
@@ -254,14 +254,14 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 enum { PARAMS_FLOATS = NUM_NORMS * sizeof(norm_params) / sizeof(float),
        STATS_FLOATS = BAND_MAX_CHANNELS * sizeof(chan_stats) / sizeof(float) };
 
-/* conv_store's moments per row of tiles and channel, and their counters (winograd_out). */
+/* wino_stats' moments per row of tiles and channel, and their counters (winograd_out). */
 static size_t moments_floats(const plan *p) {
     return up16((size_t)p->mom_rows * BAND_MAX_CHANNELS * sizeof(moments) / sizeof(float)) +
            up16((size_t)p->mom_rows * sizeof(int) / sizeof(float) + 1);
 }
 
 /* The arena, in order: region, A, B, saved, scratch, then the norms' parameters, the
- * running statistics, conv_store's moments and the weights slots that A and B have no
+ * running statistics, wino_stats' moments and the weights slots that A and B have no
  * room for. Each piece starts on a 64-byte boundary. */
 static double arena_floats(const plan *p) {
     return (double)up16(p->region) + 2.0 * up16(p->buf) + up16(p->saved) +
@@ -313,7 +313,7 @@ static plan make_plan(int h, int w, int threads, int at_use) {
         p.buf = max3(p.buf, r.a, r.b);
     }
     p.saved = 256 * ((size_t)p.w3 + 2);
-    p.mom_rows = imax(imax(p.band[B_D2], p.band[B_D3]), imax(p.band[B_RES], 2 * p.band[B_U1])) / 4 + 1;
+    p.mom_rows = imax(imax(p.band[B_D2], p.band[B_D3]), imax(imax(p.band[B_RES], 2 * p.band[B_U1]), p.band[B_U2])) / 4 + 1;
     p.scratch = max3(conv_scratch_floats(threads), winograd_scratch_floats(threads, 256, 256),
                      winograd_s2_scratch_floats(threads, 256, 128));
     p.wslot = p.extra = 0;
@@ -395,7 +395,7 @@ typedef struct {
     const winograd_weights *use_ww[NUM_CONVS];
     norm_params *np; /* one per norm layer, N01_1 ... N13_1 */
     chan_stats *st;  /* the statistics being gathered */
-    moments *row_mom; /* conv_store's moments per row of tiles and channel, and their counts */
+    moments *row_mom; /* wino_stats' moments per row of tiles and channel, and their counts */
     int *row_count;
     int memo_y0, memo_y1; /* B still holds these rows of conv01's or deconv02_2's output */
     progress pr;
@@ -412,6 +412,18 @@ static void conv(gen *g, float *out, const float *in, int c, const conv_dims *d)
     else conv2d_forward(out, in, &m->conv[c], m->conv_bias[c], d, g->scratch, g->pool);
 }
 
+/* Winograd convolution c into o, with its statistics merged into g->st: each row of tiles
+ * is a group of STORE_ROWS rows (the band starts on a multiple of 4), whose moments are
+ * taken as band_emit takes them, by the thread that finishes the row while it is in
+ * cache, and merged here in row order. */
+static void wino_stats(gen *g, int c, const winograd_weights *ww, const conv_dims *d, winograd_out *o) {
+    const int nr = (conv_out_h(d) + 3) / 4, cout = d->cout;
+    memset(g->row_count, 0, (size_t)nr * sizeof *g->row_count);
+    conv3x3_winograd_forward_to(o, g->A, ww, g->m->conv_bias[c], d, g->scratch, g->pool);
+    for (int k = 0; k < cout; k++)
+        for (int r = 0; r < nr; r++) stats_merge(&g->st[k], &g->row_mom[(size_t)r * cout + k]);
+}
+
 /* A band's last convolution c, whose output rows [r0, r1) (r0 a multiple of STORE_ROWS)
  * are kept in `store`, with their statistics merged into g->st. A Winograd convolution
  * writes them there itself; any other goes through B and a copy (band_emit). */
@@ -423,16 +435,23 @@ static void conv_store(gen *g, int c, const conv_dims *d, const rows_view *store
         band_emit(g->B, store->c, r1 - r0, store->w, r0, g->st, store, g->pool);
         return;
     }
-    /* Each row of tiles is a group of STORE_ROWS rows: the statistics of the rows are
-     * taken as band_emit takes them, by the thread that finishes them, and merged here in
-     * row order. */
-    const int nr = (r1 - r0 + 3) / 4, cout = store->c;
-    memset(g->row_count, 0, (size_t)nr * sizeof *g->row_count);
     winograd_out o = {store->base + (size_t)((r0 - store->y0) / STORE_ROWS) * store->bstride, store->bstride,
                       (size_t)STORE_ROWS * store->w, g->row_mom, g->row_count};
-    conv3x3_winograd_forward_to(&o, g->A, ww, m->conv_bias[c], d, g->scratch, g->pool);
-    for (int k = 0; k < cout; k++)
-        for (int r = 0; r < nr; r++) stats_merge(&g->st[k], &g->row_mom[(size_t)r * cout + k]);
+    wino_stats(g, c, ww, d, &o);
+}
+
+/* The same with the output in B (CHW): a 64-channel full-resolution tensor whose
+ * statistics are all a stats_pass keeps of it. */
+static void conv_stats(gen *g, int c, const conv_dims *d, int r0, int r1) {
+    const winograd_weights *ww = g->m->wino[c] ? g->m->wino[c] : g->use_ww[c];
+    const size_t ow = (size_t)conv_out_w(d);
+    if (!ww) {
+        conv(g, g->B, g->A, c, d);
+        band_emit(g->B, d->cout, r1 - r0, (int)ow, r0, g->st, NULL, g->pool);
+        return;
+    }
+    winograd_out o = {g->B, 4 * ow, (size_t)(r1 - r0) * ow, g->row_mom, g->row_count};
+    wino_stats(g, c, ww, d, &o);
 }
 
 /* at_use models: before a stage, the weights of its 256 x 256 Winograd layers (one or
@@ -492,23 +511,24 @@ static int band_done(gen *g, int s, int rows) {
     return step(&g->pr, g->macs[s] * rows / stage_rows(g->p, s));
 }
 
-/* conv01 (7x7 on the reflection-padded input) for its output rows [y0, y1), into B. */
-static void conv01_rows(gen *g, int y0, int y1) {
+/* conv01 (7x7 on the reflection-padded input) for its output rows [y0, y1), into B, with
+ * their statistics merged into g->st if `stats`. */
+static void conv01_rows(gen *g, int y0, int y1, int stats) {
     const plan *p = g->p;
     fill(g, y0 - 3, y1 + 3, p->h1, 3, 1, view_chw((float *)g->in, 3, p->w1, 0, p->h1), NULL, 0, NULL);
     conv_dims d = {3, y1 - y0 + 6, p->w1 + 6, 64, 7, 7, 1, 0};
     conv(g, g->B, g->A, C01_1, &d);
+    if (stats) band_emit(g->B, 64, y1 - y0, p->w1, y0, g->st, NULL, g->pool);
 }
 
 /* A 64-channel full-resolution tensor (conv01's or deconv02_2's output), computed band by
  * band by `rows` into B for its statistics only: the next stage computes it again, unless
  * this one ran as a single band, whose rows B then still holds (memo_y0, memo_y1). */
-static int stats_pass(gen *g, int s, int h, int w, void (*rows)(gen *, int, int), int norm) {
+static int stats_pass(gen *g, int s, int h, void (*rows)(gen *, int, int, int), int norm) {
     stats_reset(g->st, 64);
     for (int y0 = 0; y0 < h; y0 += g->p->band[s]) {
         int y1 = imin(y0 + g->p->band[s], h);
-        rows(g, y0, y1);
-        band_emit(g->B, 64, y1 - y0, w, y0, g->st, NULL, g->pool);
+        rows(g, y0, y1, 1);
         g->memo_y0 = y0, g->memo_y1 = y1;
         if (band_done(g, s, y1 - y0)) return 1;
     }
@@ -517,7 +537,7 @@ static int stats_pass(gen *g, int s, int h, int w, void (*rows)(gen *, int, int)
 }
 
 /* D1: conv01, for its statistics. */
-static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, g->p->w1, conv01_rows, N01_1); }
+static int down1(gen *g) { return stats_pass(g, B_D1, g->p->h1, conv01_rows, N01_1); }
 
 /* The rows [*qa, *qb) of strided convolution c1 that the 3x3 needs for its rows [r0, r1)
  * (of h): [r0 - 1, r1 + 1) in the image, widened by Winograd (winograd_s2.c) to whole tiles
@@ -557,7 +577,7 @@ static int down2(gen *g) {
         int qa, qb; /* conv02_1 rows, then conv01's */
         strided_rows(g, C02_1, r0, r1, p->h2, &qa, &qb);
         int ya = imax(2 * qa - 1, 0), yb = imin(2 * qb, p->h1);
-        if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb);
+        if (g->memo_y0 != ya || g->memo_y1 != yb) conv01_rows(g, ya, yb, 0);
         g->memo_y0 = g->memo_y1 = -1;
         down_rows(g, view_chw(g->B, 64, p->w1, ya, yb), p->h1, &g->np[N01_1], C02_1, C02_2, 128, p->h2, p->w2, r0, r1,
                   &c22);
@@ -624,13 +644,14 @@ static int residual(gen *g, int r) {
     return 0;
 }
 
-/* Rows [ea, eb) of conv3x3(deconv(src)), into B, or into `store` with their statistics
- * (conv_store) when it is not NULL: the up path's two-layer unit. The 3x3
+/* Rows [ea, eb) of conv3x3(deconv(src)): into `store` with their statistics (conv_store)
+ * when it is not NULL, else into B, with their statistics if `stats` (conv_stats): the up
+ * path's two-layer unit. The 3x3
  * (zero padding) needs the deconvolution's rows [ea - 1, eb + 1); its output rows 2i and
  * 2i + 1 come from input rows i and i + 1 (zero past the last), so input rows [xa, xb) give
  * output rows [2 xa, 2 xb), all right but the last unless xb is the last input row. */
 static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int cc, int ea, int eb,
-                    const rows_view *store) {
+                    const rows_view *store, int stats) {
     const int hin = src.y1, win = src.w, cin = src.c, cout = cin / 2, wout = 2 * win;
     const winograd_s2_weights *ww = g->m->deconv_wino[dc];
     int xa = imax(ea - 1, 0) / 2, xb = imin((eb + 1) / 2 + 1, hin);
@@ -650,6 +671,7 @@ static void up_rows(gen *g, rows_view src, const norm_params *norm, int dc, int 
         deconv_s2_forward(g->A, g->B, g->A, &g->m->deconv[dc], g->m->deconv_bias[dc], &dd, &dw, g->scratch, g->pool);
     conv_dims d = {cout, eb - ea + 2, wout + 2, cout, 3, 3, 1, 0};
     if (store) conv_store(g, cc, &d, store, ea, eb);
+    else if (stats) conv_stats(g, cc, &d, ea, eb);
     else conv(g, g->B, g->A, cc, &d);
 }
 
@@ -664,7 +686,7 @@ static int up1(gen *g) {
     stats_reset(g->st, 128);
     for (int r0 = 0; r0 < p->h3; r0 += n) {
         int r1 = imin(r0 + n, p->h3);
-        up_rows(g, x, NULL, D01_1, C_DE01_2, 2 * r0, 2 * r1, &d12);
+        up_rows(g, x, NULL, D01_1, C_DE01_2, 2 * r0, 2 * r1, &d12, 0);
         if (band_done(g, B_U1, r1 - r0)) return 1;
     }
     finish_norm(g, N12_1, 128);
@@ -672,11 +694,11 @@ static int up1(gen *g) {
 }
 
 /* U2: deconv02_2(deconv02_1(relu(in12(D12)))), for its statistics. */
-static void up2_rows(gen *g, int y0, int y1) {
-    up_rows(g, stored(g, 128, g->p->w4, g->p->h4, 0), &g->np[N12_1], D02_1, C_DE02_2, y0, y1, NULL);
+static void up2_rows(gen *g, int y0, int y1, int stats) {
+    up_rows(g, stored(g, 128, g->p->w4, g->p->h4, 0), &g->np[N12_1], D02_1, C_DE02_2, y0, y1, NULL, stats);
 }
 
-static int up2(gen *g) { return stats_pass(g, B_U2, g->p->h5, g->p->w5, up2_rows, N13_1); }
+static int up2(gen *g) { return stats_pass(g, B_U2, g->p->h5, up2_rows, N13_1); }
 
 /* U3: the same rows again (unless U2 left exactly them in B: one band) with the 7x7's
  * halo of 3 more on each side, computed as 4 (whole Winograd tiles, so the same values as
@@ -688,7 +710,7 @@ static int up3(gen *g) {
     for (int y0 = 0; y0 < p->h5; y0 += p->band[B_U3]) {
         int y1 = imin(y0 + p->band[B_U3], p->h5);
         int ea = imax(y0 - 4, 0), eb = imin(y1 + 4, p->h5);
-        if (g->memo_y0 != ea || g->memo_y1 != eb) up2_rows(g, ea, eb);
+        if (g->memo_y0 != ea || g->memo_y1 != eb) up2_rows(g, ea, eb, 0);
         g->memo_y0 = g->memo_y1 = -1;
         fill(g, y0 - 3, y1 + 3, p->h5, 3, 1, view_chw(g->B, 64, p->w5, ea, eb), &g->np[N13_1], 1, NULL);
         conv_dims d = {64, y1 - y0 + 6, p->w5 + 6, 3, 7, 7, 1, 0};
