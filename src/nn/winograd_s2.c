@@ -25,7 +25,8 @@
  * Work is split as in winograd.c: a task transforms one panel of NR tiles into the
  * micro-kernel's packed-B layout, multiplies and transforms back, so the transformed
  * tensors never exist whole. The transforms run on WT tiles at a time, one per lane. The
- * AMX kernel keeps conv.c's path (its bf16x3 products would not gain). */
+ * AMX kernel keeps conv.c's path: products on its tiles would need their own layout of V
+ * (as winograd.c's AMX path has), not written, so not measured either. */
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
