@@ -106,7 +106,8 @@ double cg_stylize_macs(int width, int height);
 /* The compute kernel models loaded now use, chosen from the CPU's features: "amx" (Intel
  * AMX tiles, bf16x3 products: each within ~3 * 2^-16 of fp32's), "avx512", "avx2",
  * "portable" or "wasm" (fp32). The environment variable CARTOONGAN_KERNEL, read once,
- * picks another the CPU has (e.g. avx512 to keep every product in fp32). */
+ * picks another the CPU has (e.g. avx512 to keep every product in fp32); a name the CPU
+ * lacks, or no kernel's name, leaves the best one it has. */
 const char *cg_kernel_name(void);
 
 /* Write a model's weights as a single `.safetensors` file (atomically: a temporary file

@@ -534,6 +534,15 @@ test_bench_and_kernels() {
     CARTOONGAN_KERNEL=portable cg bench --sizes 20x12 --runs 1
     expect_rc 0
     expect_out "kernel: portable"
+    # a name the CPU lacks (or a typo) leaves the default kernel, not the portable one, and
+    # says so
+    cg bench --sizes 8x8 --runs 1 --threads 1
+    local best
+    best=$(sed -n 's/^kernel: //p' "$T/out")
+    CARTOONGAN_KERNEL=avx3 cg bench --sizes 8x8 --runs 1 --threads 1
+    expect_rc 0
+    expect_out "kernel: $best"
+    expect_err "CARTOONGAN_KERNEL=avx3: not a kernel this CPU has; using $best"
     cg bench --sizes 20x0
     expect_rc 2
     # bench checks its style as cartoonize does: a typo is a usage error naming the styles

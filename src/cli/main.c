@@ -20,7 +20,7 @@ typedef struct {
 
 static const command commands[] = {
     {"cartoonize", cmd_cartoonize, "turn photos, GIFs and videos into anime (shinkai, hayao, hosoda, paprika, light_shinkai, light_paprika, or your own)"},
-    {"bench", cmd_bench, "time the engine on synthetic images of given sizes"},
+    {"bench", cmd_bench, "time the engine on images of given sizes (synthetic, or a photo resized)"},
     {"export", cmd_export, "convert a style's weights, or a training checkpoint's G, to one .safetensors file"},
     {"serve", cmd_serve, "serve the browser app over HTTP on this machine"},
     {"train", cmd_train, "train a style on a dataset of photos and cartoons (TensorBoard, checkpoints, --resume)"},
@@ -137,6 +137,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cartoongan: unknown command '%s'\ntry 'cartoongan --help'\n", argv[2]);
         return CLI_EXIT_USAGE;
     }
+    /* a CARTOONGAN_KERNEL this CPU lacks (or misspelt) is not an error, but says so */
+    const char *want = getenv("CARTOONGAN_KERNEL");
+    if (want && *want && strcmp(want, cg_kernel_name()))
+        fprintf(stderr, "cartoongan: CARTOONGAN_KERNEL=%s: not a kernel this CPU has; using %s\n", want,
+                cg_kernel_name());
     for (int i = 0; i < NUM_COMMANDS; i++)
         if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     if (cmd[0] == '-')

@@ -221,10 +221,15 @@ int gemm_arch_list(const gemm_arch **out, int max) {
 static const gemm_arch *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
+/* The kernel CARTOONGAN_KERNEL names if this CPU has it, else the best it has (the first
+ * supported): a name it lacks or misspelt must not fall to the portable kernel, 20 times
+ * slower (the CLI says which was used: cli/main.c). */
 static void choose(void) {
     const char *want = getenv("CARTOONGAN_KERNEL");
+    for (int i = 0; i < NUM_ARCHS && !chosen && want && *want; i++)
+        if (supported(&archs[i]) && !strcmp(want, archs[i].name)) chosen = &archs[i];
     for (int i = 0; i < NUM_ARCHS && !chosen; i++)
-        if (supported(&archs[i]) && (!want || !strcmp(want, archs[i].name))) chosen = &archs[i];
+        if (supported(&archs[i])) chosen = &archs[i];
     if (!chosen) chosen = &archs[NUM_ARCHS - 1];
 }
 
