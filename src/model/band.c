@@ -93,7 +93,6 @@ void band_emit(const float *band, int c, int rows, int w, int y0, chan_stats *s,
     cg_pool_run(pool, emit_task, &j, c);
 }
 
-
 /* ---- filling a band's padded input ---- */
 
 /* o may equal x (in place); so may o and r in norm_add_row. */

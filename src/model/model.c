@@ -60,7 +60,8 @@ static int use_winograd(int c) {
 }
 
 /* The stride-2 convolutions and the deconvolutions, which run Winograd (winograd_s2.c)
- * on the kernels that allow it (all but AMX, whose bf16x3 packed GEMM is as fast). */
+ * on the kernels that allow it: all but AMX, which keeps its packed GEMM (a Winograd
+ * variant on AMX tiles is neither written nor measured). */
 static int use_winograd_s2(void) {
     const char *env = getenv("CARTOONGAN_WINOGRAD");
     return winograd_s2_supported(gemm_arch_get()) && !(env && !strcmp(env, "0"));
